@@ -1,0 +1,3 @@
+module github.com/quirehq/quire/api-service
+
+go 1.26.8

@@ -1,0 +1,182 @@
+// Package job is the wire contract between the api-service and the worker-service: job kinds,
+// priorities, task states, the versioned job message and the names of every NATS stream,
+// subject, consumer and bucket. It imports nothing but the standard library.
+package job
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Version is the job message format version written by this code. Decode rejects other versions
+// so that an old worker never half-understands a newer message.
+const Version = 1
+
+// Kind is what a job does; it is the last token of the job subject.
+type Kind string
+
+// The job kinds.
+const (
+	KindDocument Kind = "document"
+	KindWebpage  Kind = "webpage"
+	KindCrawl    Kind = "crawl"
+)
+
+// Valid reports whether k is a known kind.
+func (k Kind) Valid() bool {
+	switch k {
+	case KindDocument, KindWebpage, KindCrawl:
+		return true
+	}
+	return false
+}
+
+// Priority selects the stream a job is published to. Each priority has its own stream, consumer
+// and worker slots, so a flood on one never delays another.
+type Priority string
+
+// The priorities, highest first.
+const (
+	PriorityHigh   Priority = "high"
+	PriorityMedium Priority = "medium"
+	PriorityLow    Priority = "low"
+)
+
+// Priorities lists every priority, highest first.
+var Priorities = []Priority{PriorityHigh, PriorityMedium, PriorityLow}
+
+// ErrInvalidPriority is returned by [ParsePriority] for an unknown name.
+var ErrInvalidPriority = errors.New("job: invalid priority (want high, medium or low)")
+
+// ParsePriority parses "high", "medium" or "low" (case-insensitive, surrounding space ignored).
+func ParsePriority(s string) (Priority, error) {
+	p := Priority(strings.ToLower(strings.TrimSpace(s)))
+	switch p {
+	case PriorityHigh, PriorityMedium, PriorityLow:
+		return p, nil
+	}
+	return "", fmt.Errorf("%w: %q", ErrInvalidPriority, s)
+}
+
+// Stream is the name of the job stream of p, e.g. JOBS_HIGH.
+func (p Priority) Stream() string { return "JOBS_" + strings.ToUpper(string(p)) }
+
+// Subjects is the subject filter of p's job stream, e.g. jobs.high.>.
+func (p Priority) Subjects() string { return "jobs." + string(p) + ".>" }
+
+// Subject is the subject a job of kind k is published to on priority p, e.g. jobs.high.document.
+func Subject(p Priority, k Kind) string { return "jobs." + string(p) + "." + string(k) }
+
+// DLQSubject is the subject of a dead letter of kind k that came from priority p.
+func DLQSubject(p Priority, k Kind) string { return "dlq." + string(p) + "." + string(k) }
+
+// NATS names fixed by the design contract; operators and dashboards rely on them.
+const (
+	// ConsumerName is the durable pull consumer on every job stream.
+	ConsumerName = "workers"
+	// DLQStream holds dead letters on subjects dlq.<priority>.<kind>.
+	DLQStream = "JOBS_DLQ"
+	// DLQSubjects is the subject filter of DLQStream.
+	DLQSubjects = "dlq.>"
+	// TasksBucket is the KV bucket of task statuses, keyed by task id.
+	TasksBucket = "TASKS"
+	// UploadsBucket is the Object Store bucket of uploaded bytes, named by task id.
+	UploadsBucket = "UPLOADS"
+)
+
+// Headers on job messages and dead letters.
+const (
+	HeaderMsgID           = "Nats-Msg-Id"
+	HeaderError           = "Quire-Error"
+	HeaderAttempts        = "Quire-Attempts"
+	HeaderOriginalSubject = "Quire-Original-Subject"
+	HeaderTaskID          = "Quire-Task-Id"
+	HeaderTenantID        = "Quire-Tenant-Id"
+	HeaderDeadLetteredAt  = "Quire-Dead-Lettered-At"
+)
+
+// Job is the body of a job message. Documents carry their bytes in the UPLOADS object store
+// under Object; web pages and crawls carry a URL.
+type Job struct {
+	V           int       `json:"v"`
+	TaskID      string    `json:"task_id"`
+	Kind        Kind      `json:"kind"`
+	TenantID    string    `json:"tenant_id"`
+	AgentID     string    `json:"agent_id"`
+	DocumentID  int64     `json:"document_id,omitempty"`
+	Priority    Priority  `json:"priority"`
+	Object      string    `json:"object,omitempty"`
+	Filename    string    `json:"filename,omitempty"`
+	ContentType string    `json:"content_type,omitempty"`
+	URL         string    `json:"url,omitempty"`
+	EnqueuedAt  time.Time `json:"enqueued_at"`
+	// MaxPages and MaxDepth bound a crawl.
+	MaxPages int `json:"max_pages,omitempty"`
+	MaxDepth int `json:"max_depth,omitempty"`
+	// Depth is how many links a crawled page is away from the crawl's start URL.
+	Depth int `json:"depth,omitempty"`
+	// ParentTaskID is the crawl task that discovered this page.
+	ParentTaskID string `json:"parent_task_id,omitempty"`
+	// Force re-processes a document even when an identical one exists.
+	Force bool `json:"force,omitempty"`
+}
+
+// Subject is the subject j is published to.
+func (j *Job) Subject() string { return Subject(j.Priority, j.Kind) }
+
+// ErrInvalidJob wraps every reason [Decode] and [Job.Validate] reject a message for.
+var ErrInvalidJob = errors.New("job: invalid job message")
+
+// Validate checks the fields every job needs.
+func (j *Job) Validate() error {
+	switch {
+	case j.V != Version:
+		return fmt.Errorf("%w: version %d, this build reads version %d", ErrInvalidJob, j.V, Version)
+	case j.TaskID == "":
+		return fmt.Errorf("%w: missing task_id", ErrInvalidJob)
+	case !j.Kind.Valid():
+		return fmt.Errorf("%w: unknown kind %q", ErrInvalidJob, j.Kind)
+	case j.TenantID == "":
+		return fmt.Errorf("%w: missing tenant_id", ErrInvalidJob)
+	case j.AgentID == "":
+		return fmt.Errorf("%w: missing agent_id", ErrInvalidJob)
+	}
+	if _, err := ParsePriority(string(j.Priority)); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidJob, err)
+	}
+	if j.Kind == KindDocument && (j.Object == "" || j.DocumentID == 0) {
+		return fmt.Errorf("%w: document job without object or document_id", ErrInvalidJob)
+	}
+	if (j.Kind == KindWebpage || j.Kind == KindCrawl) && j.URL == "" {
+		return fmt.Errorf("%w: %s job without url", ErrInvalidJob, j.Kind)
+	}
+	return nil
+}
+
+// Encode sets the version and returns the JSON body of j.
+func (j *Job) Encode() ([]byte, error) {
+	j.V = Version
+	if err := j.Validate(); err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(j)
+	if err != nil {
+		return nil, fmt.Errorf("job: encode: %w", err)
+	}
+	return b, nil
+}
+
+// Decode parses and validates a job message body.
+func Decode(data []byte) (*Job, error) {
+	var j Job
+	if err := json.Unmarshal(data, &j); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidJob, err)
+	}
+	if err := j.Validate(); err != nil {
+		return nil, err
+	}
+	return &j, nil
+}

@@ -72,10 +72,13 @@ type Extractor struct {
 	opts Options
 }
 
-// New returns an Extractor with opts (zero fields take defaults).
-func New(opts Options) *Extractor {
-	return &Extractor{opts: opts.WithDefaults()}
+// New returns an Extractor with opts (zero fields take defaults). Close releases it.
+func New(ctx context.Context, opts Options) (*Extractor, error) {
+	return &Extractor{opts: opts.WithDefaults()}, nil
 }
+
+// Close releases the resources of e (engines, caches). It is safe to call more than once.
+func (e *Extractor) Close() error { return nil }
 
 // Extract reads the document of type t from r (size bytes) and returns its text. A panic in a
 // parser is recovered into an ErrCorrupt error.

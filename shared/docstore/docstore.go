@@ -1,0 +1,381 @@
+// Package docstore keeps documents and their chunks in PostgreSQL: the permanent record of
+// every ingestion, with embedded, versioned migrations applied under an advisory lock.
+package docstore
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+
+	"github.com/quirehq/quire/shared/job"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Store is the PostgreSQL store of documents and chunks.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// Open connects to dsn, applies pending migrations and returns a Store. Close releases it.
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("docstore: DATABASE_URL: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("docstore: connect: %w", err)
+	}
+	if err := Migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return &Store{pool: pool}, nil
+}
+
+// Close closes the connection pool.
+func (s *Store) Close() { s.pool.Close() }
+
+// Ping checks that PostgreSQL answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("docstore: ping: %w", err)
+	}
+	return nil
+}
+
+// Migrate applies the embedded migrations that pool's database lacks. A PostgreSQL advisory
+// lock serialises concurrent callers, so many services may start at once.
+func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return fmt.Errorf("docstore: migrations: %w", err)
+	}
+	locker, err := lock.NewPostgresSessionLocker()
+	if err != nil {
+		return fmt.Errorf("docstore: migration lock: %w", err)
+	}
+	db := stdlib.OpenDBFromPool(pool)
+	defer func(db *sql.DB) { _ = db.Close() }(db)
+	p, err := goose.NewProvider(goose.DialectPostgres, db, sub, goose.WithSessionLocker(locker))
+	if err != nil {
+		return fmt.Errorf("docstore: migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("docstore: migrate: %w", err)
+	}
+	return nil
+}
+
+// Document is a row of the documents table.
+type Document struct {
+	ID             int64      `json:"id"`
+	TenantID       string     `json:"-"`
+	AgentID        string     `json:"agent_id"`
+	Kind           job.Kind   `json:"kind"`
+	Filename       string     `json:"filename,omitempty"`
+	URL            string     `json:"url,omitempty"`
+	Title          string     `json:"title,omitempty"`
+	ContentType    string     `json:"content_type,omitempty"`
+	SizeBytes      int64      `json:"size_bytes"`
+	SHA256         string     `json:"sha256,omitempty"`
+	Status         string     `json:"status"`
+	TaskID         string     `json:"task_id"`
+	Priority       string     `json:"priority"`
+	ChunkCount     int        `json:"chunk_count"`
+	Error          string     `json:"error,omitempty"`
+	EmbeddingModel string     `json:"embedding_model,omitempty"`
+	PublishedAt    *time.Time `json:"-"`
+	CreatedAt      time.Time  `json:"created_at"`
+	UpdatedAt      time.Time  `json:"updated_at"`
+	CompletedAt    *time.Time `json:"completed_at,omitempty"`
+}
+
+const documentColumns = `id, tenant_id, agent_id, kind, filename, url, title, content_type, size_bytes, sha256,
+	status, task_id, priority, chunk_count, error, embedding_model, published_at, created_at, updated_at, completed_at`
+
+func scanDocument(row pgx.Row) (*Document, error) {
+	var d Document
+	err := row.Scan(&d.ID, &d.TenantID, &d.AgentID, &d.Kind, &d.Filename, &d.URL, &d.Title, &d.ContentType,
+		&d.SizeBytes, &d.SHA256, &d.Status, &d.TaskID, &d.Priority, &d.ChunkCount, &d.Error, &d.EmbeddingModel,
+		&d.PublishedAt, &d.CreatedAt, &d.UpdatedAt, &d.CompletedAt)
+	if err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, job.ErrNotFound
+		}
+		return nil, err
+	}
+	return &d, nil
+}
+
+// InsertDocument inserts d with status queued and sets its ID and timestamps.
+func (s *Store) InsertDocument(ctx context.Context, d *Document) error {
+	if d.Status == "" {
+		d.Status = job.DocQueued
+	}
+	err := s.pool.QueryRow(ctx, `
+		INSERT INTO documents (tenant_id, agent_id, kind, filename, url, content_type, size_bytes, sha256, status, task_id, priority)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+		RETURNING id, created_at, updated_at`,
+		d.TenantID, d.AgentID, d.Kind, d.Filename, d.URL, d.ContentType, d.SizeBytes, d.SHA256, d.Status, d.TaskID, d.Priority,
+	).Scan(&d.ID, &d.CreatedAt, &d.UpdatedAt)
+	if err != nil {
+		return fmt.Errorf("docstore: insert document: %w", err)
+	}
+	return nil
+}
+
+// MarkPublished records that the job of document id is stored in its job stream.
+func (s *Store) MarkPublished(ctx context.Context, id int64) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE documents SET published_at = now() WHERE id = $1 AND published_at IS NULL`, id); err != nil {
+		return fmt.Errorf("docstore: mark document %d published: %w", id, err)
+	}
+	return nil
+}
+
+// DeleteDocument removes document id of tenant and its chunks; job.ErrNotFound if it is not
+// the tenant's.
+func (s *Store) DeleteDocument(ctx context.Context, tenantID string, id int64) error {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM documents WHERE id = $1 AND tenant_id = $2`, id, tenantID)
+	if err != nil {
+		return fmt.Errorf("docstore: delete document %d: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("docstore: delete document %d: %w", id, job.ErrNotFound)
+	}
+	return nil
+}
+
+// GetDocument returns document id of tenant; job.ErrNotFound if it is not the tenant's.
+func (s *Store) GetDocument(ctx context.Context, tenantID string, id int64) (*Document, error) {
+	d, err := scanDocument(s.pool.QueryRow(ctx, `SELECT `+documentColumns+` FROM documents WHERE id = $1 AND tenant_id = $2`, id, tenantID))
+	if err != nil {
+		return nil, fmt.Errorf("docstore: get document %d: %w", id, err)
+	}
+	return d, nil
+}
+
+// GetDocumentByTask returns the document of a task of tenant; job.ErrNotFound if none.
+func (s *Store) GetDocumentByTask(ctx context.Context, tenantID, taskID string) (*Document, error) {
+	d, err := scanDocument(s.pool.QueryRow(ctx, `SELECT `+documentColumns+` FROM documents WHERE task_id = $1 AND tenant_id = $2`, taskID, tenantID))
+	if err != nil {
+		return nil, fmt.Errorf("docstore: get document of task %s: %w", taskID, err)
+	}
+	return d, nil
+}
+
+// ListFilter selects documents for [Store.ListDocuments].
+type ListFilter struct {
+	TenantID, AgentID string
+	// Status keeps only documents with this status, if set.
+	Status string
+	// Before keeps only documents with a smaller id (the cursor of the previous page).
+	Before int64
+	// Limit is the page size (default 50, at most 500).
+	Limit int
+}
+
+// ListDocuments lists an agent's documents, newest first.
+func (s *Store) ListDocuments(ctx context.Context, f ListFilter) ([]*Document, error) {
+	if f.Limit <= 0 || f.Limit > 500 {
+		f.Limit = 50
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+documentColumns+` FROM documents
+		WHERE tenant_id = $1 AND agent_id = $2 AND ($3 = '' OR status = $3) AND ($4 = 0 OR id < $4)
+		ORDER BY id DESC LIMIT $5`, f.TenantID, f.AgentID, f.Status, f.Before, f.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("docstore: list documents: %w", err)
+	}
+	defer rows.Close()
+	var out []*Document
+	for rows.Next() {
+		d, err := scanDocument(rows)
+		if err != nil {
+			return nil, fmt.Errorf("docstore: list documents: %w", err)
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("docstore: list documents: %w", err)
+	}
+	return out, nil
+}
+
+// StartProcessing moves document id to processing. It fails with job.ErrConflict if the
+// document was cancelled or deleted meanwhile, and job.ErrNotFound if it does not exist.
+func (s *Store) StartProcessing(ctx context.Context, id int64) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE documents SET status = 'processing', error = '', updated_at = now()
+		WHERE id = $1 AND status <> 'cancelled'`, id)
+	if err != nil {
+		return fmt.Errorf("docstore: start document %d: %w", id, err)
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	var n int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM documents WHERE id = $1`, id).Scan(&n); err != nil {
+		return fmt.Errorf("docstore: start document %d: %w", id, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("docstore: start document %d: %w", id, job.ErrNotFound)
+	}
+	return fmt.Errorf("docstore: start document %d: cancelled: %w", id, job.ErrConflict)
+}
+
+// Chunk is a row of the chunks table.
+type Chunk struct {
+	Ordinal    int
+	Content    string
+	TokenCount int
+	Page       int
+	Heading    string
+	Embedding  []float32
+}
+
+// Completion is the result of processing a document.
+type Completion struct {
+	Title          string
+	EmbeddingModel string
+	Chunks         []Chunk
+}
+
+// Complete replaces the chunks of document id with c.Chunks and marks it completed, in one
+// transaction: a redelivered job never duplicates chunks, and a crash leaves the old state.
+// It fails with job.ErrConflict if the document was cancelled and job.ErrNotFound if it was
+// deleted meanwhile; nothing is written then.
+func (s *Store) Complete(ctx context.Context, id int64, c Completion) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var tenantID, agentID, status string
+		err := tx.QueryRow(ctx, `SELECT tenant_id, agent_id, status FROM documents WHERE id = $1 FOR UPDATE`, id).
+			Scan(&tenantID, &agentID, &status)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return job.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if status == job.DocCancelled {
+			return fmt.Errorf("cancelled: %w", job.ErrConflict)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM chunks WHERE document_id = $1`, id); err != nil {
+			return err
+		}
+		rows := make([][]any, len(c.Chunks))
+		for i, ch := range c.Chunks {
+			rows[i] = []any{id, tenantID, agentID, ch.Ordinal, ch.Content, ch.TokenCount, ch.Page, ch.Heading, ch.Embedding}
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"chunks"},
+			[]string{"document_id", "tenant_id", "agent_id", "ordinal", "content", "token_count", "page", "heading", "embedding"},
+			pgx.CopyFromRows(rows)); err != nil {
+			return fmt.Errorf("copy chunks: %w", err)
+		}
+		_, err = tx.Exec(ctx, `UPDATE documents SET status = 'completed', chunk_count = $2, title = $3, embedding_model = $4,
+			error = '', updated_at = now(), completed_at = now() WHERE id = $1`, id, len(c.Chunks), c.Title, c.EmbeddingModel)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("docstore: complete document %d: %w", id, err)
+	}
+	return nil
+}
+
+// Fail marks document id failed with reason, unless it was cancelled.
+func (s *Store) Fail(ctx context.Context, id int64, reason string) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE documents SET status = 'failed', error = $2, updated_at = now(), completed_at = now()
+		WHERE id = $1 AND status <> 'cancelled'`, id, reason); err != nil {
+		return fmt.Errorf("docstore: fail document %d: %w", id, err)
+	}
+	return nil
+}
+
+// SetStatus sets the status (and error text) of document id without touching its chunks; used
+// when a dead letter is re-queued or a task is retried.
+func (s *Store) SetStatus(ctx context.Context, id int64, status, reason string) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE documents SET status = $2, error = $3, updated_at = now() WHERE id = $1`, id, status, reason); err != nil {
+		return fmt.Errorf("docstore: set document %d %s: %w", id, status, err)
+	}
+	return nil
+}
+
+// Cancel marks document id of tenant cancelled if it has not finished; job.ErrConflict if it
+// already completed or failed.
+func (s *Store) Cancel(ctx context.Context, tenantID string, id int64) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE documents SET status = 'cancelled', updated_at = now(), completed_at = now()
+		WHERE id = $1 AND tenant_id = $2 AND status IN ('queued', 'processing')`, id, tenantID)
+	if err != nil {
+		return fmt.Errorf("docstore: cancel document %d: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		if _, err := s.GetDocument(ctx, tenantID, id); err != nil {
+			return err
+		}
+		return fmt.Errorf("docstore: cancel document %d: already finished: %w", id, job.ErrConflict)
+	}
+	return nil
+}
+
+// Unpublished returns queued documents whose job was never acknowledged by the job stream
+// and that are older than minAge: the API stopped between inserting and publishing.
+func (s *Store) Unpublished(ctx context.Context, minAge time.Duration, limit int) ([]*Document, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+documentColumns+` FROM documents
+		WHERE published_at IS NULL AND status = 'queued' AND created_at < now() - $1::interval
+		ORDER BY created_at LIMIT $2`, minAge.String(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("docstore: unpublished documents: %w", err)
+	}
+	defer rows.Close()
+	var out []*Document
+	for rows.Next() {
+		d, err := scanDocument(rows)
+		if err != nil {
+			return nil, fmt.Errorf("docstore: unpublished documents: %w", err)
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// ChunkRow is a stored chunk as read back.
+type ChunkRow struct {
+	ID         int64  `json:"id"`
+	DocumentID int64  `json:"document_id"`
+	Ordinal    int    `json:"ordinal"`
+	Content    string `json:"content"`
+	TokenCount int    `json:"token_count"`
+	Page       int    `json:"page,omitempty"`
+	Heading    string `json:"heading,omitempty"`
+	Dimensions int    `json:"dimensions"`
+}
+
+// Chunks returns the chunks of document id of tenant in order, after ordinal `after`.
+func (s *Store) Chunks(ctx context.Context, tenantID string, id int64, after, limit int) ([]ChunkRow, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	rows, err := s.pool.Query(ctx, `SELECT id, document_id, ordinal, content, token_count, page, heading, coalesce(array_length(embedding, 1), 0)
+		FROM chunks WHERE document_id = $1 AND tenant_id = $2 AND ordinal > $3 ORDER BY ordinal LIMIT $4`, id, tenantID, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("docstore: chunks of document %d: %w", id, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ChunkRow, error) {
+		var c ChunkRow
+		err := r.Scan(&c.ID, &c.DocumentID, &c.Ordinal, &c.Content, &c.TokenCount, &c.Page, &c.Heading, &c.Dimensions)
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("docstore: chunks of document %d: %w", id, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,182 @@
+// Package taskstatus stores the live status of tasks in the TASKS key-value bucket. Updates are
+// compare-and-set on the key's revision, so a worker's progress can never overwrite a
+// cancellation, and terminal statuses expire RESULT_TTL after the task ends while queued and
+// running ones never expire.
+package taskstatus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/quirehq/quire/shared/job"
+)
+
+// Store reads and writes task statuses.
+type Store struct {
+	kv        jetstream.KeyValue
+	js        jetstream.Publisher
+	resultTTL time.Duration
+	now       func() time.Time
+}
+
+// New returns a Store on the TASKS bucket kv. Terminal statuses are written through js with a
+// per-message TTL of resultTTL (at least one second; default one hour).
+func New(kv jetstream.KeyValue, js jetstream.Publisher, resultTTL time.Duration) *Store {
+	if resultTTL <= 0 {
+		resultTTL = time.Hour
+	}
+	resultTTL = max(resultTTL, time.Second)
+	return &Store{kv: kv, js: js, resultTTL: resultTTL, now: time.Now}
+}
+
+// Create stores the first status of a task. It fails with job.ErrConflict if the task exists.
+func (s *Store) Create(ctx context.Context, st *job.Status) error {
+	now := s.now().UTC()
+	if st.CreatedAt.IsZero() {
+		st.CreatedAt = now
+	}
+	st.UpdatedAt = now
+	data, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("taskstatus: encode %s: %w", st.TaskID, err)
+	}
+	if _, err := s.kv.Create(ctx, st.TaskID, data); err != nil {
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return fmt.Errorf("taskstatus: create %s: %w", st.TaskID, job.ErrConflict)
+		}
+		return fmt.Errorf("taskstatus: create %s: %w", st.TaskID, err)
+	}
+	return nil
+}
+
+// Get returns the status of a task and its revision; job.ErrNotFound if there is none (never
+// created, or expired after RESULT_TTL).
+func (s *Store) Get(ctx context.Context, taskID string) (*job.Status, uint64, error) {
+	e, err := s.kv.Get(ctx, taskID)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
+			return nil, 0, fmt.Errorf("taskstatus: get %s: %w", taskID, job.ErrNotFound)
+		}
+		return nil, 0, fmt.Errorf("taskstatus: get %s: %w", taskID, err)
+	}
+	var st job.Status
+	if err := json.Unmarshal(e.Value(), &st); err != nil {
+		return nil, 0, fmt.Errorf("taskstatus: decode %s: %w", taskID, err)
+	}
+	return &st, e.Revision(), nil
+}
+
+// Update applies fn to the current status and stores the result if nobody changed it in
+// between, retrying on a concurrent change. fn may return an error to leave the status as it is;
+// Update returns that error. A status entering a terminal state is stored with the result TTL.
+func (s *Store) Update(ctx context.Context, taskID string, fn func(st *job.Status) error) (*job.Status, error) {
+	for {
+		st, rev, err := s.Get(ctx, taskID)
+		if err != nil {
+			return nil, err
+		}
+		if err := fn(st); err != nil {
+			return st, err
+		}
+		st.UpdatedAt = s.now().UTC()
+		err = s.put(ctx, st, rev)
+		if err == nil {
+			return st, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) && !isWrongSeq(err) {
+			return nil, fmt.Errorf("taskstatus: update %s: %w", taskID, err)
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// Put replaces the status of a task regardless of its revision (used when a task is
+// re-queued from a dead letter).
+func (s *Store) Put(ctx context.Context, st *job.Status) error {
+	st.UpdatedAt = s.now().UTC()
+	data, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("taskstatus: encode %s: %w", st.TaskID, err)
+	}
+	if _, err := s.kv.Put(ctx, st.TaskID, data); err != nil {
+		return fmt.Errorf("taskstatus: put %s: %w", st.TaskID, err)
+	}
+	return nil
+}
+
+func (s *Store) put(ctx context.Context, st *job.Status, rev uint64) error {
+	data, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("encode: %w", err)
+	}
+	if !st.State.Terminal() {
+		_, err = s.kv.Update(ctx, st.TaskID, data, rev)
+		return err
+	}
+	// A terminal status expires after the result TTL. The KV API sets a key TTL only on create,
+	// so publish the revision-checked update with a per-message TTL directly.
+	msg := &nats.Msg{Subject: "$KV." + job.TasksBucket + "." + st.TaskID, Data: data, Header: nats.Header{}}
+	_, err = s.js.PublishMsg(ctx, msg,
+		jetstream.WithExpectLastSequencePerSubject(rev),
+		jetstream.WithMsgTTL(s.resultTTL))
+	return err
+}
+
+func isWrongSeq(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.Is(err, jetstream.ErrKeyRevisionMismatch) ||
+		(errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence)
+}
+
+// Watch sends each new status of a task to the returned channel until ctx ends. The current
+// status is sent first.
+func (s *Store) Watch(ctx context.Context, taskID string) (<-chan *job.Status, error) {
+	w, err := s.kv.Watch(ctx, taskID)
+	if err != nil {
+		return nil, fmt.Errorf("taskstatus: watch %s: %w", taskID, err)
+	}
+	out := make(chan *job.Status, 1)
+	go func() {
+		defer close(out)
+		defer func() { _ = w.Stop() }()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok := <-w.Updates():
+				if !ok {
+					return
+				}
+				if e == nil || e.Operation() != jetstream.KeyValuePut {
+					continue
+				}
+				var st job.Status
+				if json.Unmarshal(e.Value(), &st) != nil {
+					continue
+				}
+				select {
+				case out <- &st:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out, nil
+}
+
+// Delete removes a task's status.
+func (s *Store) Delete(ctx context.Context, taskID string) error {
+	if err := s.kv.Delete(ctx, taskID); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("taskstatus: delete %s: %w", taskID, err)
+	}
+	return nil
+}

@@ -1,0 +1,104 @@
+package taskstatus_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/quirehq/quire/shared/job"
+	"github.com/quirehq/quire/shared/jobqueue"
+	"github.com/quirehq/quire/shared/natstest"
+	"github.com/quirehq/quire/shared/taskstatus"
+)
+
+func newStore(t *testing.T, ttl time.Duration) *taskstatus.Store {
+	t.Helper()
+	s := natstest.Run(t)
+	_, js := natstest.Connect(t, s)
+	top, err := jobqueue.Ensure(t.Context(), js, jobqueue.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return taskstatus.New(top.Tasks, js, ttl)
+}
+
+func TestCreateGetUpdate(t *testing.T) {
+	st := newStore(t, time.Hour)
+	ctx := t.Context()
+	if err := st.Create(ctx, &job.Status{TaskID: "t1", State: job.StatePending, TenantID: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Create(ctx, &job.Status{TaskID: "t1", State: job.StatePending}); !errors.Is(err, job.ErrConflict) {
+		t.Fatalf("second Create error = %v, want ErrConflict", err)
+	}
+	got, err := st.Update(ctx, "t1", func(s *job.Status) error {
+		s.State, s.Current, s.Total, s.Status = job.StateProgress, 20, 100, "extracting"
+		return nil
+	})
+	if err != nil || got.State != job.StateProgress {
+		t.Fatalf("Update = %+v, %v", got, err)
+	}
+	read, _, err := st.Get(ctx, "t1")
+	if err != nil || read.Current != 20 || read.TenantID != "acme" {
+		t.Fatalf("Get = %+v, %v", read, err)
+	}
+	// fn's error aborts the update.
+	stop := errors.New("already revoked")
+	if _, err := st.Update(ctx, "t1", func(*job.Status) error { return stop }); !errors.Is(err, stop) {
+		t.Fatalf("Update error = %v", err)
+	}
+	if _, _, err := st.Get(ctx, "missing"); !errors.Is(err, job.ErrNotFound) {
+		t.Fatalf("Get(missing) error = %v", err)
+	}
+}
+
+func TestTerminalStatusExpiresButPendingDoesNot(t *testing.T) {
+	st := newStore(t, time.Second)
+	ctx := t.Context()
+	for _, id := range []string{"done", "waiting"} {
+		if err := st.Create(ctx, &job.Status{TaskID: id, State: job.StatePending}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.Update(ctx, "done", func(s *job.Status) error { s.State = job.StateSuccess; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, _, err := st.Get(ctx, "done")
+		if errors.Is(err, job.ErrNotFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("terminal status still there after 10s (err %v)", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if s, _, err := st.Get(ctx, "waiting"); err != nil || s.State != job.StatePending {
+		t.Fatalf("pending status = %+v, %v; want it kept", s, err)
+	}
+}
+
+func TestConcurrentUpdatesDoNotLoseWrites(t *testing.T) {
+	st := newStore(t, time.Hour)
+	ctx := t.Context()
+	if err := st.Create(ctx, &job.Status{TaskID: "c", State: job.StateProgress}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 10)
+	for range 10 {
+		go func() {
+			_, err := st.Update(ctx, "c", func(s *job.Status) error { s.Current++; return nil })
+			done <- err
+		}()
+	}
+	for range 10 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, _, err := st.Get(ctx, "c")
+	if err != nil || s.Current != 10 {
+		t.Fatalf("after 10 concurrent increments Current = %d (%v), want 10", s.Current, err)
+	}
+}

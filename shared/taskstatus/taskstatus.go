@@ -85,7 +85,7 @@ func (s *Store) Update(ctx context.Context, taskID string, fn func(st *job.Statu
 			return st, err
 		}
 		st.UpdatedAt = s.now().UTC()
-		err = s.put(ctx, st, rev)
+		_, err = s.put(ctx, st, rev)
 		if err == nil {
 			return st, nil
 		}
@@ -112,22 +112,25 @@ func (s *Store) Put(ctx context.Context, st *job.Status) error {
 	return nil
 }
 
-func (s *Store) put(ctx context.Context, st *job.Status, rev uint64) error {
+// put writes st if the key is still at revision rev and returns the new revision.
+func (s *Store) put(ctx context.Context, st *job.Status, rev uint64) (uint64, error) {
 	data, err := json.Marshal(st)
 	if err != nil {
-		return fmt.Errorf("encode: %w", err)
+		return 0, fmt.Errorf("encode: %w", err)
 	}
 	if !st.State.Terminal() {
-		_, err = s.kv.Update(ctx, st.TaskID, data, rev)
-		return err
+		return s.kv.Update(ctx, st.TaskID, data, rev)
 	}
 	// A terminal status expires after the result TTL. The KV API sets a key TTL only on create,
 	// so publish the revision-checked update with a per-message TTL directly.
 	msg := &nats.Msg{Subject: "$KV." + job.TasksBucket + "." + st.TaskID, Data: data, Header: nats.Header{}}
-	_, err = s.js.PublishMsg(ctx, msg,
+	ack, err := s.js.PublishMsg(ctx, msg,
 		jetstream.WithExpectLastSequencePerSubject(rev),
 		jetstream.WithMsgTTL(s.resultTTL))
-	return err
+	if err != nil {
+		return 0, err
+	}
+	return ack.Sequence, nil
 }
 
 func isWrongSeq(err error) bool {
@@ -179,4 +182,50 @@ func (s *Store) Delete(ctx context.Context, taskID string) error {
 		return fmt.Errorf("taskstatus: delete %s: %w", taskID, err)
 	}
 	return nil
+}
+
+// Tracker holds the last known status and revision of one task, so that a worker's sequence of
+// updates costs one round trip each. Not safe for concurrent use.
+type Tracker struct {
+	s   *Store
+	st  *job.Status
+	rev uint64
+}
+
+// Track reads the status of a task for a sequence of updates; job.ErrNotFound if it has none.
+func (s *Store) Track(ctx context.Context, taskID string) (*Tracker, error) {
+	st, rev, err := s.Get(ctx, taskID)
+	if err != nil {
+		return nil, err
+	}
+	return &Tracker{s: s, st: st, rev: rev}, nil
+}
+
+// Status is a copy of the last status read or written.
+func (t *Tracker) Status() job.Status { return *t.st }
+
+// Update applies fn to the tracked status and writes it if nobody changed it since; on a
+// concurrent change it re-reads the status and applies fn again. fn's error aborts the update
+// and is returned.
+func (t *Tracker) Update(ctx context.Context, fn func(st *job.Status) error) error {
+	for {
+		next := *t.st
+		if err := fn(&next); err != nil {
+			return err
+		}
+		next.UpdatedAt = t.s.now().UTC()
+		rev, err := t.s.put(ctx, &next, t.rev)
+		if err == nil {
+			t.st, t.rev = &next, rev
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) && !isWrongSeq(err) {
+			return fmt.Errorf("taskstatus: update %s: %w", t.st.TaskID, err)
+		}
+		st, rev, err := t.s.Get(ctx, t.st.TaskID)
+		if err != nil {
+			return err
+		}
+		t.st, t.rev = st, rev
+	}
 }

@@ -102,3 +102,36 @@ func TestConcurrentUpdatesDoNotLoseWrites(t *testing.T) {
 		t.Fatalf("after 10 concurrent increments Current = %d (%v), want 10", s.Current, err)
 	}
 }
+
+func TestTrackerSeesCancellation(t *testing.T) {
+	st := newStore(t, time.Hour)
+	ctx := t.Context()
+	if err := st.Create(ctx, &job.Status{TaskID: "r", State: job.StatePending}); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := st.Track(ctx, "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Update(ctx, func(s *job.Status) error { s.State = job.StateProgress; s.Current = 20; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	// The API revokes the task behind the tracker's back.
+	if _, err := st.Update(ctx, "r", func(s *job.Status) error { s.State = job.StateRevoked; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	revoked := errors.New("revoked")
+	err = tr.Update(ctx, func(s *job.Status) error {
+		if s.State == job.StateRevoked {
+			return revoked
+		}
+		s.Current = 50
+		return nil
+	})
+	if !errors.Is(err, revoked) {
+		t.Fatalf("tracker update after revoke = %v, want the fn's error", err)
+	}
+	if got := tr.Status(); got.State != job.StateRevoked {
+		t.Fatalf("tracker status = %s, want REVOKED", got.State)
+	}
+}

@@ -103,8 +103,6 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MaxRedirects == 0 {
 		c.MaxRedirects = DefaultMaxRedirects
-	} else if c.MaxRedirects < 0 {
-		c.MaxRedirects = 0
 	}
 	return c
 }
@@ -160,8 +158,8 @@ func (f *Fetcher) UserAgent() string {
 }
 
 func (f *Fetcher) checkRedirect(req *http.Request, via []*http.Request) error {
-	if len(via) > f.cfg.MaxRedirects {
-		return fmt.Errorf("%w: more than %d", ErrTooManyRedirects, f.cfg.MaxRedirects)
+	if n := max(f.cfg.MaxRedirects, 0); len(via) > n {
+		return fmt.Errorf("%w: more than %d", ErrTooManyRedirects, n)
 	}
 	if _, err := f.checkURL(req.URL); err != nil {
 		return fmt.Errorf("redirect: %w", err)

@@ -1,5 +1,10 @@
 // Package extract turns document bytes into text sections (pages, headings) for chunking.
 // Every error it returns is permanent for the document: retrying the same bytes cannot help.
+//
+// Formats: PDF (PDFium compiled to WebAssembly, in process, or poppler's pdftotext as a
+// sandboxed subprocess), DOCX (a streaming archive/zip + encoding/xml reader with zip-bomb
+// limits), plain text and Markdown (UTF-8, UTF-16 with a BOM, legacy single-byte encodings)
+// and HTML (main content via go-readability, with a whole-page fallback).
 package extract
 
 import (
@@ -7,8 +12,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
-	"unicode/utf8"
+	"sync"
+	"time"
+	"unicode"
 
 	"github.com/quirehq/quire/shared/doctype"
 )
@@ -22,6 +32,11 @@ var (
 	ErrTooLarge    = errors.New("extract: document exceeds extraction limits")
 	ErrEmpty       = errors.New("extract: document has no text")
 )
+
+// ErrEngine reports that an extraction engine could not run at all (pdftotext missing, the
+// WebAssembly module failed to compile). Unlike the other errors it says nothing about the
+// document: it is a deployment problem, and a retry on a healthy worker may succeed.
+var ErrEngine = errors.New("extract: extraction engine unavailable")
 
 // Section is a run of text with its position in the document.
 type Section struct {
@@ -52,134 +67,326 @@ func (d *Document) Len() int {
 // Progress is told how far extraction has come (e.g. pages done of total).
 type Progress func(done, total int)
 
-// Options bounds extraction.
+// PDF engines for [Options.PDFEngine].
+const (
+	// EnginePDFium runs PDFium compiled to WebAssembly inside the process (wazero): nothing to
+	// install, memory capped per instance, no host filesystem visible to it.
+	EnginePDFium = "pdfium"
+	// EnginePDFToText runs poppler's pdftotext as a sandboxed subprocess: faster and the most
+	// faithful, but poppler-utils must be installed.
+	EnginePDFToText = "pdftotext"
+)
+
+// Options bounds extraction. The zero value is usable: [Options.WithDefaults] fills it in.
 type Options struct {
-	// MaxTextBytes caps the extracted text; a larger document fails with ErrTooLarge.
-	// Defaults to 64 MiB.
+	// MaxTextBytes caps the extracted text; a larger document fails with ErrTooLarge as soon as
+	// the cap is crossed. Defaults to 32 MiB.
 	MaxTextBytes int
+	// Timeout bounds the extraction of one document; past it Extract fails with ErrTooLarge
+	// (the caller's own cancellation is returned as the context's error instead). Defaults to
+	// 60 s.
+	Timeout time.Duration
+	// MaxPages caps the pages of a PDF (ErrTooLarge). Defaults to 5000.
+	MaxPages int
+	// MinCharsPerPage: a PDF whose text averages fewer non-space characters per page fails with
+	// ErrNeedsOCR (a scan without a text layer). Defaults to 16.
+	MinCharsPerPage int
+
+	// PDFEngine is EnginePDFium (default) or EnginePDFToText.
+	PDFEngine string
+	// PDFWorkers bounds how many PDFs are extracted at once by this Extractor (PDFium instances
+	// or pdftotext processes); further PDFs wait for a free slot. Defaults to GOMAXPROCS.
+	PDFWorkers int
+	// PDFMemoryLimitMB caps the memory of one PDF engine: the WebAssembly linear memory of a
+	// PDFium instance, or the address space (RLIMIT_AS) of a pdftotext process. Defaults to
+	// 256 MiB for PDFium and 1024 MiB for pdftotext.
+	PDFMemoryLimitMB int
+	// CompilationCacheDir keeps PDFium's compiled machine code between processes, so a worker
+	// starts in about 0.2 s instead of 4 s. Defaults to $XDG_CACHE_HOME/quire/wazero (or the
+	// platform's user cache directory); "off" keeps the cache in memory only, for the life of
+	// the Extractor. An unwritable directory falls back to memory.
+	CompilationCacheDir string
+	// PDFToTextPath is the pdftotext binary (default "pdftotext" from PATH); pdfinfo is looked
+	// up beside it.
+	PDFToTextPath string
+
+	// MaxZipEntries caps the number of entries in a DOCX package. Defaults to 5000.
+	MaxZipEntries int
+	// MaxZipPartBytes caps the uncompressed bytes read from one part of a DOCX package.
+	// Defaults to 64 MiB.
+	MaxZipPartBytes int64
+	// MaxZipTotalBytes caps the uncompressed bytes read from a whole DOCX package. Defaults
+	// to 256 MiB.
+	MaxZipTotalBytes int64
+	// MaxZipRatio caps the compression ratio of a DOCX part larger than 1 MiB uncompressed
+	// (zip bombs). Defaults to 200.
+	MaxZipRatio int
+
+	// MaxHTMLBytes caps the size of an HTML document (uploaded or fetched). Defaults to 32 MiB.
+	MaxHTMLBytes int
 }
 
 // WithDefaults returns o with zero fields set to their defaults.
 func (o Options) WithDefaults() Options {
 	if o.MaxTextBytes <= 0 {
-		o.MaxTextBytes = 64 << 20
+		o.MaxTextBytes = 32 << 20
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 60 * time.Second
+	}
+	if o.MaxPages <= 0 {
+		o.MaxPages = 5000
+	}
+	if o.MinCharsPerPage <= 0 {
+		o.MinCharsPerPage = 16
+	}
+	if o.PDFEngine == "" {
+		o.PDFEngine = EnginePDFium
+	}
+	if o.PDFWorkers <= 0 {
+		o.PDFWorkers = runtime.GOMAXPROCS(0)
+	}
+	if o.PDFMemoryLimitMB <= 0 {
+		o.PDFMemoryLimitMB = 256
+		if o.PDFEngine == EnginePDFToText {
+			o.PDFMemoryLimitMB = 1024
+		}
+	}
+	if o.CompilationCacheDir == "" {
+		if dir, err := os.UserCacheDir(); err == nil {
+			o.CompilationCacheDir = filepath.Join(dir, "quire", "wazero")
+		} else {
+			o.CompilationCacheDir = "off"
+		}
+	}
+	if o.PDFToTextPath == "" {
+		o.PDFToTextPath = "pdftotext"
+	}
+	if o.MaxZipEntries <= 0 {
+		o.MaxZipEntries = 5000
+	}
+	if o.MaxZipPartBytes <= 0 {
+		o.MaxZipPartBytes = 64 << 20
+	}
+	if o.MaxZipTotalBytes <= 0 {
+		o.MaxZipTotalBytes = 256 << 20
+	}
+	if o.MaxZipRatio <= 0 {
+		o.MaxZipRatio = 200
+	}
+	if o.MaxHTMLBytes <= 0 {
+		o.MaxHTMLBytes = 32 << 20
 	}
 	return o
 }
 
-// Extractor extracts text from documents. It is safe for concurrent use.
+func (o Options) validate() error {
+	switch o.PDFEngine {
+	case EnginePDFium, EnginePDFToText:
+	default:
+		return fmt.Errorf("extract: PDFEngine %q: want %q or %q", o.PDFEngine, EnginePDFium, EnginePDFToText)
+	}
+	// 65536 pages of 64 KiB is the 4 GiB a 32-bit WebAssembly memory can address.
+	if o.PDFEngine == EnginePDFium && o.PDFMemoryLimitMB > 4096 {
+		return fmt.Errorf("extract: PDFMemoryLimitMB %d: at most 4096 for the pdfium engine", o.PDFMemoryLimitMB)
+	}
+	return nil
+}
+
+// pdfEngine extracts the text of a PDF page by page.
+type pdfEngine interface {
+	// extract reports the page count and the document's title through pages, then calls page
+	// for every page in order (1-based numbers). It returns errors wrapping the package's
+	// sentinels, or ctx's error once ctx is done.
+	extract(ctx context.Context, data []byte, pages func(n int, title string) error, page func(n int, text string) error) error
+	close() error
+}
+
+// Extractor extracts text from documents. It is safe for concurrent use; PDFs share one
+// bounded pool of engines ([Options.PDFWorkers]).
 type Extractor struct {
 	opts Options
+
+	pdfOnce sync.Once
+	pdf     pdfEngine
+	pdfErr  error
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
-// New returns an Extractor with opts (zero fields take defaults). Close releases it.
+// New returns an Extractor with opts (zero fields take defaults). Close releases it. The PDF
+// engine starts on the first PDF (PDFium compiles its WebAssembly module once, then every
+// extraction reuses it); with EnginePDFToText, New fails if pdftotext cannot be found.
 func New(ctx context.Context, opts Options) (*Extractor, error) {
-	return &Extractor{opts: opts.WithDefaults()}, nil
+	opts = opts.WithDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	if opts.PDFEngine == EnginePDFToText {
+		if _, err := lookPDFToText(opts.PDFToTextPath); err != nil {
+			return nil, err
+		}
+	}
+	return &Extractor{opts: opts}, nil
 }
+
+// Options returns the options e runs with, defaults filled in.
+func (e *Extractor) Options() Options { return e.opts }
 
 // Close releases the resources of e (engines, caches). It is safe to call more than once.
-func (e *Extractor) Close() error { return nil }
+func (e *Extractor) Close() error {
+	e.closeOnce.Do(func() {
+		// Make a later first use fail instead of starting an engine after Close.
+		e.pdfOnce.Do(func() { e.pdfErr = fmt.Errorf("%w: extractor closed", ErrEngine) })
+		if e.pdf != nil {
+			e.closeErr = e.pdf.close()
+		}
+	})
+	return e.closeErr
+}
+
+// pdfEngine returns the PDF engine, starting it on first use.
+func (e *Extractor) pdfEngine() (pdfEngine, error) {
+	e.pdfOnce.Do(func() {
+		switch e.opts.PDFEngine {
+		case EnginePDFToText:
+			e.pdf, e.pdfErr = newPopplerEngine(e.opts)
+		default:
+			e.pdf, e.pdfErr = newPDFiumEngine(e.opts)
+		}
+	})
+	return e.pdf, e.pdfErr
+}
+
+// errTimeout is the cause recorded when a document exceeds Options.Timeout.
+var errTimeout = errors.New("extract: timeout")
 
 // Extract reads the document of type t from r (size bytes) and returns its text. A panic in a
-// parser is recovered into an ErrCorrupt error.
-func (e *Extractor) Extract(ctx context.Context, r io.ReaderAt, size int64, t doctype.Type, progress Progress) (doc *Document, err error) {
+// parser is recovered into an ErrCorrupt error; a document running past Options.Timeout fails
+// with ErrTooLarge; the cancellation of ctx itself is returned as ctx's error. progress, if
+// not nil, is called from the calling goroutine (per page for PDFs).
+func (e *Extractor) Extract(ctx context.Context, r io.ReaderAt, size int64, t doctype.Type, progress Progress) (*Document, error) {
+	if progress == nil {
+		progress = func(int, int) {}
+	}
+	return e.run(ctx, func(ctx context.Context, lim *limiter) (*Document, error) {
+		if size <= 0 {
+			return nil, fmt.Errorf("%w: zero-byte file", ErrEmpty)
+		}
+		switch t {
+		case doctype.Text, doctype.Markdown:
+			data, err := readAll(r, size, int64(e.opts.MaxTextBytes))
+			if err != nil {
+				return nil, err
+			}
+			doc, err := textDocument(data, t, lim)
+			if err == nil {
+				progress(1, 1)
+			}
+			return doc, err
+		case doctype.HTML:
+			data, err := readAll(r, size, int64(e.opts.MaxHTMLBytes))
+			if err != nil {
+				return nil, err
+			}
+			doc, err := e.html(ctx, data, "", "", lim)
+			if err == nil {
+				progress(1, 1)
+			}
+			return doc, err
+		case doctype.DOCX:
+			doc, err := e.docx(ctx, r, size, lim)
+			if err == nil {
+				progress(1, 1)
+			}
+			return doc, err
+		case doctype.PDF:
+			return e.pdfDocument(ctx, r, size, lim, progress)
+		}
+		return nil, fmt.Errorf("%w: type %q", ErrUnsupported, t)
+	})
+}
+
+// ExtractHTML extracts the main content of a fetched web page. contentType is the HTTP
+// Content-Type header (its charset is trusted over the page's own <meta>, but not over a
+// byte-order mark or over bytes that are valid UTF-8 when the header says otherwise); pageURL
+// resolves relative links and may be empty. The title is kept in Document.Title.
+func (e *Extractor) ExtractHTML(ctx context.Context, body []byte, contentType string, pageURL string) (*Document, error) {
+	return e.run(ctx, func(ctx context.Context, lim *limiter) (*Document, error) {
+		if len(body) == 0 {
+			return nil, fmt.Errorf("%w: empty page", ErrEmpty)
+		}
+		if len(body) > e.opts.MaxHTMLBytes {
+			return nil, fmt.Errorf("%w: page of %d bytes, limit %d", ErrTooLarge, len(body), e.opts.MaxHTMLBytes)
+		}
+		return e.html(ctx, body, contentType, pageURL, lim)
+	})
+}
+
+// run applies the guardrails shared by every format: the per-document deadline, panic
+// recovery, the text cap and the empty-text check.
+func (e *Extractor) run(ctx context.Context, fn func(context.Context, *limiter) (*Document, error)) (doc *Document, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	dctx, cancel := context.WithTimeoutCause(ctx, e.opts.Timeout, errTimeout)
+	defer cancel()
 	defer func() {
 		if p := recover(); p != nil {
 			doc, err = nil, fmt.Errorf("%w: parser panic: %v", ErrCorrupt, p)
 		}
+		if err != nil && dctx.Err() != nil {
+			if ctx.Err() != nil {
+				doc, err = nil, context.Cause(ctx)
+			} else if errors.Is(context.Cause(dctx), errTimeout) {
+				doc, err = nil, fmt.Errorf("%w: extraction took longer than %s", ErrTooLarge, e.opts.Timeout)
+			}
+		}
 	}()
-	if progress == nil {
-		progress = func(int, int) {}
-	}
-	switch t {
-	case doctype.Text, doctype.Markdown:
-		doc, err = e.text(ctx, r, size, t)
-	default:
-		return nil, fmt.Errorf("%w: %s", ErrUnsupported, t)
-	}
+	lim := &limiter{max: e.opts.MaxTextBytes}
+	doc, err = fn(dctx, lim)
 	if err != nil {
 		return nil, err
 	}
-	progress(1, 1)
-	if strings.TrimSpace(joinText(doc)) == "" {
-		return nil, ErrEmpty
+	if !hasText(doc) {
+		return nil, fmt.Errorf("%w: no text found", ErrEmpty)
 	}
 	return doc, nil
 }
 
-func joinText(d *Document) string {
-	var b strings.Builder
+func hasText(d *Document) bool {
 	for _, s := range d.Sections {
-		b.WriteString(s.Text)
+		if strings.IndexFunc(s.Text, func(r rune) bool { return !unicode.IsSpace(r) }) >= 0 {
+			return true
+		}
 	}
-	return b.String()
+	return false
 }
 
-func (e *Extractor) text(ctx context.Context, r io.ReaderAt, size int64, t doctype.Type) (*Document, error) {
-	if size > int64(e.opts.MaxTextBytes) {
-		return nil, fmt.Errorf("%w: %d bytes of text, limit %d", ErrTooLarge, size, e.opts.MaxTextBytes)
+// limiter enforces Options.MaxTextBytes over everything a document yields.
+type limiter struct {
+	max, n int
+}
+
+func (l *limiter) add(n int) error {
+	l.n += n
+	if l.n > l.max {
+		return fmt.Errorf("%w: more than %d bytes of text", ErrTooLarge, l.max)
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
+	return nil
+}
+
+// readAll reads the size bytes of r, refusing more than limit.
+func readAll(r io.ReaderAt, size, limit int64) ([]byte, error) {
+	if size > limit {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, size, limit)
 	}
 	buf := make([]byte, size)
-	if _, err := r.ReadAt(buf, 0); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("extract: read text: %w", err)
+	n, err := r.ReadAt(buf, 0)
+	if err != nil && !(errors.Is(err, io.EOF) && int64(n) == size) {
+		// A failing reader is not a property of the document: returned as is (retryable).
+		return nil, fmt.Errorf("extract: read document: %w", err)
 	}
-	buf = []byte(strings.TrimPrefix(string(buf), "\ufeff"))
-	if !utf8.Valid(buf) {
-		buf = []byte(strings.ToValidUTF8(string(buf), "\ufffd"))
-	}
-	doc := &Document{Type: t}
-	if t == doctype.Markdown {
-		doc.Sections = markdownSections(string(buf))
-	} else {
-		doc.Sections = []Section{{Text: string(buf)}}
-	}
-	return doc, nil
-}
-
-// markdownSections splits Markdown at ATX headings, keeping each section's heading path.
-func markdownSections(s string) []Section {
-	var (
-		out   []Section
-		path  []string
-		cur   strings.Builder
-		fence bool
-	)
-	flush := func() {
-		if strings.TrimSpace(cur.String()) != "" {
-			var names []string
-			for _, h := range path {
-				if h != "" {
-					names = append(names, h)
-				}
-			}
-			out = append(out, Section{Text: cur.String(), Heading: strings.Join(names, " > ")})
-		}
-		cur.Reset()
-	}
-	for line := range strings.Lines(s) {
-		trim := strings.TrimSpace(line)
-		if strings.HasPrefix(trim, "```") || strings.HasPrefix(trim, "~~~") {
-			fence = !fence
-		}
-		if !fence && strings.HasPrefix(trim, "#") {
-			level := len(trim) - len(strings.TrimLeft(trim, "#"))
-			title := strings.TrimSpace(strings.Trim(trim[level:], "#"))
-			if level <= 6 && title != "" && (len(trim) == level || trim[level] == ' ') {
-				flush()
-				if level-1 < len(path) {
-					path = path[:level-1]
-				}
-				for len(path) < level-1 {
-					path = append(path, "")
-				}
-				path = append(path, title)
-			}
-		}
-		cur.WriteString(line)
-	}
-	flush()
-	return out
+	return buf, nil
 }

@@ -1,0 +1,220 @@
+package extract
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// popplerEngine runs poppler's pdfinfo and pdftotext as sandboxed subprocesses: the PDF goes
+// in on stdin and the text comes out on stdout (no file of ours is opened by them), with a
+// fixed argv and no shell interpretation of anything from the document, a clean environment,
+// resource limits set before exec (address space Options.PDFMemoryLimitMB, CPU time, no file
+// writes, no core dumps), its own process group killed as a whole when the document's
+// context ends, and SIGKILL if the worker dies. At most Options.PDFWorkers run at once.
+type popplerEngine struct {
+	pdftotext, pdfinfo, sh string
+	opts                   Options
+	slots                  chan struct{}
+}
+
+func lookPDFToText(name string) (string, error) {
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("%w: pdf engine %q needs pdftotext (install poppler-utils, or use %q): %v", ErrEngine, EnginePDFToText, EnginePDFium, err)
+	}
+	return p, nil
+}
+
+func newPopplerEngine(opts Options) (*popplerEngine, error) {
+	text, err := lookPDFToText(opts.PDFToTextPath)
+	if err != nil {
+		return nil, err
+	}
+	info := filepath.Join(filepath.Dir(text), "pdfinfo")
+	if _, err := exec.LookPath(info); err != nil {
+		if info, err = exec.LookPath("pdfinfo"); err != nil {
+			return nil, fmt.Errorf("%w: pdfinfo not found beside %s: %v", ErrEngine, text, err)
+		}
+	}
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		return nil, fmt.Errorf("%w: sh not found (needed to set resource limits): %v", ErrEngine, err)
+	}
+	return &popplerEngine{pdftotext: text, pdfinfo: info, sh: sh, opts: opts, slots: make(chan struct{}, opts.PDFWorkers)}, nil
+}
+
+func (p *popplerEngine) close() error { return nil }
+
+func (p *popplerEngine) extract(ctx context.Context, data []byte, pages func(int, string) error, page func(int, string) error) error {
+	select {
+	case p.slots <- struct{}{}:
+		defer func() { <-p.slots }()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+
+	var info bytes.Buffer
+	if err := p.run(ctx, p.pdfinfo, []string{"-enc", "UTF-8", "-"}, data, func(r io.Reader) error {
+		_, err := io.Copy(&info, io.LimitReader(r, 1<<20))
+		return err
+	}); err != nil {
+		return err
+	}
+	n, title := 0, ""
+	for line := range strings.Lines(info.String()) {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "Pages":
+			n, _ = strconv.Atoi(strings.TrimSpace(v))
+		case "Title":
+			title = strings.TrimSpace(v)
+		}
+	}
+	if err := pages(n, title); err != nil {
+		return err
+	}
+
+	done := 0
+	err := p.run(ctx, p.pdftotext, []string{"-enc", "UTF-8", "-eol", "unix", "-", "-"}, data, func(r io.Reader) error {
+		br := bufio.NewReaderSize(r, 64<<10)
+		var cur bytes.Buffer
+		total := 0
+		for {
+			chunk, err := br.ReadSlice('\f')
+			total += len(chunk)
+			if total > p.opts.MaxTextBytes {
+				return fmt.Errorf("%w: more than %d bytes of text", ErrTooLarge, p.opts.MaxTextBytes)
+			}
+			cur.Write(chunk)
+			if errors.Is(err, bufio.ErrBufferFull) {
+				continue
+			}
+			if err == nil { // a page ends with a form feed
+				done++
+				if done > n {
+					return fmt.Errorf("%w: pdftotext returned more pages than pdfinfo counted (%d)", ErrCorrupt, n)
+				}
+				if perr := page(done, cur.String()); perr != nil {
+					return perr
+				}
+				cur.Reset()
+				continue
+			}
+			if errors.Is(err, io.EOF) {
+				if strings.TrimSpace(cur.String()) != "" && done < n {
+					done++
+					return page(done, cur.String())
+				}
+				return nil
+			}
+			return err
+		}
+	})
+	if err != nil {
+		return err
+	}
+	for done < n { // pages pdftotext could not read count as empty
+		done++
+		if err := page(done, ""); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// run runs one poppler tool on data under the sandbox limits, streaming its stdout to out.
+func (p *popplerEngine) run(ctx context.Context, bin string, args []string, data []byte, out func(io.Reader) error) error {
+	cpu := int(p.opts.Timeout/time.Second) + 1
+	// Limits are applied by the shell before it execs the tool, so no byte of the document is
+	// read without them; the script is fixed and the tool's argv is passed as "$0" "$@".
+	script := fmt.Sprintf(`ulimit -v %d && ulimit -t %d && ulimit -f 0 && ulimit -c 0 && exec "$0" "$@"`,
+		p.opts.PDFMemoryLimitMB<<10, cpu)
+	cmd := exec.CommandContext(ctx, p.sh, append([]string{"-c", script, bin}, args...)...)
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "LANG=C.UTF-8", "HOME=/nonexistent"}
+	cmd.Dir = "/"
+	cmd.Stdin = bytes.NewReader(data)
+	var stderr limitedBuffer
+	stderr.max = 4 << 10
+	cmd.Stderr = &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 2 * time.Second
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrEngine, filepath.Base(bin), err)
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("%w: start %s: %v", ErrEngine, filepath.Base(bin), err)
+	}
+	outErr := out(stdout)
+	if outErr != nil {
+		// Stop reading: kill the whole group rather than leave it blocked on a full pipe.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_, _ = io.Copy(io.Discard, stdout)
+	}
+	waitErr := cmd.Wait()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if outErr != nil {
+		return outErr
+	}
+	if waitErr == nil {
+		return nil
+	}
+	tool := filepath.Base(bin)
+	msg := strings.TrimSpace(stderr.String())
+	var ee *exec.ExitError
+	if !errors.As(waitErr, &ee) {
+		return fmt.Errorf("%w: %s: %v", ErrEngine, tool, waitErr)
+	}
+	if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return fmt.Errorf("%w: %s killed by %v past its limits (%d MiB, %d s CPU): %s", ErrTooLarge, tool, ws.Signal(), p.opts.PDFMemoryLimitMB, cpu, lastLine(msg))
+	}
+	switch code := ee.ExitCode(); {
+	case code == 1 && strings.Contains(msg, "Incorrect password"):
+		return fmt.Errorf("%w: pdf is encrypted with a user password", ErrEncrypted)
+	case code == 3:
+		return fmt.Errorf("%w: %s: permission error: %s", ErrEncrypted, tool, lastLine(msg))
+	case code == 127 || code == 126:
+		return fmt.Errorf("%w: %s could not be executed: %s", ErrEngine, tool, lastLine(msg))
+	case strings.Contains(msg, "bad_alloc") || strings.Contains(msg, "Out of memory"):
+		return fmt.Errorf("%w: %s ran out of its %d MiB: %s", ErrTooLarge, tool, p.opts.PDFMemoryLimitMB, lastLine(msg))
+	default:
+		return fmt.Errorf("%w: %s exit %d: %s", ErrCorrupt, tool, code, lastLine(msg))
+	}
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	return s
+}
+
+// limitedBuffer keeps the first max bytes written to it and discards the rest.
+type limitedBuffer struct {
+	bytes.Buffer
+	max int
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	if room := b.max - b.Len(); room > 0 {
+		b.Buffer.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}

@@ -180,3 +180,12 @@ func Decode(data []byte) (*Job, error) {
 	}
 	return &j, nil
 }
+
+// CancelSubjectPrefix starts the core NATS subject on which the API announces a cancelled
+// task, quire.cancel.<task id>; a worker running that task cancels its context at once. The
+// TASKS status (REVOKED) stays the source of truth: workers also check it at pick-up and on
+// every heartbeat, so a lost announcement delays a cancellation by at most a heartbeat.
+const CancelSubjectPrefix = "quire.cancel."
+
+// CancelSubject is the subject announcing the cancellation of task taskID.
+func CancelSubject(taskID string) string { return CancelSubjectPrefix + taskID }

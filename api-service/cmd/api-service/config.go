@@ -1,0 +1,103 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+
+	"github.com/quirehq/quire/shared/logging"
+)
+
+// config is the API's environment (DESIGN §8).
+type config struct {
+	NATSURL        string        `envconfig:"NATS_URL" default:"nats://127.0.0.1:4222"`
+	NATSCreds      string        `envconfig:"NATS_CREDS"`
+	DatabaseURL    string        `envconfig:"DATABASE_URL" required:"true"`
+	HTTPAddr       string        `envconfig:"HTTP_ADDR" default:":8080"`
+	APITokens      string        `envconfig:"API_TOKENS" required:"true"`
+	AdminToken     string        `envconfig:"API_ADMIN_TOKEN"`
+	MaxUploadBytes int64         `envconfig:"MAX_UPLOAD_BYTES" default:"52428800"`
+	ResultTTL      time.Duration `envconfig:"RESULT_TTL" default:"1h"`
+	StreamReplicas int           `envconfig:"STREAM_REPLICAS" default:"1"`
+	AckWait        time.Duration `envconfig:"ACK_WAIT" default:"30s"`
+	DLQMaxAge      time.Duration `envconfig:"DLQ_MAX_AGE" default:"168h"`
+	LogLevel       string        `envconfig:"LOG_LEVEL" default:"info"`
+	// SweepInterval is how often queued documents whose job was never published are
+	// re-published; OutboxMinAge is how old such a document must be.
+	SweepInterval time.Duration `envconfig:"OUTBOX_SWEEP_INTERVAL" default:"15s"`
+	OutboxMinAge  time.Duration `envconfig:"OUTBOX_MIN_AGE" default:"30s"`
+}
+
+func loadConfig() (config, error) {
+	var c config
+	if err := envconfig.Process("", &c); err != nil {
+		return c, fmt.Errorf("config: %w", err)
+	}
+	return c, c.validate()
+}
+
+// tokens parses API_TOKENS, "tenant:token,tenant:token", into token → tenant.
+func (c config) tokens() (map[string]string, error) {
+	out := map[string]string{}
+	for pair := range strings.SplitSeq(c.APITokens, ",") {
+		pair = strings.TrimSpace(pair)
+		if pair == "" {
+			continue
+		}
+		tenant, token, ok := strings.Cut(pair, ":")
+		tenant, token = strings.TrimSpace(tenant), strings.TrimSpace(token)
+		if !ok || tenant == "" || token == "" {
+			return nil, errors.New("API_TOKENS: want tenant:token[,tenant:token...]")
+		}
+		if len(token) < 16 {
+			return nil, fmt.Errorf("API_TOKENS: the token of tenant %q is shorter than 16 characters", tenant)
+		}
+		if _, dup := out[token]; dup {
+			return nil, fmt.Errorf("API_TOKENS: a token of tenant %q is used twice", tenant)
+		}
+		out[token] = tenant
+	}
+	if len(out) == 0 {
+		return nil, errors.New("API_TOKENS: no token configured (want tenant:token)")
+	}
+	return out, nil
+}
+
+func (c config) validate() error {
+	var errs []error
+	if u, err := url.Parse(c.NATSURL); err != nil || u.Scheme == "" || u.Host == "" {
+		errs = append(errs, fmt.Errorf("NATS_URL: %q is not a URL with a scheme and host (try nats://host:4222)", c.NATSURL))
+	}
+	if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		errs = append(errs, errors.New("DATABASE_URL: want postgres://user@host:port/db"))
+	}
+	if _, err := c.tokens(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < 16 {
+		errs = append(errs, errors.New("API_ADMIN_TOKEN: shorter than 16 characters"))
+	}
+	if c.MaxUploadBytes < 1 {
+		errs = append(errs, fmt.Errorf("MAX_UPLOAD_BYTES: %d is not positive", c.MaxUploadBytes))
+	}
+	if c.ResultTTL < time.Second {
+		errs = append(errs, fmt.Errorf("RESULT_TTL: %v is under the 1s minimum", c.ResultTTL))
+	}
+	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
+		errs = append(errs, fmt.Errorf("STREAM_REPLICAS: %d is not in 1..5", c.StreamReplicas))
+	}
+	if c.AckWait < time.Second {
+		errs = append(errs, fmt.Errorf("ACK_WAIT: %v is under 1s", c.AckWait))
+	}
+	if c.SweepInterval <= 0 || c.OutboxMinAge <= 0 {
+		errs = append(errs, errors.New("OUTBOX_SWEEP_INTERVAL and OUTBOX_MIN_AGE: must be positive"))
+	}
+	if _, err := logging.ParseLevel(c.LogLevel); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}

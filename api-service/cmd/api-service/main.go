@@ -1,0 +1,104 @@
+// Command api-service serves Quire's HTTP API: it accepts documents, queues their jobs on
+// JetStream and reports task status, documents and chunks.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/quirehq/quire/api-service/internal/api"
+	"github.com/quirehq/quire/shared/docstore"
+	"github.com/quirehq/quire/shared/jobqueue"
+	"github.com/quirehq/quire/shared/logging"
+	"github.com/quirehq/quire/shared/taskstatus"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "api-service:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context) error {
+	cfg, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	log, err := logging.New(os.Stderr, cfg.LogLevel, "api-service")
+	if err != nil {
+		return err
+	}
+	tokens, err := cfg.tokens()
+	if err != nil {
+		return err
+	}
+	nc, err := jobqueue.Connect(cfg.NATSURL, cfg.NATSCreds, "quire-api", log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	top, err := jobqueue.Ensure(ctx, js, jobqueue.Config{Replicas: cfg.StreamReplicas, AckWait: cfg.AckWait, DLQMaxAge: cfg.DLQMaxAge})
+	if err != nil {
+		return err
+	}
+	docs, err := docstore.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer docs.Close()
+
+	srv := api.New(api.Config{Tokens: tokens, AdminToken: cfg.AdminToken, MaxUploadBytes: cfg.MaxUploadBytes}, api.Deps{
+		NATS: nc, JetStream: js, Uploads: top.Uploads, Statuses: taskstatus.New(top.Tasks, js, cfg.ResultTTL),
+		Docs: docs, Logger: log,
+	})
+	httpSrv := &http.Server{
+		Addr:              cfg.HTTPAddr,
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       10 * time.Minute, // a 50 MiB upload over a slow link
+		WriteTimeout:      10 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	var bg sync.WaitGroup
+	bg.Go(func() { srv.RunSweeper(sweepCtx, cfg.SweepInterval, cfg.OutboxMinAge) })
+	defer func() { stopSweep(); bg.Wait() }()
+
+	errc := make(chan error, 1)
+	go func() {
+		log.Info("api listening", "addr", cfg.HTTPAddr)
+		if err := httpSrv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+		}
+		close(errc)
+	}()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("api shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	if err := httpSrv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return <-errc
+}

@@ -1,0 +1,141 @@
+// Package api is Quire's HTTP API: gin routes, request and response shapes, bearer-token
+// tenancy and the one mapping from errors to HTTP statuses.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/quirehq/quire/shared/docstore"
+	"github.com/quirehq/quire/shared/jobqueue"
+	"github.com/quirehq/quire/shared/taskstatus"
+)
+
+// Config tunes the API.
+type Config struct {
+	// Tokens maps bearer tokens to tenant ids (API_TOKENS).
+	Tokens map[string]string
+	// AdminToken guards the operator routes (API_ADMIN_TOKEN); empty disables them.
+	AdminToken string
+	// MaxUploadBytes caps an uploaded file (MAX_UPLOAD_BYTES, default 50 MiB).
+	MaxUploadBytes int64
+}
+
+// Deps are the API's connections.
+type Deps struct {
+	NATS      *nats.Conn
+	JetStream jetstream.JetStream
+	Uploads   jetstream.ObjectStore
+	Statuses  *taskstatus.Store
+	Docs      *docstore.Store
+	Logger    *slog.Logger
+}
+
+// Server serves the API.
+type Server struct {
+	cfg       Config
+	nc        *nats.Conn
+	js        jetstream.JetStream
+	uploads   jetstream.ObjectStore
+	statuses  *taskstatus.Store
+	docs      *docstore.Store
+	publisher *jobqueue.Publisher
+	log       *slog.Logger
+	engine    *gin.Engine
+	now       func() time.Time
+}
+
+// New returns a Server with every route registered.
+func New(cfg Config, d Deps) *Server {
+	if cfg.MaxUploadBytes <= 0 {
+		cfg.MaxUploadBytes = 50 << 20
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		cfg: cfg, nc: d.NATS, js: d.JetStream, uploads: d.Uploads, statuses: d.Statuses, docs: d.Docs,
+		publisher: jobqueue.NewPublisher(d.JetStream), log: d.Logger, now: time.Now,
+	}
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	e.ContextWithFallback = true
+	e.HandleMethodNotAllowed = true
+	e.Use(s.recoverer(), s.accessLog())
+	e.NoRoute(func(c *gin.Context) { s.fail(c, errNotFound("no such route")) })
+	e.NoMethod(func(c *gin.Context) {
+		s.fail(c, &httpError{status: http.StatusMethodNotAllowed, code: "method_not_allowed", msg: "method not allowed on this route"})
+	})
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+
+	v1 := e.Group("/api/v1", s.authenticate())
+	v1.POST("/documents/agent/:agent_id/upload", s.upload)
+	v1.GET("/documents/agent/:agent_id", s.listDocuments)
+	v1.GET("/documents/:id", s.getDocument)
+	v1.DELETE("/documents/:id", s.deleteDocument)
+	v1.GET("/documents/:id/chunks", s.listChunks)
+	v1.GET("/tasks/:task_id", s.getTask)
+	v1.DELETE("/tasks/:task_id", s.cancelTask)
+	s.engine = e
+	return s
+}
+
+// Handler is the http.Handler of the API.
+func (s *Server) Handler() http.Handler { return s.engine }
+
+// Engine exposes the gin engine, e.g. to list its routes.
+func (s *Server) Engine() *gin.Engine { return s.engine }
+
+func (s *Server) healthz(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) }
+
+// readyz reports ready when NATS and PostgreSQL both answer.
+func (s *Server) readyz(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	checks := gin.H{"nats": "ok", "postgres": "ok"}
+	ok := true
+	if !s.nc.IsConnected() {
+		checks["nats"], ok = "disconnected", false
+	} else if _, err := s.js.AccountInfo(ctx); err != nil {
+		checks["nats"], ok = "jetstream unavailable", false
+	}
+	if err := s.docs.Ping(ctx); err != nil {
+		checks["postgres"], ok = "unreachable", false
+	}
+	status := http.StatusOK
+	if !ok {
+		status = http.StatusServiceUnavailable
+	}
+	c.JSON(status, gin.H{"ready": ok, "checks": checks})
+}
+
+func (s *Server) recoverer() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		defer func() {
+			if v := recover(); v != nil {
+				s.log.Error("handler panic", "path", c.FullPath(), "panic", v)
+				s.fail(c, errInternal)
+			}
+		}()
+		c.Next()
+	}
+}
+
+func (s *Server) accessLog() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		start := time.Now()
+		c.Next()
+		attrs := []any{"method", c.Request.Method, "route", c.FullPath(), "status", c.Writer.Status(), "duration", time.Since(start)}
+		if id, ok := c.Get(ctxTaskID); ok {
+			attrs = append(attrs, "task_id", id)
+		}
+		s.log.Debug("request", attrs...)
+	}
+}

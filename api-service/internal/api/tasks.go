@@ -1,0 +1,134 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/quirehq/quire/shared/job"
+)
+
+// taskResponse is the task status of DESIGN §3.
+type taskResponse struct {
+	TaskID     string           `json:"task_id"`
+	State      job.State        `json:"state"`
+	Status     string           `json:"status"`
+	Current    int              `json:"current"`
+	Total      int              `json:"total"`
+	DocumentID int64            `json:"document_id,omitempty"`
+	ChunkCount int              `json:"chunk_count"`
+	Attempts   int              `json:"attempts"`
+	Queue      job.Priority     `json:"queue"`
+	Kind       job.Kind         `json:"kind,omitempty"`
+	Error      string           `json:"error,omitempty"`
+	URL        string           `json:"url,omitempty"`
+	Crawl      *job.CrawlCounts `json:"crawl,omitempty"`
+	CreatedAt  time.Time        `json:"created_at"`
+	UpdatedAt  time.Time        `json:"updated_at"`
+}
+
+func taskFromStatus(st *job.Status) taskResponse {
+	return taskResponse{
+		TaskID: st.TaskID, State: st.State, Status: st.Status, Current: st.Current, Total: st.Total,
+		DocumentID: st.DocumentID, ChunkCount: st.ChunkCount, Attempts: st.Attempts, Queue: st.Queue,
+		Kind: st.Kind, Error: st.Error, URL: st.URL, Crawl: st.Crawl, CreatedAt: st.CreatedAt, UpdatedAt: st.UpdatedAt,
+	}
+}
+
+// lookupTask returns the live status of a task of the caller's tenant or, once it has expired,
+// one derived from the document record. Another tenant's task is not found.
+func (s *Server) lookupTask(ctx context.Context, tenant, taskID string) (*job.Status, error) {
+	st, _, err := s.statuses.Get(ctx, taskID)
+	if err == nil {
+		if st.TenantID != tenant {
+			return nil, errNotFound("task not found")
+		}
+		return st, nil
+	}
+	if !errors.Is(err, job.ErrNotFound) {
+		s.log.Error("task status lookup", "task_id", taskID, "err", err)
+		return nil, errUnavailable
+	}
+	doc, err := s.docs.GetDocumentByTask(ctx, tenant, taskID)
+	if errors.Is(err, job.ErrNotFound) {
+		return nil, errNotFound("task not found")
+	}
+	if err != nil {
+		s.log.Error("task document lookup", "task_id", taskID, "err", err)
+		return nil, errUnavailable
+	}
+	st = &job.Status{
+		TaskID: taskID, State: job.StateOfDocument(doc.Status), Status: doc.Status, Total: 100,
+		DocumentID: doc.ID, ChunkCount: doc.ChunkCount, Queue: job.Priority(doc.Priority), Kind: doc.Kind,
+		Error: doc.Error, URL: doc.URL, CreatedAt: doc.CreatedAt, UpdatedAt: doc.UpdatedAt, TenantID: doc.TenantID,
+	}
+	if st.State.Terminal() {
+		st.Current = 100
+	}
+	return st, nil
+}
+
+func (s *Server) getTask(c *gin.Context) {
+	st, err := s.lookupTask(c.Request.Context(), tenantOf(c), c.Param("task_id"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, taskFromStatus(st))
+}
+
+// cancelTask revokes a queued or running task: the document row is marked cancelled first
+// (it is the record the worker's commit checks), then the status becomes REVOKED and running
+// workers are told at once. A finished task answers 409.
+func (s *Server) cancelTask(c *gin.Context) {
+	ctx := c.Request.Context()
+	tenant, taskID := tenantOf(c), c.Param("task_id")
+	st, err := s.lookupTask(ctx, tenant, taskID)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if st.State.Terminal() {
+		s.fail(c, errConflict("task already finished ("+string(st.State)+")"))
+		return
+	}
+	if st.DocumentID != 0 {
+		if err := s.docs.Cancel(ctx, tenant, st.DocumentID); err != nil {
+			if errors.Is(err, job.ErrConflict) {
+				s.fail(c, errConflict("task already finished"))
+				return
+			}
+			if errors.Is(err, job.ErrNotFound) {
+				s.fail(c, errNotFound("task not found"))
+				return
+			}
+			s.log.Error("cancel: document", "task_id", taskID, "err", err)
+			s.fail(c, errUnavailable)
+			return
+		}
+	}
+	_, err = s.statuses.Update(ctx, taskID, func(st *job.Status) error {
+		if st.State.Terminal() && st.State != job.StateRevoked {
+			return job.ErrConflict
+		}
+		st.State, st.Status = job.StateRevoked, "cancelled"
+		return nil
+	})
+	switch {
+	case errors.Is(err, job.ErrConflict):
+		s.fail(c, errConflict("task already finished"))
+		return
+	case err != nil && !errors.Is(err, job.ErrNotFound):
+		s.log.Error("cancel: status", "task_id", taskID, "err", err)
+		s.fail(c, errUnavailable)
+		return
+	}
+	if err := s.nc.Publish(job.CancelSubject(taskID), nil); err != nil {
+		s.log.Warn("cancel: announce", "task_id", taskID, "err", err)
+	}
+	s.log.Info("task cancelled", "task_id", taskID)
+	c.JSON(http.StatusOK, gin.H{"task_id": taskID, "status": "cancelled", "message": "task cancelled; a running job stops within a second"})
+}

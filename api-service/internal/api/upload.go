@@ -1,0 +1,301 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/quirehq/quire/shared/docstore"
+	"github.com/quirehq/quire/shared/doctype"
+	"github.com/quirehq/quire/shared/job"
+)
+
+var agentIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
+
+func agentID(c *gin.Context) (string, error) {
+	id := c.Param("agent_id")
+	if !agentIDPattern.MatchString(id) {
+		return "", errBadRequest("agent_id must be 1-128 characters of A-Z a-z 0-9 _ . -")
+	}
+	return id, nil
+}
+
+// acceptedResponse is the 202 answer to a submitted document or web page.
+type acceptedResponse struct {
+	ID             int64  `json:"id"`
+	TaskID         string `json:"task_id"`
+	Status         string `json:"status"`
+	Filename       string `json:"filename,omitempty"`
+	URL            string `json:"url,omitempty"`
+	Message        string `json:"message"`
+	ProcessingNote string `json:"processing_note"`
+}
+
+var (
+	errTooLarge    = &httpError{http.StatusRequestEntityTooLarge, "payload_too_large", ""}
+	errUnsupported = &httpError{http.StatusUnsupportedMediaType, "unsupported_media_type", ""}
+)
+
+// upload accepts a multipart upload (field "file", optional "priority"). The file streams
+// into the UPLOADS object store while its type is sniffed and its size and SHA-256 counted;
+// nothing is buffered whole in memory. Then the document row, the PENDING status and the job
+// are written, the job's publish acknowledged, and 202 returned. If any step fails, the steps
+// before it are undone and the answer is 503: nothing is left half-done.
+func (s *Server) upload(c *gin.Context) {
+	tenant := tenantOf(c)
+	agent, err := agentID(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	// The whole request is bounded; the file part is bounded separately below.
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxUploadBytes+1<<20)
+	mr, err := c.Request.MultipartReader()
+	if err != nil {
+		s.fail(c, errBadRequest("expected a multipart/form-data body with a file field"))
+		return
+	}
+	taskID := uuid.Must(uuid.NewV7()).String()
+	c.Set(ctxTaskID, taskID)
+	ctx := c.Request.Context()
+
+	var (
+		up       *storedUpload
+		priority = job.PriorityHigh
+	)
+	cleanup := func() {
+		if up != nil {
+			s.removeObject(taskID)
+		}
+	}
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			cleanup()
+			s.fail(c, bodyError(err, s.cfg.MaxUploadBytes))
+			return
+		}
+		switch part.FormName() {
+		case "file":
+			if up != nil {
+				cleanup()
+				s.fail(c, errBadRequest("only one file per upload"))
+				return
+			}
+			up, err = s.storeUpload(ctx, taskID, part)
+			if err != nil {
+				s.fail(c, err)
+				return
+			}
+		case "priority":
+			v, err := readField(part)
+			if err == nil {
+				priority, err = job.ParsePriority(v)
+			}
+			if err != nil {
+				cleanup()
+				s.fail(c, errBadRequest("priority must be high, medium or low"))
+				return
+			}
+		}
+		_ = part.Close()
+	}
+	if up == nil {
+		s.fail(c, errBadRequest("multipart field \"file\" is missing"))
+		return
+	}
+	doc := &docstore.Document{
+		TenantID: tenant, AgentID: agent, Kind: job.KindDocument, Filename: up.filename,
+		ContentType: up.typ.ContentType(), SizeBytes: up.size, SHA256: up.sha256, TaskID: taskID, Priority: string(priority),
+	}
+	j := &job.Job{
+		TaskID: taskID, Kind: job.KindDocument, TenantID: tenant, AgentID: agent, Priority: priority,
+		Object: taskID, Filename: up.filename, ContentType: doc.ContentType,
+	}
+	if err := s.enqueue(ctx, doc, j); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusAccepted, acceptedResponse{
+		ID: doc.ID, TaskID: taskID, Status: job.DocQueued, Filename: up.filename,
+		Message:        "document accepted for processing",
+		ProcessingNote: "poll GET /api/v1/tasks/" + taskID + " for progress",
+	})
+}
+
+// enqueue records doc and publishes j for it: documents row (the outbox), PENDING status,
+// acknowledged publish, then the row marked published. On failure it undoes what it did and
+// returns errUnavailable; the upload object is removed too.
+func (s *Server) enqueue(ctx context.Context, doc *docstore.Document, j *job.Job) error {
+	undoCtx := context.WithoutCancel(ctx)
+	if err := s.docs.InsertDocument(ctx, doc); err != nil {
+		s.log.Error("enqueue: insert document", "task_id", doc.TaskID, "err", err)
+		s.removeObject(j.Object)
+		return errUnavailable
+	}
+	j.DocumentID = doc.ID
+	j.EnqueuedAt = s.now().UTC()
+	undo := func() {
+		if err := s.docs.DeleteDocument(undoCtx, doc.TenantID, doc.ID); err != nil {
+			s.log.Error("enqueue: undo document row", "task_id", doc.TaskID, "err", err)
+		}
+		_ = s.statuses.Delete(undoCtx, doc.TaskID)
+		s.removeObject(j.Object)
+	}
+	st := &job.Status{
+		TaskID: j.TaskID, State: job.StatePending, Status: "queued", Total: 100, DocumentID: doc.ID,
+		Queue: j.Priority, Kind: j.Kind, TenantID: j.TenantID, AgentID: j.AgentID, URL: j.URL,
+	}
+	if err := s.statuses.Create(ctx, st); err != nil {
+		s.log.Error("enqueue: create task status", "task_id", doc.TaskID, "err", err)
+		undo()
+		return errUnavailable
+	}
+	if err := s.publisher.Publish(ctx, j, j.TaskID); err != nil {
+		s.log.Error("enqueue: publish job", "task_id", doc.TaskID, "err", err)
+		undo()
+		return errUnavailable
+	}
+	if err := s.docs.MarkPublished(undoCtx, doc.ID); err != nil {
+		// The job is queued; the sweeper's re-publish is de-duplicated by task id.
+		s.log.Warn("enqueue: mark published", "task_id", doc.TaskID, "err", err)
+	}
+	s.log.Info("job enqueued", "task_id", j.TaskID, "document_id", doc.ID, "queue", j.Priority, "kind", j.Kind)
+	return nil
+}
+
+func (s *Server) removeObject(name string) {
+	if name == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.uploads.Delete(ctx, name); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+		s.log.Warn("could not remove upload object", "object", name, "err", err)
+	}
+}
+
+type storedUpload struct {
+	filename string
+	typ      doctype.Type
+	size     int64
+	sha256   string
+}
+
+// storeUpload sniffs the part's type from its first bytes (415 when unsupported) and streams
+// it into the object store under taskID, failing with 413 past MaxUploadBytes.
+func (s *Server) storeUpload(ctx context.Context, taskID string, part *multipart.Part) (*storedUpload, error) {
+	name := SanitizeFilename(part.FileName())
+	br := bufio.NewReaderSize(part, doctype.SniffLen)
+	head, err := br.Peek(doctype.SniffLen)
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
+		return nil, bodyError(err, s.cfg.MaxUploadBytes)
+	}
+	typ, err := doctype.Sniff(head, name)
+	if err != nil {
+		if errors.Is(err, doctype.ErrEmpty) {
+			return nil, errBadRequest("the uploaded file is empty")
+		}
+		return nil, &httpError{errUnsupported.status, errUnsupported.code, strings.TrimPrefix(err.Error(), "doctype: ") +
+			" (supported: PDF, Word .docx, plain text, Markdown, HTML)"}
+	}
+	h := sha256.New()
+	lr := &limitedReader{r: io.TeeReader(br, h), left: s.cfg.MaxUploadBytes}
+	info, err := s.uploads.Put(ctx, jetstream.ObjectMeta{Name: taskID, Description: name}, lr)
+	if err != nil {
+		if lr.exceeded {
+			return nil, &httpError{errTooLarge.status, errTooLarge.code, fmt.Sprintf("file exceeds MAX_UPLOAD_BYTES (%d bytes)", s.cfg.MaxUploadBytes)}
+		}
+		if be := bodyError(err, s.cfg.MaxUploadBytes); isClientError(be) {
+			return nil, be
+		}
+		s.log.Error("upload: store object", "task_id", taskID, "err", err)
+		return nil, errUnavailable
+	}
+	return &storedUpload{filename: name, typ: typ, size: int64(info.Size), sha256: hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+// limitedReader fails once more than left bytes were read.
+type limitedReader struct {
+	r        io.Reader
+	left     int64
+	exceeded bool
+}
+
+var errLimit = errors.New("upload exceeds the size limit")
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	if l.left < 0 {
+		l.exceeded = true
+		return n, errLimit
+	}
+	return n, err
+}
+
+// bodyError maps a request body read error to 413 (too large) or 400 (malformed).
+func bodyError(err error, limit int64) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) || errors.Is(err, errLimit) {
+		return &httpError{errTooLarge.status, errTooLarge.code, fmt.Sprintf("request exceeds MAX_UPLOAD_BYTES (%d bytes)", limit)}
+	}
+	return errBadRequest("malformed multipart body: " + err.Error())
+}
+
+func isClientError(err error) bool {
+	var he *httpError
+	return errors.As(err, &he) && he.status < 500
+}
+
+func readField(p *multipart.Part) (string, error) {
+	b, err := io.ReadAll(io.LimitReader(p, 1024))
+	return strings.TrimSpace(string(b)), err
+}
+
+// SanitizeFilename keeps only the base name of a client's filename, without control or
+// path characters, at most 255 bytes, never empty. It is stored as metadata only.
+func SanitizeFilename(name string) string {
+	name = strings.ReplaceAll(name, "\\", "/")
+	name = path.Base(name)
+	name = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == '/' || r == unicode.ReplacementChar {
+			return -1
+		}
+		return r
+	}, name)
+	name = strings.TrimSpace(name)
+	if name == "." || name == ".." || name == "" {
+		name = "upload"
+	}
+	for len(name) > 255 {
+		ext := path.Ext(name)
+		if len(ext) > 16 {
+			ext = ""
+		}
+		r := []rune(strings.TrimSuffix(name, ext))
+		name = string(r[:len(r)-1]) + ext
+	}
+	return name
+}
+
+func parseInt64(s string) (int64, error) { return strconv.ParseInt(s, 10, 64) }

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+
+	"github.com/quirehq/quire/shared/job"
+	"github.com/quirehq/quire/shared/logging"
+)
+
+// config is the worker's environment (DESIGN §8).
+type config struct {
+	NATSURL         string        `envconfig:"NATS_URL" default:"nats://127.0.0.1:4222"`
+	NATSCreds       string        `envconfig:"NATS_CREDS"`
+	DatabaseURL     string        `envconfig:"DATABASE_URL" required:"true"`
+	MetricsAddr     string        `envconfig:"METRICS_ADDR" default:":9090"`
+	StreamReplicas  int           `envconfig:"STREAM_REPLICAS" default:"1"`
+	Queues          string        `envconfig:"WORKER_QUEUES" default:"high,medium,low"`
+	ConcHigh        int           `envconfig:"WORKER_CONCURRENCY_HIGH" default:"4"`
+	ConcMedium      int           `envconfig:"WORKER_CONCURRENCY_MEDIUM" default:"8"`
+	ConcLow         int           `envconfig:"WORKER_CONCURRENCY_LOW" default:"16"`
+	MaxRetries      int           `envconfig:"MAX_RETRIES" default:"3"`
+	RetryBaseDelay  time.Duration `envconfig:"RETRY_BASE_DELAY" default:"60s"`
+	RetryMaxDelay   time.Duration `envconfig:"RETRY_MAX_DELAY" default:"600s"`
+	AckWait         time.Duration `envconfig:"ACK_WAIT" default:"30s"`
+	JobTimeout      time.Duration `envconfig:"JOB_TIMEOUT" default:"30m"`
+	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"30s"`
+	DLQMaxAge       time.Duration `envconfig:"DLQ_MAX_AGE" default:"168h"`
+	ResultTTL       time.Duration `envconfig:"RESULT_TTL" default:"1h"`
+
+	EmbeddingsProvider   string `envconfig:"EMBEDDINGS_PROVIDER" default:"local"`
+	OpenAIAPIKey         string `envconfig:"OPENAI_API_KEY"`
+	OpenAIBaseURL        string `envconfig:"OPENAI_BASE_URL"`
+	EmbeddingsModel      string `envconfig:"EMBEDDINGS_MODEL"`
+	EmbeddingsDimensions int    `envconfig:"EMBEDDINGS_DIMENSIONS" default:"384"`
+	EmbeddingsBatchSize  int    `envconfig:"EMBEDDINGS_BATCH_SIZE" default:"64"`
+	ChunkSize            int    `envconfig:"CHUNK_SIZE" default:"512"`
+	ChunkOverlap         int    `envconfig:"CHUNK_OVERLAP" default:"64"`
+	WebpageAllowPrivate  bool   `envconfig:"WEBPAGE_ALLOW_PRIVATE" default:"false"`
+	LogLevel             string `envconfig:"LOG_LEVEL" default:"info"`
+
+	// FaultExitOnFilename makes the worker process exit when it processes a document with
+	// this filename. It exists for crash-safety tests of the poison-job path; leave it unset.
+	FaultExitOnFilename string `envconfig:"QUIRE_FAULT_EXIT_ON_FILENAME"`
+}
+
+func loadConfig() (config, error) {
+	var c config
+	if err := envconfig.Process("", &c); err != nil {
+		return c, fmt.Errorf("config: %w", err)
+	}
+	return c, c.validate()
+}
+
+// slots parses WORKER_QUEUES into the slots per priority.
+func (c config) slots() (map[job.Priority]int, error) {
+	out := map[job.Priority]int{}
+	for name := range strings.SplitSeq(c.Queues, ",") {
+		if strings.TrimSpace(name) == "" {
+			continue
+		}
+		p, err := job.ParsePriority(name)
+		if err != nil {
+			return nil, fmt.Errorf("WORKER_QUEUES: %w", err)
+		}
+		out[p] = map[job.Priority]int{job.PriorityHigh: c.ConcHigh, job.PriorityMedium: c.ConcMedium, job.PriorityLow: c.ConcLow}[p]
+	}
+	if len(out) == 0 {
+		return nil, errors.New("WORKER_QUEUES: no queue named (try high,medium,low)")
+	}
+	return out, nil
+}
+
+func (c config) validate() error {
+	var errs []error
+	if u, err := url.Parse(c.NATSURL); err != nil || u.Scheme == "" || u.Host == "" {
+		errs = append(errs, fmt.Errorf("NATS_URL: %q is not a URL with a scheme and host (try nats://host:4222)", c.NATSURL))
+	}
+	if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		errs = append(errs, fmt.Errorf("DATABASE_URL: want postgres://user@host:port/db"))
+	}
+	if _, err := c.slots(); err != nil {
+		errs = append(errs, err)
+	}
+	for name, v := range map[string]int{"WORKER_CONCURRENCY_HIGH": c.ConcHigh, "WORKER_CONCURRENCY_MEDIUM": c.ConcMedium, "WORKER_CONCURRENCY_LOW": c.ConcLow} {
+		if v < 1 || v > 1024 {
+			errs = append(errs, fmt.Errorf("%s: %d is not in 1..1024", name, v))
+		}
+	}
+	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
+		errs = append(errs, fmt.Errorf("STREAM_REPLICAS: %d is not in 1..5", c.StreamReplicas))
+	}
+	if c.MaxRetries < 0 || c.MaxRetries > 100 {
+		errs = append(errs, fmt.Errorf("MAX_RETRIES: %d is not in 0..100", c.MaxRetries))
+	}
+	if c.RetryBaseDelay <= 0 || c.RetryMaxDelay < c.RetryBaseDelay {
+		errs = append(errs, fmt.Errorf("RETRY_BASE_DELAY/RETRY_MAX_DELAY: want 0 < base <= max, have %v and %v", c.RetryBaseDelay, c.RetryMaxDelay))
+	}
+	if c.AckWait < time.Second {
+		errs = append(errs, fmt.Errorf("ACK_WAIT: %v is under 1s", c.AckWait))
+	}
+	for name, d := range map[string]time.Duration{"JOB_TIMEOUT": c.JobTimeout, "SHUTDOWN_TIMEOUT": c.ShutdownTimeout, "DLQ_MAX_AGE": c.DLQMaxAge, "RESULT_TTL": c.ResultTTL} {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s: must be positive, have %v", name, d))
+		}
+	}
+	if c.ResultTTL > 0 && c.ResultTTL < time.Second {
+		errs = append(errs, fmt.Errorf("RESULT_TTL: %v is under the 1s minimum", c.ResultTTL))
+	}
+	switch c.EmbeddingsProvider {
+	case "local":
+	case "openai":
+		if c.OpenAIAPIKey == "" && c.OpenAIBaseURL == "" {
+			errs = append(errs, errors.New("OPENAI_API_KEY: required when EMBEDDINGS_PROVIDER=openai (or set OPENAI_BASE_URL for a local server)"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("EMBEDDINGS_PROVIDER: %q is not local or openai", c.EmbeddingsProvider))
+	}
+	if c.EmbeddingsBatchSize < 1 || c.EmbeddingsBatchSize > 2048 {
+		errs = append(errs, fmt.Errorf("EMBEDDINGS_BATCH_SIZE: %d is not in 1..2048", c.EmbeddingsBatchSize))
+	}
+	if c.ChunkSize < 16 || c.ChunkSize > 8192 {
+		errs = append(errs, fmt.Errorf("CHUNK_SIZE: %d is not in 16..8192", c.ChunkSize))
+	}
+	if c.ChunkOverlap < 0 || c.ChunkOverlap >= c.ChunkSize {
+		errs = append(errs, fmt.Errorf("CHUNK_OVERLAP: %d must be at least 0 and below CHUNK_SIZE", c.ChunkOverlap))
+	}
+	if _, err := logging.ParseLevel(c.LogLevel); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}

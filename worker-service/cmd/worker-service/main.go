@@ -1,0 +1,162 @@
+// Command worker-service runs Quire's ingestion jobs from the JetStream job streams.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/quirehq/quire/shared/docstore"
+	"github.com/quirehq/quire/shared/embed"
+	"github.com/quirehq/quire/shared/job"
+	"github.com/quirehq/quire/shared/jobqueue"
+	"github.com/quirehq/quire/shared/logging"
+	"github.com/quirehq/quire/shared/taskstatus"
+	"github.com/quirehq/quire/worker-service/internal/chunk"
+	"github.com/quirehq/quire/worker-service/internal/extract"
+	"github.com/quirehq/quire/worker-service/internal/ingest"
+	"github.com/quirehq/quire/worker-service/internal/worker"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "worker-service:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context) error {
+	cfg, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	log, err := logging.New(os.Stderr, cfg.LogLevel, "worker-service")
+	if err != nil {
+		return err
+	}
+	slots, err := cfg.slots()
+	if err != nil {
+		return err
+	}
+
+	nc, err := jobqueue.Connect(cfg.NATSURL, cfg.NATSCreds, "quire-worker", log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	top, err := jobqueue.Ensure(ctx, js, jobqueue.Config{
+		Replicas: cfg.StreamReplicas, AckWait: cfg.AckWait, DLQMaxAge: cfg.DLQMaxAge, UpdateConsumers: true,
+	})
+	if err != nil {
+		return err
+	}
+	docs, err := docstore.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer docs.Close()
+
+	ex, err := extract.New(ctx, extract.Options{})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = ex.Close() }()
+	emb, err := newEmbedder(cfg)
+	if err != nil {
+		return err
+	}
+	pipeline := &ingest.Pipeline{
+		Docs: docs, Uploads: top.Uploads, Extractor: ex, Embedder: emb,
+		Chunking:  chunk.Options{Size: cfg.ChunkSize, Overlap: cfg.ChunkOverlap},
+		BatchSize: cfg.EmbeddingsBatchSize, Logger: log,
+	}
+	mux := worker.NewMux()
+	mux.Register(job.KindDocument, faultHook(cfg, log, worker.HandlerFunc(pipeline.Document)))
+
+	w := worker.New(worker.Config{
+		Slots:           slots,
+		MaxRetries:      cfg.MaxRetries,
+		Retry:           worker.ExponentialBackoff(cfg.RetryBaseDelay, cfg.RetryMaxDelay, nil),
+		AckWait:         cfg.AckWait,
+		JobTimeout:      cfg.JobTimeout,
+		ShutdownTimeout: cfg.ShutdownTimeout,
+	}, worker.Deps{
+		JetStream: js, Statuses: taskstatus.New(top.Tasks, js, cfg.ResultTTL),
+		Handler: mux, Failures: pipeline, Logger: log,
+	})
+
+	srv := &http.Server{Addr: cfg.MetricsAddr, Handler: healthHandler(w, nc.IsConnected, docs), ReadHeaderTimeout: 5 * time.Second}
+	srvErr := make(chan error, 1)
+	go func() {
+		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			srvErr <- fmt.Errorf("metrics server on %s: %w", cfg.MetricsAddr, err)
+		}
+		close(srvErr)
+	}()
+	runErr := w.Run(ctx)
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdownCtx)
+	return errors.Join(runErr, <-srvErr)
+}
+
+func newEmbedder(cfg config) (embed.Embedder, error) {
+	switch cfg.EmbeddingsProvider {
+	case "local":
+		return embed.NewLocal(cfg.EmbeddingsDimensions)
+	}
+	return nil, fmt.Errorf("EMBEDDINGS_PROVIDER: %q is not available in this build", cfg.EmbeddingsProvider)
+}
+
+// healthHandler serves /healthz (the process is alive) and /readyz (pulling jobs, connected
+// to NATS and PostgreSQL; false while draining).
+func healthHandler(w *worker.Worker, natsUp func() bool, docs *docstore.Store) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
+		_, _ = rw.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(rw http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		switch {
+		case !w.Ready():
+			http.Error(rw, "not ready: not pulling jobs (starting or draining)", http.StatusServiceUnavailable)
+		case !natsUp():
+			http.Error(rw, "not ready: NATS disconnected", http.StatusServiceUnavailable)
+		case docs.Ping(ctx) != nil:
+			http.Error(rw, "not ready: PostgreSQL unreachable", http.StatusServiceUnavailable)
+		default:
+			_, _ = rw.Write([]byte("ready\n"))
+		}
+	})
+	return mux
+}
+
+// faultHook makes the process exit when it starts a document named
+// QUIRE_FAULT_EXIT_ON_FILENAME: a worker killed by a poison job, for crash-safety tests.
+func faultHook(cfg config, log *slog.Logger, h worker.Handler) worker.Handler {
+	if cfg.FaultExitOnFilename == "" {
+		return h
+	}
+	return worker.HandlerFunc(func(ctx context.Context, j *job.Job) error {
+		if j.Filename == cfg.FaultExitOnFilename {
+			log.Error("fault injection: exiting on poison document", "task_id", j.TaskID)
+			os.Exit(3)
+		}
+		return h.Handle(ctx, j)
+	})
+}

@@ -1,0 +1,214 @@
+// Package ingest holds the job handlers that turn documents and web pages into stored,
+// embedded chunks: extract → chunk → embed (batched) → one PostgreSQL transaction.
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/quirehq/quire/shared/docstore"
+	"github.com/quirehq/quire/shared/doctype"
+	"github.com/quirehq/quire/shared/embed"
+	"github.com/quirehq/quire/shared/job"
+	"github.com/quirehq/quire/worker-service/internal/chunk"
+	"github.com/quirehq/quire/worker-service/internal/extract"
+	"github.com/quirehq/quire/worker-service/internal/worker"
+)
+
+// Progress bands of a document job (DESIGN §3).
+const (
+	progressExtract = 20
+	progressChunk   = 50
+	progressEmbed   = 80
+	progressDone    = 100
+)
+
+// StageObserver is told how long each pipeline stage took, for metrics. May be nil.
+type StageObserver interface {
+	StageDone(stage string, d time.Duration)
+}
+
+// Pipeline holds what the handlers share.
+type Pipeline struct {
+	Docs      *docstore.Store
+	Uploads   jetstream.ObjectStore
+	Extractor *extract.Extractor
+	Embedder  embed.Embedder
+	Chunking  chunk.Options
+	// BatchSize is the number of chunks per embeddings request (default 64).
+	BatchSize int
+	// MaxObjectBytes caps the bytes read from the object store (default 1 GiB).
+	MaxObjectBytes int64
+	Stages         StageObserver
+	Logger         *slog.Logger
+}
+
+// JobFailed implements worker.FailureRecorder: the document is marked failed with the reason.
+func (p *Pipeline) JobFailed(ctx context.Context, j *job.Job, reason string) error {
+	if j.DocumentID == 0 {
+		return nil
+	}
+	return p.Docs.Fail(ctx, j.DocumentID, reason)
+}
+
+// Document handles a document job: the uploaded bytes are read from the UPLOADS object store.
+func (p *Pipeline) Document(ctx context.Context, j *job.Job) error {
+	rep := worker.ReporterFrom(ctx)
+	if err := p.Docs.StartProcessing(ctx, j.DocumentID); err != nil {
+		return mapStoreError(err)
+	}
+	data, err := p.readObject(ctx, j.Object)
+	if err != nil {
+		return err
+	}
+	if err := rep.Progress(ctx, progressExtract, "extracting text"); err != nil {
+		return err
+	}
+	t, err := doctype.Sniff(data, j.Filename)
+	if err != nil {
+		return worker.Permanent(fmt.Errorf("ingest: %w", err))
+	}
+	start := time.Now()
+	doc, err := p.Extractor.Extract(ctx, bytes.NewReader(data), int64(len(data)), t, func(done, total int) {
+		if total > 0 {
+			cur := progressExtract + (progressChunk-progressExtract)*done/total
+			_ = rep.Progress(ctx, min(cur, progressChunk-1), fmt.Sprintf("extracting text (%d/%d)", done, total))
+		}
+	})
+	if err != nil {
+		return extractError(ctx, err)
+	}
+	p.stage("extract", start)
+	return p.store(ctx, j, doc)
+}
+
+// store chunks, embeds and stores an extracted document.
+func (p *Pipeline) store(ctx context.Context, j *job.Job, doc *extract.Document) error {
+	rep := worker.ReporterFrom(ctx)
+	if err := rep.Progress(ctx, progressChunk, "chunking"); err != nil {
+		return err
+	}
+	start := time.Now()
+	chunks := chunk.Split(doc, p.Chunking)
+	p.stage("chunk", start)
+	if len(chunks) == 0 {
+		return worker.Permanent(fmt.Errorf("ingest: %w", extract.ErrEmpty))
+	}
+	if err := rep.Progress(ctx, progressEmbed, fmt.Sprintf("embedding %d chunks", len(chunks))); err != nil {
+		return err
+	}
+	start = time.Now()
+	vectors, err := p.embed(ctx, chunks)
+	if err != nil {
+		return err
+	}
+	p.stage("embed", start)
+	rows := make([]docstore.Chunk, len(chunks))
+	for i, c := range chunks {
+		rows[i] = docstore.Chunk{Ordinal: c.Ordinal, Content: c.Content, TokenCount: c.TokenCount, Page: c.Page, Heading: c.Heading, Embedding: vectors[i]}
+	}
+	start = time.Now()
+	if err := p.Docs.Complete(ctx, j.DocumentID, docstore.Completion{Title: doc.Title, EmbeddingModel: p.Embedder.Model(), Chunks: rows}); err != nil {
+		return mapStoreError(err)
+	}
+	p.stage("store", start)
+	rep.Result(func(st *job.Status) {
+		st.DocumentID, st.ChunkCount = j.DocumentID, len(rows)
+	})
+	if j.Object != "" {
+		// The bytes are no longer needed once the chunks are committed. A failure here only
+		// leaves garbage, never a wrong result.
+		if err := p.Uploads.Delete(context.WithoutCancel(ctx), j.Object); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+			p.Logger.Warn("could not remove uploaded bytes", "task_id", j.TaskID, "err", err)
+		}
+	}
+	return nil
+}
+
+// embed embeds chunk texts in batches, moving progress through the 80→100 band per batch.
+func (p *Pipeline) embed(ctx context.Context, chunks []chunk.Chunk) ([][]float32, error) {
+	rep := worker.ReporterFrom(ctx)
+	size := p.BatchSize
+	if size <= 0 {
+		size = 64
+	}
+	out := make([][]float32, 0, len(chunks))
+	for i := 0; i < len(chunks); i += size {
+		end := min(i+size, len(chunks))
+		texts := make([]string, 0, end-i)
+		for _, c := range chunks[i:end] {
+			texts = append(texts, c.Content)
+		}
+		vecs, err := p.Embedder.Embed(ctx, texts)
+		if err != nil {
+			return nil, fmt.Errorf("ingest: embed chunks %d-%d: %w", i, end-1, err)
+		}
+		if len(vecs) != len(texts) {
+			return nil, fmt.Errorf("ingest: embed chunks %d-%d: got %d vectors for %d texts", i, end-1, len(vecs), len(texts))
+		}
+		out = append(out, vecs...)
+		if end < len(chunks) {
+			cur := progressEmbed + (progressDone-progressEmbed)*end/len(chunks)
+			if err := rep.Progress(ctx, min(cur, progressDone-1), fmt.Sprintf("embedding (%d/%d chunks)", end, len(chunks))); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
+
+func (p *Pipeline) readObject(ctx context.Context, name string) ([]byte, error) {
+	r, err := p.Uploads.Get(ctx, name)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrObjectNotFound) {
+			return nil, worker.Permanent(fmt.Errorf("ingest: uploaded bytes %s are gone: %w", name, err))
+		}
+		return nil, fmt.Errorf("ingest: read upload %s: %w", name, err)
+	}
+	defer func() { _ = r.Close() }()
+	limit := p.MaxObjectBytes
+	if limit <= 0 {
+		limit = 1 << 30
+	}
+	data, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("ingest: read upload %s: %w", name, err)
+	}
+	if int64(len(data)) > limit {
+		return nil, worker.Permanent(fmt.Errorf("ingest: upload %s exceeds %d bytes", name, limit))
+	}
+	return data, nil
+}
+
+func (p *Pipeline) stage(name string, start time.Time) {
+	if p.Stages != nil {
+		p.Stages.StageDone(name, time.Since(start))
+	}
+}
+
+// mapStoreError turns a cancelled document into ErrRevoked and a deleted one into a permanent
+// error; anything else (PostgreSQL down) is retried.
+func mapStoreError(err error) error {
+	switch {
+	case errors.Is(err, job.ErrConflict):
+		return fmt.Errorf("%w: %w", worker.ErrRevoked, err)
+	case errors.Is(err, job.ErrNotFound):
+		return worker.Permanent(fmt.Errorf("ingest: document deleted: %w", err))
+	}
+	return err
+}
+
+// extractError makes extraction failures permanent, except a cancelled or expired context.
+func extractError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return err
+	}
+	return worker.Permanent(err)
+}

@@ -1,0 +1,549 @@
+// Package worker is Quire's job runtime: per-priority pull loops with dedicated slots,
+// acknowledgement after completion, heartbeats, retries with backoff through JetStream's
+// NakWithDelay, dead letters, cancellation, job timeouts, panic recovery and graceful
+// shutdown. Handlers know nothing of NATS.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/quirehq/quire/shared/job"
+	"github.com/quirehq/quire/shared/taskstatus"
+)
+
+// Config tunes the runtime. Zero fields take the documented defaults.
+type Config struct {
+	// Slots is the number of jobs run at once per priority; only priorities listed are served.
+	Slots map[job.Priority]int
+	// MaxRetries is the number of retries after the first attempt (MAX_RETRIES, default 3 when
+	// negative). A job is dead-lettered after MaxRetries+1 failed attempts.
+	MaxRetries int
+	// Retry gives the delay before the next attempt (default ExponentialBackoff(60s, 600s)).
+	Retry RetryPolicy
+	// AckWait must equal the consumers' AckWait; heartbeats go out every AckWait/3.
+	AckWait time.Duration
+	// JobTimeout bounds one attempt (default 30 minutes).
+	JobTimeout time.Duration
+	// ShutdownTimeout is how long in-flight jobs may run on after a stop request before they
+	// are cancelled and handed back (default 30s).
+	ShutdownTimeout time.Duration
+	// FetchExpiry is how long one pull request waits for jobs (default 2s).
+	FetchExpiry time.Duration
+}
+
+// WithDefaults returns c with zero fields set to defaults.
+func (c Config) WithDefaults() Config {
+	if c.MaxRetries < 0 {
+		c.MaxRetries = 3
+	}
+	if c.Retry == nil {
+		c.Retry = ExponentialBackoff(60*time.Second, 600*time.Second, nil)
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.JobTimeout <= 0 {
+		c.JobTimeout = 30 * time.Minute
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 30 * time.Second
+	}
+	if c.FetchExpiry <= 0 {
+		c.FetchExpiry = 2 * time.Second
+	}
+	return c
+}
+
+// FailureRecorder is told when a job is dead-lettered, to record the failure permanently
+// (the document row).
+type FailureRecorder interface {
+	JobFailed(ctx context.Context, j *job.Job, reason string) error
+}
+
+// Observer receives job events, for metrics. Every method must be fast and must not block.
+type Observer interface {
+	JobStarted(q job.Priority, k job.Kind)
+	JobFinished(q job.Priority, k job.Kind, outcome Outcome, d time.Duration)
+}
+
+// Outcome is how an attempt ended.
+type Outcome string
+
+// Outcomes of an attempt.
+const (
+	OutcomeSucceeded    Outcome = "succeeded"
+	OutcomeRetried      Outcome = "retried"
+	OutcomeDeadLettered Outcome = "dead_lettered"
+	OutcomeCancelled    Outcome = "cancelled"
+	OutcomeHandedBack   Outcome = "handed_back"
+)
+
+// Worker runs jobs from the job streams.
+type Worker struct {
+	cfg      Config
+	js       jetstream.JetStream
+	statuses *taskstatus.Store
+	handler  Handler
+	failures FailureRecorder
+	observer Observer
+	log      *slog.Logger
+
+	mu       sync.Mutex
+	running  map[string]context.CancelCauseFunc
+	jobs     sync.WaitGroup
+	ready    atomic.Bool
+	draining atomic.Bool
+}
+
+// Deps are the collaborators of a Worker. Failures and Observer may be nil.
+type Deps struct {
+	JetStream jetstream.JetStream
+	Statuses  *taskstatus.Store
+	Handler   Handler
+	Failures  FailureRecorder
+	Observer  Observer
+	Logger    *slog.Logger
+}
+
+// New returns a Worker; Run starts it.
+func New(cfg Config, d Deps) *Worker {
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Worker{
+		cfg: cfg.WithDefaults(), js: d.JetStream, statuses: d.Statuses, handler: d.Handler,
+		failures: d.Failures, observer: d.Observer, log: d.Logger, running: map[string]context.CancelCauseFunc{},
+	}
+}
+
+// Ready reports whether the worker is pulling jobs (false before start and while draining).
+func (w *Worker) Ready() bool { return w.ready.Load() && !w.draining.Load() }
+
+// Run pulls and runs jobs until ctx is done, then shuts down gracefully: it stops pulling,
+// lets in-flight jobs finish within ShutdownTimeout, cancels and hands back (Nak without
+// delay) those that do not, and returns. It returns an error only if it could not start.
+func (w *Worker) Run(ctx context.Context) error {
+	if len(w.cfg.Slots) == 0 {
+		return errors.New("worker: no queues to serve (WORKER_QUEUES)")
+	}
+	consumers := map[job.Priority]jetstream.Consumer{}
+	for p := range w.cfg.Slots {
+		c, err := w.js.Consumer(ctx, p.Stream(), job.ConsumerName)
+		if err != nil {
+			return fmt.Errorf("worker: consumer %s on %s: %w", job.ConsumerName, p.Stream(), err)
+		}
+		consumers[p] = c
+	}
+	sub, err := w.js.Conn().Subscribe(job.CancelSubjectPrefix+"*", func(m *nats.Msg) {
+		w.cancelRunning(m.Subject[len(job.CancelSubjectPrefix):], ErrRevoked)
+	})
+	if err != nil {
+		return fmt.Errorf("worker: subscribe to cancellations: %w", err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+
+	var loops sync.WaitGroup
+	for p, c := range consumers {
+		loops.Go(func() { w.pull(ctx, p, c, w.cfg.Slots[p]) })
+	}
+	w.ready.Store(true)
+	w.log.Info("worker started", "queues", fmt.Sprint(w.cfg.Slots))
+	<-ctx.Done()
+	w.draining.Store(true)
+	w.log.Info("worker draining", "shutdown_timeout", w.cfg.ShutdownTimeout)
+	loops.Wait()
+
+	done := make(chan struct{})
+	go func() { w.jobs.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(w.cfg.ShutdownTimeout):
+		w.log.Warn("shutdown timeout: handing back unfinished jobs")
+		w.cancelAll(ErrShutdown)
+		<-done
+	}
+	w.log.Info("worker stopped")
+	return nil
+}
+
+// pull keeps one pull request open for as many jobs as the queue has free slots, so no job
+// waits in a local buffer while its AckWait clock runs.
+func (w *Worker) pull(ctx context.Context, p job.Priority, c jetstream.Consumer, slots int) {
+	free := make(chan struct{}, slots)
+	for range slots {
+		free <- struct{}{}
+	}
+	log := w.log.With("queue", p)
+	errDelay := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		// Take one slot (waiting for it), then every other free one.
+		select {
+		case <-ctx.Done():
+			return
+		case <-free:
+		}
+		n := 1
+	take:
+		for n < slots {
+			select {
+			case <-free:
+				n++
+			default:
+				break take
+			}
+		}
+		batch, err := c.Fetch(n, jetstream.FetchMaxWait(w.cfg.FetchExpiry))
+		if err != nil {
+			for range n {
+				free <- struct{}{}
+			}
+			log.Warn("pull failed", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(errDelay):
+			}
+			errDelay = min(2*errDelay, 5*time.Second)
+			continue
+		}
+		errDelay = 100 * time.Millisecond
+		got := 0
+		for msg := range batch.Messages() {
+			got++
+			if ctx.Err() != nil {
+				// Arrived after the stop request: hand it straight back.
+				_ = msg.Nak()
+				free <- struct{}{}
+				continue
+			}
+			w.jobs.Add(1)
+			go func() {
+				defer func() { free <- struct{}{} }()
+				defer w.jobs.Done()
+				w.process(ctx, p, msg)
+			}()
+		}
+		for range n - got {
+			free <- struct{}{}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+			log.Warn("pull ended with error", "err", err)
+		}
+	}
+}
+
+func (w *Worker) cancelRunning(taskID string, cause error) {
+	w.mu.Lock()
+	cancel := w.running[taskID]
+	w.mu.Unlock()
+	if cancel != nil {
+		cancel(cause)
+	}
+}
+
+func (w *Worker) cancelAll(cause error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, cancel := range w.running {
+		cancel(cause)
+	}
+}
+
+// process runs one delivery of a job and settles its message.
+func (w *Worker) process(runCtx context.Context, p job.Priority, msg jetstream.Msg) {
+	// Settling a job must outlive a stop request.
+	ctx := context.WithoutCancel(runCtx)
+	attempt := 1
+	var streamSeq uint64
+	if md, err := msg.Metadata(); err == nil {
+		attempt = int(md.NumDelivered)
+		streamSeq = md.Sequence.Stream
+	}
+	j, err := job.Decode(msg.Data())
+	if err != nil {
+		w.log.Error("undecodable job", "queue", p, "task_id", msg.Headers().Get(job.HeaderTaskID), "err", err)
+		w.deadLetter(ctx, msg, p, nil, attempt, streamSeq, err)
+		return
+	}
+	log := w.log.With("task_id", j.TaskID, "queue", p, "kind", j.Kind, "attempt", attempt)
+
+	tr, err := w.statuses.Track(ctx, j.TaskID)
+	if errors.Is(err, job.ErrNotFound) {
+		// The status is missing (deleted by an operator); recreate it rather than lose the job.
+		st := &job.Status{TaskID: j.TaskID, State: job.StatePending, Queue: j.Priority, Kind: j.Kind,
+			TenantID: j.TenantID, AgentID: j.AgentID, DocumentID: j.DocumentID, URL: j.URL, Total: 100}
+		if err = w.statuses.Create(ctx, st); err == nil || errors.Is(err, job.ErrConflict) {
+			tr, err = w.statuses.Track(ctx, j.TaskID)
+		}
+	}
+	if err != nil {
+		log.Warn("task status unavailable; job handed back", "err", err)
+		_ = msg.NakWithDelay(time.Second)
+		return
+	}
+	switch tr.Status().State {
+	case job.StateRevoked:
+		log.Info("task was cancelled before it started")
+		w.finish(msg, p, j, OutcomeCancelled, 0)
+		return
+	case job.StateSuccess, job.StateFailure:
+		log.Info("task already finished; duplicate delivery acknowledged", "state", tr.Status().State)
+		_ = msg.Ack()
+		return
+	}
+	if attempt > w.cfg.MaxRetries+1 {
+		// The previous deliveries never settled: their workers died.
+		log.Error("job dead-lettered: its deliveries kept losing their worker")
+		w.deadLetterTracked(ctx, msg, p, j, tr, attempt, streamSeq, ErrWorkerLost)
+		return
+	}
+	err = tr.Update(ctx, func(st *job.Status) error {
+		if st.State == job.StateRevoked {
+			return ErrRevoked
+		}
+		st.State, st.Attempts, st.Current, st.Status, st.Error = job.StateProgress, attempt, 0, "started", ""
+		if st.Total == 0 {
+			st.Total = 100
+		}
+		return nil
+	})
+	if errors.Is(err, ErrRevoked) {
+		w.finish(msg, p, j, OutcomeCancelled, 0)
+		return
+	}
+	if err != nil {
+		log.Warn("task status unavailable; job handed back", "err", err)
+		_ = msg.NakWithDelay(time.Second)
+		return
+	}
+
+	start := time.Now()
+	if w.observer != nil {
+		w.observer.JobStarted(p, j.Kind)
+	}
+	log.Info("job started")
+	jobCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	jobCtx, cancelTimeout := context.WithTimeoutCause(jobCtx, w.cfg.JobTimeout, ErrJobTimeout)
+	defer cancelTimeout()
+	w.mu.Lock()
+	w.running[j.TaskID] = cancel
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		delete(w.running, j.TaskID)
+		w.mu.Unlock()
+	}()
+	hbDone := make(chan struct{})
+	var hb sync.WaitGroup
+	hb.Go(func() { w.heartbeat(jobCtx, hbDone, msg, j.TaskID, cancel) })
+
+	rep := &reporter{tr: tr, cancel: cancel, attempt: attempt, log: log}
+	err = w.safeHandle(WithReporter(jobCtx, rep), j)
+	close(hbDone)
+	hb.Wait()
+	cause := context.Cause(jobCtx)
+	elapsed := time.Since(start)
+
+	switch {
+	case err == nil:
+		uerr := tr.Update(ctx, func(st *job.Status) error {
+			st.State, st.Current, st.Status, st.Error = job.StateSuccess, 100, "completed", ""
+			for _, fn := range rep.results {
+				fn(st)
+			}
+			return nil
+		})
+		if uerr != nil {
+			// The results are committed; a redelivery re-runs the idempotent job.
+			log.Warn("could not record success; job will be redelivered", "err", uerr)
+			_ = msg.NakWithDelay(time.Second)
+			return
+		}
+		log.Info("job succeeded", "duration", elapsed)
+		w.finish(msg, p, j, OutcomeSucceeded, elapsed)
+	case errors.Is(err, ErrRevoked) || errors.Is(cause, ErrRevoked):
+		_ = tr.Update(ctx, func(st *job.Status) error {
+			st.State, st.Status = job.StateRevoked, "cancelled"
+			return nil
+		})
+		log.Info("job cancelled while running", "duration", elapsed)
+		w.finish(msg, p, j, OutcomeCancelled, elapsed)
+	case errors.Is(cause, ErrShutdown):
+		_ = tr.Update(ctx, func(st *job.Status) error {
+			st.State, st.Status = job.StatePending, "re-queued: worker shut down"
+			return nil
+		})
+		log.Info("job handed back at shutdown")
+		_ = msg.Nak()
+		w.observe(p, j, OutcomeHandedBack, elapsed)
+	default:
+		if errors.Is(cause, ErrJobTimeout) {
+			err = fmt.Errorf("%w after %v: %w", ErrJobTimeout, w.cfg.JobTimeout, err)
+		}
+		if IsPermanent(err) || attempt >= w.cfg.MaxRetries+1 {
+			log.Error("job failed; dead-lettered", "err", err, "permanent", IsPermanent(err))
+			w.deadLetterTracked(ctx, msg, p, j, tr, attempt, streamSeq, err)
+			w.observe(p, j, OutcomeDeadLettered, elapsed)
+			return
+		}
+		delay := w.cfg.Retry(attempt)
+		_ = tr.Update(ctx, func(st *job.Status) error {
+			if st.State == job.StateRevoked {
+				return ErrRevoked
+			}
+			st.State, st.Error, st.Attempts = job.StateRetry, err.Error(), attempt
+			st.Status = fmt.Sprintf("attempt %d failed; retrying in %v", attempt, delay.Round(time.Millisecond))
+			return nil
+		})
+		log.Warn("job failed; will retry", "err", err, "retry_in", delay)
+		_ = msg.NakWithDelay(delay)
+		w.observe(p, j, OutcomeRetried, elapsed)
+	}
+}
+
+func (w *Worker) finish(msg jetstream.Msg, p job.Priority, j *job.Job, o Outcome, d time.Duration) {
+	if err := msg.Ack(); err != nil {
+		w.log.Warn("ack failed; the job will be redelivered and settled again", "task_id", j.TaskID, "err", err)
+	}
+	w.observe(p, j, o, d)
+}
+
+func (w *Worker) observe(p job.Priority, j *job.Job, o Outcome, d time.Duration) {
+	if w.observer != nil {
+		w.observer.JobFinished(p, j.Kind, o, d)
+	}
+}
+
+// safeHandle runs the handler, turning a panic into a permanent error.
+func (w *Worker) safeHandle(ctx context.Context, j *job.Job) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = Permanent(&PanicError{Value: v, Stack: debug.Stack()})
+		}
+	}()
+	return w.handler.Handle(ctx, j)
+}
+
+// heartbeat extends the job's ack deadline every AckWait/3 and, as a fallback to the
+// cancellation announcement, cancels the job if its status says REVOKED.
+func (w *Worker) heartbeat(ctx context.Context, done <-chan struct{}, msg jetstream.Msg, taskID string, cancel context.CancelCauseFunc) {
+	t := time.NewTicker(max(w.cfg.AckWait/3, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			if err := msg.InProgress(); err != nil {
+				w.log.Warn("heartbeat failed", "task_id", taskID, "err", err)
+			}
+			if st, _, err := w.statuses.Get(ctx, taskID); err == nil && st.State == job.StateRevoked {
+				cancel(ErrRevoked)
+			}
+		}
+	}
+}
+
+// deadLetterTracked dead-letters a job whose status is tracked, marking the task FAILURE.
+func (w *Worker) deadLetterTracked(ctx context.Context, msg jetstream.Msg, p job.Priority, j *job.Job, tr *taskstatus.Tracker, attempt int, seq uint64, cause error) {
+	if !w.publishDeadLetter(ctx, msg, p, j, attempt, seq, cause) {
+		return
+	}
+	reason := cause.Error()
+	if err := tr.Update(ctx, func(st *job.Status) error {
+		st.State, st.Error, st.Attempts = job.StateFailure, reason, attempt
+		st.Status = "failed: dead-lettered"
+		return nil
+	}); err != nil {
+		w.log.Warn("could not record failure status", "task_id", j.TaskID, "err", err)
+	}
+	if w.failures != nil {
+		if err := w.failures.JobFailed(ctx, j, reason); err != nil {
+			w.log.Warn("could not record failure", "task_id", j.TaskID, "err", err)
+		}
+	}
+	if err := msg.Ack(); err != nil {
+		w.log.Warn("ack of dead-lettered job failed", "task_id", j.TaskID, "err", err)
+	}
+}
+
+// deadLetter dead-letters a message that is not a valid job.
+func (w *Worker) deadLetter(ctx context.Context, msg jetstream.Msg, p job.Priority, j *job.Job, attempt int, seq uint64, cause error) {
+	if w.publishDeadLetter(ctx, msg, p, j, attempt, seq, cause) {
+		_ = msg.Ack()
+	}
+}
+
+// publishDeadLetter copies msg to JOBS_DLQ with the failure headers. On failure it hands the
+// job back (Nak with a delay) and returns false, so nothing is lost.
+func (w *Worker) publishDeadLetter(ctx context.Context, msg jetstream.Msg, p job.Priority, j *job.Job, attempt int, seq uint64, cause error) bool {
+	kind := job.KindDocument
+	taskID := msg.Headers().Get(job.HeaderTaskID)
+	if j != nil {
+		kind, taskID = j.Kind, j.TaskID
+	}
+	dl := &nats.Msg{Subject: job.DLQSubject(p, kind), Data: msg.Data(), Header: nats.Header{}}
+	for k, v := range msg.Headers() {
+		if k != job.HeaderMsgID && k != "Nats-Expected-Stream" {
+			dl.Header[k] = v
+		}
+	}
+	dl.Header.Set(job.HeaderError, cause.Error())
+	dl.Header.Set(job.HeaderAttempts, strconv.Itoa(attempt))
+	dl.Header.Set(job.HeaderOriginalSubject, msg.Subject())
+	dl.Header.Set(job.HeaderTaskID, taskID)
+	dl.Header.Set(job.HeaderDeadLetteredAt, time.Now().UTC().Format(time.RFC3339Nano))
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	// One dead letter per stored job message, however often its settling is retried.
+	msgID := fmt.Sprintf("%s:%s:%d", taskID, p, seq)
+	if _, err := w.js.PublishMsg(pctx, dl, jetstream.WithMsgID(msgID)); err != nil {
+		w.log.Error("dead-letter publish failed; job handed back", "task_id", taskID, "err", err)
+		_ = msg.NakWithDelay(5 * time.Second)
+		return false
+	}
+	return true
+}
+
+// reporter is the Reporter of one running job.
+type reporter struct {
+	tr      *taskstatus.Tracker
+	cancel  context.CancelCauseFunc
+	attempt int
+	log     *slog.Logger
+	results []func(*job.Status)
+}
+
+func (r *reporter) Progress(ctx context.Context, current int, message string) error {
+	err := r.tr.Update(ctx, func(st *job.Status) error {
+		if st.State == job.StateRevoked {
+			return ErrRevoked
+		}
+		st.State, st.Current, st.Status = job.StateProgress, current, message
+		return nil
+	})
+	if errors.Is(err, ErrRevoked) {
+		r.cancel(ErrRevoked)
+		return ErrRevoked
+	}
+	if err != nil {
+		// Progress is best effort; the job goes on.
+		r.log.Warn("progress update failed", "err", err)
+	}
+	return nil
+}
+
+func (r *reporter) Result(fn func(*job.Status)) { r.results = append(r.results, fn) }
+func (r *reporter) Attempt() int                { return r.attempt }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"time"
 )
@@ -105,16 +106,19 @@ type robotsResult struct {
 
 // Discover crawls the site of start and calls visit, in order, for each page it fetches
 // successfully, until maxPages pages were visited (values below 1 mean 1), nothing is left
-// to fetch, or MaxFailures fetches failed. It follows links only from HTML pages less than
-// maxDepth (below 0 means 0) links away from start, and takes the URLs of the site's
-// sitemaps (those listed in robots.txt, or /sitemap.xml) as depth 1 when maxDepth ≥ 1.
+// to fetch, or MaxFailures fetches failed. The start page comes first (depth 0); when
+// maxDepth ≥ 1 the page URLs of the site's sitemaps (those listed in robots.txt, or
+// /sitemap.xml) follow at depth 1, then the links of the pages, breadth-first; links are
+// followed only from HTML pages less than maxDepth (below 0 means 0) links from start.
 // Every request goes through the Fetcher's guard and the host limiter, spaced by the
 // robots.txt Crawl-delay (capped at MaxCrawlDelay).
 //
-// A page is on the site when [SameSite] says so for start; its URL is normalised with
+// A page is on the site when [SameSite] says so for start (or, when start redirects to
+// another site, for where it landed: the crawl follows it there); its URL is normalised with
 // [Normalize] and fetched at most once; robots.txt (for the page's scheme, host and port)
-// must allow it for the Fetcher's User-Agent. Sitemap and robots.txt problems other than
-// those of start's own robots.txt only shrink the crawl.
+// must allow it for the Fetcher's User-Agent. A page that redirects off the site is not
+// followed. Problems with sitemaps, with other pages, or with the robots.txt of the site's
+// other origins (http versus https, www) only shrink the crawl.
 //
 // Discover fails, with the stats so far, when start is invalid ([ErrInvalidURL]) or blocked,
 // when start's robots.txt cannot be read (a transient error) or refuses start
@@ -129,48 +133,73 @@ func (c *Crawler) Discover(ctx context.Context, start string, maxPages, maxDepth
 	if err != nil {
 		return stats, fmt.Errorf("webfetch: crawl: %w", err)
 	}
-	startURL, _ := url.Parse(norm)
-	if _, err := c.f.checkURL(startURL); err != nil {
+	site, _ := url.Parse(norm)
+	if _, err := c.f.checkURL(site); err != nil {
 		return stats, fmt.Errorf("webfetch: crawl %s: %w", norm, err)
 	}
 
 	cr := &crawl{c: c, robots: map[string]robotsResult{}}
-	startRobots, err := cr.robotsFor(ctx, startURL)
+	startRobots, err := cr.robotsFor(ctx, site)
 	if err != nil {
 		return stats, err
 	}
-	if !startRobots.Allowed(startURL) {
+	if !startRobots.Allowed(site) {
 		return stats, fmt.Errorf("webfetch: crawl %s: %w", norm, ErrDisallowed)
 	}
 
-	seen := map[string]bool{norm: true}
-	queue := []queued{{url: startURL, depth: 0}}
+	// The start page, following redirects wherever they lead.
 	stats.Queued = 1
+	page, err := cr.fetch(ctx, c.f.client, site, startRobots)
+	if err != nil {
+		return stats, fmt.Errorf("webfetch: crawl: %w", err)
+	}
+	seen := map[string]bool{norm: true}
+	if final, err := Normalize(page.URL); err == nil {
+		seen[final] = true
+		norm = final
+		site, _ = url.Parse(final)
+	}
+	stats.Visited++
+	if err := visit(ctx, Visit{URL: norm, Depth: 0, Page: page}); err != nil {
+		return stats, fmt.Errorf("webfetch: crawl: visit %s: %w", norm, err)
+	}
+	if maxDepth == 0 || stats.Visited >= maxPages {
+		return stats, nil
+	}
+
+	var queue []queued
 	enqueue := func(link string, depth int) {
 		if seen[link] || len(queue) >= c.cfg.MaxQueue {
 			return
 		}
 		u, err := url.Parse(link)
-		if err != nil || !SameSite(startURL, u) {
+		if err != nil || !SameSite(site, u) {
 			return
 		}
 		seen[link] = true
 		queue = append(queue, queued{url: u, depth: depth})
 		stats.Queued++
 	}
-	if maxDepth >= 1 {
-		for _, link := range cr.sitemapURLs(ctx, startURL, startRobots) {
-			enqueue(link, 1)
-		}
-		if err := ctx.Err(); err != nil {
+	siteRobots, err := cr.robotsFor(ctx, site)
+	if err != nil {
+		if ctx.Err() != nil {
 			return stats, fmt.Errorf("webfetch: crawl: %w", context.Cause(ctx))
 		}
+		siteRobots = startRobots
+	}
+	for _, link := range cr.sitemapURLs(ctx, site, siteRobots) {
+		enqueue(link, 1)
+	}
+	if ctx.Err() != nil {
+		return stats, fmt.Errorf("webfetch: crawl: %w", context.Cause(ctx))
+	}
+	for _, link := range pageLinks(page) {
+		enqueue(link, 1)
 	}
 
 	for len(queue) > 0 && stats.Visited < maxPages && stats.Failed < c.cfg.MaxFailures {
 		q := queue[0]
 		queue = queue[1:]
-		isStart := q.depth == 0
 		robots, err := cr.robotsFor(ctx, q.url)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -183,11 +212,14 @@ func (c *Crawler) Discover(ctx context.Context, start string, maxPages, maxDepth
 			stats.Disallowed++
 			continue
 		}
-		page, err := cr.fetch(ctx, q.url, robots)
-		if err != nil {
-			if isStart || ctx.Err() != nil {
-				return stats, fmt.Errorf("webfetch: crawl: %w", err)
-			}
+		page, err := cr.fetch(ctx, c.f.siteClient, q.url, robots)
+		switch {
+		case ctx.Err() != nil:
+			return stats, fmt.Errorf("webfetch: crawl: %w", context.Cause(ctx))
+		case errors.Is(err, errOffSite):
+			stats.Skipped++
+			continue
+		case err != nil:
 			stats.Failed++
 			continue
 		}
@@ -196,9 +228,8 @@ func (c *Crawler) Discover(ctx context.Context, start string, maxPages, maxDepth
 			stats.Skipped++
 			continue
 		}
-		finalURL, _ := url.Parse(final)
 		if final != q.url.String() {
-			if seen[final] || !SameSite(startURL, finalURL) {
+			if seen[final] {
 				stats.Skipped++
 				continue
 			}
@@ -208,18 +239,25 @@ func (c *Crawler) Discover(ctx context.Context, start string, maxPages, maxDepth
 		if err := visit(ctx, Visit{URL: final, Depth: q.depth, Page: page}); err != nil {
 			return stats, fmt.Errorf("webfetch: crawl: visit %s: %w", final, err)
 		}
-		if q.depth >= maxDepth || (page.MediaType != "text/html" && page.MediaType != "application/xhtml+xml") {
-			continue
-		}
-		links, err := ExtractLinks(final, page.Body)
-		if err != nil {
-			continue
-		}
-		for _, link := range links {
-			enqueue(link, q.depth+1)
+		if q.depth < maxDepth {
+			for _, link := range pageLinks(page) {
+				enqueue(link, q.depth+1)
+			}
 		}
 	}
 	return stats, nil
+}
+
+// pageLinks returns the links of an HTML page, none for other media types.
+func pageLinks(p *Page) []string {
+	if p.MediaType != "text/html" && p.MediaType != "application/xhtml+xml" {
+		return nil
+	}
+	links, err := ExtractLinks(p.URL, p.Body)
+	if err != nil {
+		return nil
+	}
+	return links
 }
 
 // crawl is the state of one Discover call.
@@ -249,12 +287,12 @@ func (cr *crawl) robotsFor(ctx context.Context, u *url.URL) (*Robots, error) {
 	return robots, err
 }
 
-// fetch fetches a page politely.
-func (cr *crawl) fetch(ctx context.Context, u *url.URL, robots *Robots) (*Page, error) {
+// fetch fetches a page politely through client.
+func (cr *crawl) fetch(ctx context.Context, client *http.Client, u *url.URL, robots *Robots) (*Page, error) {
 	var page *Page
 	err := cr.polite(ctx, u.Host, robots.CrawlDelay, func() error {
 		var err error
-		page, err = cr.c.f.Fetch(ctx, u.String())
+		page, err = cr.c.f.fetch(ctx, client, u.String())
 		return err
 	})
 	return page, err

@@ -82,7 +82,11 @@ var acceptedMediaTypes = map[string]bool{
 // or by sniffing when the header is missing), [ErrTooLarge], and transport errors (timeouts,
 // refused connections, DNS). Use [Permanent] to tell which are worth retrying.
 func (f *Fetcher) Fetch(ctx context.Context, rawURL string) (*Page, error) {
-	resp, err := f.get(ctx, rawURL, "text/html,application/xhtml+xml,text/plain;q=0.9,text/markdown;q=0.9,application/pdf;q=0.8,*/*;q=0.1")
+	return f.fetch(ctx, f.client, rawURL)
+}
+
+func (f *Fetcher) fetch(ctx context.Context, client *http.Client, rawURL string) (*Page, error) {
+	resp, err := f.get(ctx, client, rawURL, "text/html,application/xhtml+xml,text/plain;q=0.9,text/markdown;q=0.9,application/pdf;q=0.8,*/*;q=0.1")
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +171,7 @@ func (r *response) read(limit int64) ([]byte, error) {
 
 // get sends a guarded GET for rawURL. The caller must close the response. Its context lives
 // until close, bounded by Config.Timeout.
-func (f *Fetcher) get(ctx context.Context, rawURL, accept string) (*response, error) {
+func (f *Fetcher) get(ctx context.Context, client *http.Client, rawURL, accept string) (*response, error) {
 	u, err := url.Parse(strings.TrimSpace(rawURL))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidURL, err)
@@ -185,7 +189,7 @@ func (f *Fetcher) get(ctx context.Context, rawURL, accept string) (*response, er
 	req.Header.Set("User-Agent", f.cfg.UserAgent)
 	req.Header.Set("Accept", accept)
 	req.Header.Set("Accept-Encoding", "gzip, br")
-	resp, err := f.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		cancel()
 		// Do wraps in *url.Error, which keeps the chain for errors.Is/As.

@@ -244,7 +244,7 @@ func TestFetchTooLarge(t *testing.T) {
 	big := bytes.Repeat([]byte("a"), limit+1)
 	var bomb bytes.Buffer
 	zw := gzip.NewWriter(&bomb)
-	_, _ = zw.Write(bytes.Repeat([]byte("<p>"), 10<<20)) // 30 MiB compresses to ~30 KiB
+	_, _ = zw.Write(bytes.Repeat([]byte("<p>"), 1<<20)) // 3 MiB compresses to ~3 KiB
 	_ = zw.Close()
 	srv := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")

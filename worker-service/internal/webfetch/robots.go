@@ -67,7 +67,7 @@ func (f *Fetcher) Robots(ctx context.Context, siteURL string) (*Robots, error) {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidURL, err)
 	}
 	robotsURL := (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: "/robots.txt"}).String()
-	resp, err := f.get(ctx, robotsURL, "text/plain,*/*;q=0.1")
+	resp, err := f.get(ctx, f.client, robotsURL, "text/plain,*/*;q=0.1")
 	if err != nil {
 		return nil, fmt.Errorf("webfetch: robots.txt: %w", err)
 	}

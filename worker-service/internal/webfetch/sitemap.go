@@ -34,6 +34,10 @@ type Sitemap struct {
 // (sitemap.xml.gz) is decompressed, up to [MaxSitemapBytes]. Failures: [ErrNotSitemap]
 // for another root element, [ErrTooLarge], or the XML error.
 func ParseSitemap(r io.Reader, maxEntries int) (*Sitemap, error) {
+	return parseSitemap(r, maxEntries, MaxSitemapBytes)
+}
+
+func parseSitemap(r io.Reader, maxEntries int, maxBytes int64) (*Sitemap, error) {
 	maxEntries = max(maxEntries, 1)
 	br := bufioPeek(r)
 	if bytes.HasPrefix(br.head, []byte{0x1f, 0x8b}) {
@@ -42,9 +46,9 @@ func ParseSitemap(r io.Reader, maxEntries int) (*Sitemap, error) {
 			return nil, fmt.Errorf("webfetch: sitemap: gzip: %w", err)
 		}
 		defer func() { _ = zr.Close() }()
-		r = &capReader{r: zr, n: MaxSitemapBytes}
+		r = &capReader{r: zr, n: maxBytes}
 	} else {
-		r = &capReader{r: br, n: MaxSitemapBytes}
+		r = &capReader{r: br, n: maxBytes}
 	}
 	d := xml.NewDecoder(r)
 	d.CharsetReader = func(charset string, input io.Reader) (io.Reader, error) {
@@ -67,7 +71,7 @@ func ParseSitemap(r io.Reader, maxEntries int) (*Sitemap, error) {
 		}
 		if err != nil {
 			if errors.Is(err, ErrTooLarge) {
-				return nil, fmt.Errorf("webfetch: sitemap: %w: more than %d bytes", ErrTooLarge, MaxSitemapBytes)
+				return nil, fmt.Errorf("webfetch: sitemap: %w: more than %d bytes", ErrTooLarge, maxBytes)
 			}
 			return nil, fmt.Errorf("webfetch: sitemap: %w", err)
 		}
@@ -116,7 +120,7 @@ func ParseSitemap(r io.Reader, maxEntries int) (*Sitemap, error) {
 // Sitemap fetches and parses the sitemap at sitemapURL (see [ParseSitemap]) through the
 // guarded client. A non-2xx answer is an [*HTTPError].
 func (f *Fetcher) Sitemap(ctx context.Context, sitemapURL string, maxEntries int) (*Sitemap, error) {
-	resp, err := f.get(ctx, sitemapURL, "application/xml,text/xml,*/*;q=0.1")
+	resp, err := f.get(ctx, f.client, sitemapURL, "application/xml,text/xml,*/*;q=0.1")
 	if err != nil {
 		return nil, fmt.Errorf("webfetch: sitemap: %w", err)
 	}

@@ -101,14 +101,20 @@ func TestParseSitemapErrors(t *testing.T) {
 	if _, err := ParseSitemap(strings.NewReader(`<?xml version="1.0" encoding="EBCDIC"?><urlset/>`), 10); err == nil {
 		t.Error("non-UTF-8 charset: no error")
 	}
-	// A gzip bomb stops at MaxSitemapBytes.
+	// A gzip bomb stops at the size cap (MaxSitemapBytes in production).
+	const limit = 64 << 10
 	var bomb bytes.Buffer
 	zw := gzip.NewWriter(&bomb)
 	_, _ = zw.Write([]byte("<urlset>"))
-	_, _ = zw.Write(bytes.Repeat([]byte("<!-- padding -->"), MaxSitemapBytes/16+1))
+	_, _ = zw.Write(bytes.Repeat([]byte("<!-- padding -->"), limit/16+1))
 	_ = zw.Close()
-	if _, err := ParseSitemap(&bomb, 10); !errors.Is(err, ErrTooLarge) {
+	if _, err := parseSitemap(&bomb, 10, limit); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("gzip bomb: error = %v, want ErrTooLarge", err)
+	}
+	// Just under the cap is fine.
+	doc := "<urlset><url><loc>https://example.com/</loc></url>" + strings.Repeat(" ", limit-100) + "</urlset>"
+	if sm, err := parseSitemap(strings.NewReader(doc), 10, limit); err != nil || len(sm.URLs) != 1 {
+		t.Errorf("sitemap under the cap: %v, %v", sm, err)
 	}
 }
 

@@ -46,6 +46,9 @@ var (
 	ErrTooLarge = errors.New("webfetch: body too large")
 	// ErrDisallowed: robots.txt does not allow our User-Agent to fetch the URL.
 	ErrDisallowed = errors.New("webfetch: disallowed by robots.txt")
+
+	// errOffSite: a crawl's page redirected to another site.
+	errOffSite = errors.New("webfetch: redirect leaves the site")
 )
 
 // Defaults applied by [Config.WithDefaults].
@@ -113,6 +116,9 @@ type Fetcher struct {
 	cfg    Config
 	guard  guard
 	client *http.Client
+	// siteClient shares client's transport but follows only redirects that stay on the
+	// site of the first request (for crawls).
+	siteClient *http.Client
 }
 
 // New returns a Fetcher for cfg (defaults applied).
@@ -143,6 +149,18 @@ func New(cfg Config) *Fetcher {
 	f.client = &http.Client{
 		Transport:     transport,
 		CheckRedirect: f.checkRedirect,
+	}
+	f.siteClient = &http.Client{
+		Transport: transport,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if err := f.checkRedirect(req, via); err != nil {
+				return err
+			}
+			if !SameSite(via[0].URL, req.URL) {
+				return fmt.Errorf("%w: redirect to %s", errOffSite, redact(req.URL))
+			}
+			return nil
+		},
 	}
 	return f
 }

@@ -1,10 +1,12 @@
 package webfetch
 
 import (
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -340,5 +342,50 @@ func TestDiscoverStartRedirectsToAnotherSite(t *testing.T) {
 	}
 	if want := []string{"/p/0", "/p/1", "/p/2"}; strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("visited %q, want %q on the site start redirected to", got, want)
+	}
+}
+
+func TestDiscoverSitemapIndex(t *testing.T) {
+	t.Parallel()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/robots.txt", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = fmt.Fprintf(w, "Sitemap: http://%[1]s/index.xml\nSitemap: http://elsewhere.example/sitemap.xml\n", r.Host)
+	})
+	mux.HandleFunc("/index.xml", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = fmt.Fprintf(w, `<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
+			<sitemap><loc>http://%[1]s/a.xml.gz</loc></sitemap>
+			<sitemap><loc>http://elsewhere.example/b.xml</loc></sitemap>
+			<sitemap><loc>http://%[1]s/index.xml</loc></sitemap></sitemapindex>`, r.Host)
+	})
+	mux.HandleFunc("/a.xml.gz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/gzip")
+		zw := gzip.NewWriter(w)
+		_, _ = fmt.Fprintf(zw, `<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
+			<url><loc>http://%[1]s/deep/1</loc></url><url><loc>http://%[1]s/deep/2</loc></url>
+			<url><loc>http://elsewhere.example/x</loc></url></urlset>`, r.Host)
+		_ = zw.Close()
+	})
+	var mu sync.Mutex
+	requested := map[string]int{}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		requested[r.URL.Path]++
+		mu.Unlock()
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = fmt.Fprint(w, "<p>no links</p>")
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	var visits []Visit
+	_, err := newTestCrawler(t).Discover(t.Context(), srv.URL+"/", 10, 1, collect(&visits))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, v := range visits {
+		got = append(got, strings.TrimPrefix(v.URL, srv.URL))
+	}
+	if want := []string{"/", "/deep/1", "/deep/2"}; strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("visited %q, want %q", got, want)
 	}
 }

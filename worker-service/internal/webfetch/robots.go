@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -57,10 +58,12 @@ func (r *Robots) Allowed(u *url.URL) bool {
 }
 
 // Robots fetches and parses the robots.txt of the site (scheme, host and port) of siteURL,
-// through the same guarded client as [Fetcher.Fetch], following redirects. Per RFC 9309 a
-// 4xx answer (no robots.txt, 401, 403) allows everything; a 429 or 5xx answer, like a
+// through the same guarded client as [Fetcher.Fetch], following up to Config.MaxRedirects
+// redirects. Per RFC 9309 an unavailable robots.txt (a 4xx answer such as 404, 401 or 403,
+// an unfollowed 3xx, too many redirects) allows everything; a 429 or 5xx answer, like a
 // network error, is returned as an error (transient: retry the crawl later) because the
-// site's wishes are unknown. Only the first [MaxRobotsBytes] are read.
+// site's wishes are unknown. A blocked or invalid URL fails as [Fetcher.Fetch] does. Only
+// the first [MaxRobotsBytes] are read.
 func (f *Fetcher) Robots(ctx context.Context, siteURL string) (*Robots, error) {
 	u, err := url.Parse(siteURL)
 	if err != nil {
@@ -68,13 +71,17 @@ func (f *Fetcher) Robots(ctx context.Context, siteURL string) (*Robots, error) {
 	}
 	robotsURL := (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: "/robots.txt"}).String()
 	resp, err := f.get(ctx, f.client, robotsURL, "text/plain,*/*;q=0.1")
+	if errors.Is(err, ErrTooManyRedirects) {
+		return &Robots{}, nil // RFC 9309 2.3.1.2: may be taken as unavailable
+	}
 	if err != nil {
 		return nil, fmt.Errorf("webfetch: robots.txt: %w", err)
 	}
 	defer resp.close()
 	switch code := resp.StatusCode; {
 	case code >= 200 && code <= 299:
-	case code >= 400 && code <= 499 && code != 429:
+	case code >= 300 && code <= 499 && code != 429:
+		// Unavailable (a redirect without Location, 404, 401, 403, ...): no restrictions.
 		return &Robots{}, nil
 	default:
 		return nil, fmt.Errorf("webfetch: robots.txt: %w", newHTTPError(resp.Request.URL.String(), resp.Response, time.Now()))

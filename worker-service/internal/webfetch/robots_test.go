@@ -122,6 +122,7 @@ func TestFetcherRobotsStatus(t *testing.T) {
 		{410, true, false},
 		{401, true, false},
 		{403, true, false},
+		{304, true, false},
 		{429, false, true},
 		{500, false, true},
 		{503, false, true},
@@ -156,5 +157,20 @@ func TestFetcherRobotsBlocked(t *testing.T) {
 	_, err := New(Config{}).Robots(t.Context(), "http://169.254.169.254/")
 	if !errors.Is(err, ErrBlockedAddress) {
 		t.Fatalf("error = %v, want ErrBlockedAddress", err)
+	}
+}
+
+func TestFetcherRobotsRedirectLoop(t *testing.T) {
+	t.Parallel()
+	srv := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/robots.txt", http.StatusFound)
+	})
+	r, err := newLocalFetcher(t, Config{}).Robots(t.Context(), srv.URL)
+	if err != nil {
+		t.Fatalf("redirect loop: %v, want robots.txt taken as unavailable", err)
+	}
+	u, _ := url.Parse(srv.URL + "/x")
+	if !r.Allowed(u) {
+		t.Error("unavailable robots.txt disallows")
 	}
 }

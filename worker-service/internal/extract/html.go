@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"codeberg.org/readeck/go-readability/v2"
 	"golang.org/x/net/html"
@@ -358,8 +359,15 @@ func (w *htmlWriter) text(s string, pre bool) {
 	w.space = endsWithSpace(s)
 }
 
-func startsWithSpace(s string) bool { return s != "" && unicode.IsSpace(rune(s[0])) }
-func endsWithSpace(s string) bool   { return s != "" && unicode.IsSpace(rune(s[len(s)-1])) }
+func startsWithSpace(s string) bool {
+	r, _ := utf8.DecodeRuneInString(s)
+	return unicode.IsSpace(r)
+}
+
+func endsWithSpace(s string) bool {
+	r, _ := utf8.DecodeLastRuneInString(s)
+	return unicode.IsSpace(r)
+}
 
 // endBlock finishes the paragraph being written.
 func (w *htmlWriter) endBlock() {

@@ -39,7 +39,9 @@ func TestPDF(t *testing.T) {
 		{name: "no text layer", spec: pdfSpec{pages: [][]string{nil, nil}}, wantErr: ErrNeedsOCR},
 		{name: "truncated", spec: pdfSpec{pages: threePages}, raw: func(b []byte) []byte { return b[:60] }},
 		{name: "not a pdf", raw: func([]byte) []byte { return []byte("<html><body>hello</body></html>") }, wantErr: ErrCorrupt},
-		{name: "garbage after header", raw: func([]byte) []byte { return append([]byte("%PDF-1.7\n"), bytes.Repeat([]byte{0xA5, 0x13, 0x00}, 3000)...) }},
+		{name: "garbage after header", raw: func([]byte) []byte {
+			return append([]byte("%PDF-1.7\n"), bytes.Repeat([]byte{0xA5, 0x13, 0x00}, 3000)...)
+		}},
 		{name: "zero bytes", raw: func([]byte) []byte { return nil }, wantErr: ErrEmpty},
 	}
 	for _, engine := range pdfEngines() {

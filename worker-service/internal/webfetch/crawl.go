@@ -26,8 +26,10 @@ type CrawlConfig struct {
 	// MaxQueue bounds the URLs waiting to be fetched; further links are dropped. Defaults to
 	// 10000.
 	MaxQueue int
-	// MaxFailures is how many page fetches may fail (after the first page) before the crawl
-	// stops early. Defaults to 50.
+	// MaxFailures is how many page fetches may be wasted (failed, or redirected off the site
+	// or to a page already seen) after the first page before the crawl stops early, which
+	// bounds the requests of a crawl to maxPages+MaxFailures pages plus robots.txt and
+	// sitemaps. Defaults to 50.
 	MaxFailures int
 }
 
@@ -106,7 +108,7 @@ type robotsResult struct {
 
 // Discover crawls the site of start and calls visit, in order, for each page it fetches
 // successfully, until maxPages pages were visited (values below 1 mean 1), nothing is left
-// to fetch, or MaxFailures fetches failed. The start page comes first (depth 0); when
+// to fetch, or MaxFailures fetches were wasted. The start page comes first (depth 0); when
 // maxDepth ≥ 1 the page URLs of the site's sitemaps (those listed in robots.txt, or
 // /sitemap.xml) follow at depth 1, then the links of the pages, breadth-first; links are
 // followed only from HTML pages less than maxDepth (below 0 means 0) links from start.
@@ -197,7 +199,7 @@ func (c *Crawler) Discover(ctx context.Context, start string, maxPages, maxDepth
 		enqueue(link, 1)
 	}
 
-	for len(queue) > 0 && stats.Visited < maxPages && stats.Failed < c.cfg.MaxFailures {
+	for len(queue) > 0 && stats.Visited < maxPages && stats.Failed+stats.Skipped < c.cfg.MaxFailures {
 		q := queue[0]
 		queue = queue[1:]
 		robots, err := cr.robotsFor(ctx, q.url)

@@ -389,3 +389,26 @@ func TestDiscoverSitemapIndex(t *testing.T) {
 		t.Errorf("visited %q, want %q", got, want)
 	}
 }
+
+func TestDiscoverStopsAfterMaxFailures(t *testing.T) {
+	t.Parallel()
+	site := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html")
+		for i := range 100 {
+			_, _ = fmt.Fprintf(w, `<a href="/missing/%d">x</a>`, i)
+		}
+	})
+	c := NewCrawler(newLocalFetcher(t, Config{}), CrawlConfig{Limiter: NewHostLimiter(1, 0), MaxFailures: 5})
+	stats, err := c.Discover(t.Context(), site.URL+"/", 20, 2, func(context.Context, Visit) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	// robots.txt, /sitemap.xml, the start page and 5 failed pages.
+	if stats.Failed != 5 || stats.Visited != 1 || site.hits.Load() != 8 {
+		t.Errorf("stats %+v after %d requests, want 5 failures and 8 requests", stats, site.hits.Load())
+	}
+}

@@ -448,6 +448,7 @@ func TestPermanent(t *testing.T) {
 		{ErrUnsupportedContent, true},
 		{ErrTooLarge, true},
 		{ErrDisallowed, true},
+		{ErrNotSitemap, true},
 		{fmt.Errorf("x: %w", &HTTPError{StatusCode: 404}), true},
 		{&HTTPError{StatusCode: 410}, true},
 		{&HTTPError{StatusCode: 429}, false},

@@ -187,7 +187,7 @@ func (f *Fetcher) checkRedirect(req *http.Request, via []*http.Request) error {
 
 // Permanent reports whether retrying the request that failed with err cannot help: a blocked
 // address, an invalid URL, too many redirects, unsupported content, a body too large, a
-// robots.txt refusal, an [*HTTPError] that is [HTTPError.Permanent], an unknown host name
+// robots.txt refusal, a document that is not a sitemap, an [*HTTPError] that is [HTTPError.Permanent], an unknown host name
 // (NXDOMAIN) or a TLS certificate that does not verify. Timeouts, connection errors, 408,
 // 429, 5xx and context cancellation are not permanent.
 func Permanent(err error) bool {
@@ -198,7 +198,7 @@ func Permanent(err error) bool {
 		return false
 	}
 	for _, sentinel := range []error{ErrBlockedAddress, ErrInvalidURL, ErrTooManyRedirects,
-		ErrUnsupportedContent, ErrTooLarge, ErrDisallowed} {
+		ErrUnsupportedContent, ErrTooLarge, ErrDisallowed, ErrNotSitemap} {
 		if errors.Is(err, sentinel) {
 			return true
 		}

@@ -187,9 +187,10 @@ func (f *Fetcher) checkRedirect(req *http.Request, via []*http.Request) error {
 
 // Permanent reports whether retrying the request that failed with err cannot help: a blocked
 // address, an invalid URL, too many redirects, unsupported content, a body too large, a
-// robots.txt refusal, a document that is not a sitemap, an [*HTTPError] that is [HTTPError.Permanent], an unknown host name
-// (NXDOMAIN) or a TLS certificate that does not verify. Timeouts, connection errors, 408,
-// 429, 5xx and context cancellation are not permanent.
+// robots.txt refusal, a document that is not a sitemap, an [*HTTPError] that is
+// [HTTPError.Permanent], an unknown host name (NXDOMAIN) or a TLS certificate that does not
+// verify. Timeouts, connection errors, 408, 429, 5xx and context cancellation are not
+// permanent.
 func Permanent(err error) bool {
 	if err == nil {
 		return false

@@ -66,6 +66,10 @@ func (s *Server) upload(c *gin.Context) {
 	}
 	// The whole request is bounded; the file part is bounded separately below.
 	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxUploadBytes+1<<20)
+	if !s.nc.IsConnected() {
+		s.fail(c, errUnavailable)
+		return
+	}
 	mr, err := c.Request.MultipartReader()
 	if err != nil {
 		s.fail(c, errBadRequest("expected a multipart/form-data body with a file field"))
@@ -221,30 +225,35 @@ func (s *Server) storeUpload(ctx context.Context, taskID string, part *multipart
 	h := sha256.New()
 	lr := &limitedReader{r: io.TeeReader(br, h), left: s.cfg.MaxUploadBytes}
 	info, err := s.uploads.Put(ctx, jetstream.ObjectMeta{Name: taskID, Description: name}, lr)
-	if err != nil {
-		if lr.exceeded {
-			return nil, &httpError{errTooLarge.status, errTooLarge.code, fmt.Sprintf("file exceeds MAX_UPLOAD_BYTES (%d bytes)", s.cfg.MaxUploadBytes)}
-		}
-		if be := bodyError(err, s.cfg.MaxUploadBytes); isClientError(be) {
-			return nil, be
-		}
+	switch {
+	case err == nil:
+	case lr.exceeded:
+		return nil, &httpError{errTooLarge.status, errTooLarge.code, fmt.Sprintf("file exceeds MAX_UPLOAD_BYTES (%d bytes)", s.cfg.MaxUploadBytes)}
+	case lr.readErr != nil:
+		return nil, bodyError(lr.readErr, s.cfg.MaxUploadBytes)
+	default:
 		s.log.Error("upload: store object", "task_id", taskID, "err", err)
 		return nil, errUnavailable
 	}
 	return &storedUpload{filename: name, typ: typ, size: int64(info.Size), sha256: hex.EncodeToString(h.Sum(nil))}, nil
 }
 
-// limitedReader fails once more than left bytes were read.
+// limitedReader fails once more than left bytes were read, and remembers whether reading the
+// client's body failed (a client error) as opposed to storing it (a server error).
 type limitedReader struct {
 	r        io.Reader
 	left     int64
 	exceeded bool
+	readErr  error
 }
 
 var errLimit = errors.New("upload exceeds the size limit")
 
 func (l *limitedReader) Read(p []byte) (int, error) {
 	n, err := l.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		l.readErr = err
+	}
 	l.left -= int64(n)
 	if l.left < 0 {
 		l.exceeded = true
@@ -260,11 +269,6 @@ func bodyError(err error, limit int64) error {
 		return &httpError{errTooLarge.status, errTooLarge.code, fmt.Sprintf("request exceeds MAX_UPLOAD_BYTES (%d bytes)", limit)}
 	}
 	return errBadRequest("malformed multipart body: " + err.Error())
-}
-
-func isClientError(err error) bool {
-	var he *httpError
-	return errors.As(err, &he) && he.status < 500
 }
 
 func readField(p *multipart.Part) (string, error) {

@@ -1,0 +1,34 @@
+# Quire — build, run and test every module of the go.work.
+.DEFAULT_GOAL := help
+GO       ?= go
+MODULES  := shared api-service worker-service
+CORPUS   ?= ../shared/corpus
+# Test flags; CI adds nothing, `make test TESTFLAGS=-race` for the race detector.
+TESTFLAGS ?=
+
+.PHONY: help build run test fmt lint bench bench-quick corpus clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+build: ## Build bin/api-service, bin/worker-service and bin/quire-dev
+	$(GO) build -o bin/ ./api-service/cmd/api-service ./worker-service/cmd/worker-service ./shared/cmd/quire-dev
+
+run: build ## Run NATS, PostgreSQL, the API and a worker locally (data in .data/); Ctrl-C stops all
+	./bin/quire-dev -data .data -bin bin
+
+test: ## Run every test against real NATS and PostgreSQL (a throwaway cluster unless DATABASE_URL is set)
+	@set -e; for m in $(MODULES); do echo "== $$m"; (cd $$m && $(GO) test -count=1 -timeout 15m $(TESTFLAGS) ./...); done
+
+fmt: ## gofmt every module
+	@for m in $(MODULES); do (cd $$m && $(GO) fmt ./...); done
+
+lint: ## go vet every module and check formatting
+	@set -e; for m in $(MODULES); do (cd $$m && $(GO) vet ./...); done
+	@test -z "$$(gofmt -l $(MODULES))" || { echo "gofmt needed:"; gofmt -l $(MODULES); exit 1; }
+
+corpus: ## Extraction quality and speed over a corpus folder: make corpus CORPUS=<dir>
+	$(GO) run ./worker-service/cmd/corpus -dir $(CORPUS)
+
+clean: ## Remove build output and local data
+	rm -rf bin .data

@@ -1,0 +1,475 @@
+package worker_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/quirehq/quire/shared/job"
+	"github.com/quirehq/quire/shared/jobqueue"
+	"github.com/quirehq/quire/shared/natstest"
+	"github.com/quirehq/quire/shared/taskstatus"
+	"github.com/quirehq/quire/worker-service/internal/worker"
+)
+
+type harness struct {
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	statuses *taskstatus.Store
+	pub      *jobqueue.Publisher
+	failures *recorder
+}
+
+type recorder struct {
+	mu      sync.Mutex
+	reasons map[string]string
+}
+
+func (r *recorder) JobFailed(_ context.Context, j *job.Job, reason string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reasons[j.TaskID] = reason
+	return nil
+}
+
+func (r *recorder) reason(id string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.reasons[id]
+}
+
+func newHarness(t *testing.T, ackWait time.Duration) *harness {
+	t.Helper()
+	s := natstest.Run(t)
+	nc, js := natstest.Connect(t, s)
+	top, err := jobqueue.Ensure(t.Context(), js, jobqueue.Config{AckWait: ackWait, UpdateConsumers: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &harness{nc: nc, js: js, statuses: taskstatus.New(top.Tasks, js, time.Hour), pub: jobqueue.NewPublisher(js),
+		failures: &recorder{reasons: map[string]string{}}}
+}
+
+// enqueue records a PENDING status and publishes a webpage job, as the API does.
+func (h *harness) enqueue(t *testing.T, id string, p job.Priority) {
+	t.Helper()
+	if err := h.statuses.Create(t.Context(), &job.Status{TaskID: id, State: job.StatePending, Queue: p, TenantID: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	j := &job.Job{TaskID: id, Kind: job.KindWebpage, TenantID: "acme", AgentID: "7", Priority: p, URL: "https://example.com/" + id}
+	if err := h.pub.Publish(t.Context(), j, id); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// start runs a worker with h until the test ends (or stop is called) and returns stop.
+func (h *harness) start(t *testing.T, cfg worker.Config, handler worker.Handler) (stop func()) {
+	t.Helper()
+	if cfg.Slots == nil {
+		cfg.Slots = map[job.Priority]int{job.PriorityHigh: 4, job.PriorityMedium: 2, job.PriorityLow: 2}
+	}
+	if cfg.Retry == nil {
+		cfg.Retry = func(int) time.Duration { return 10 * time.Millisecond }
+	}
+	if cfg.AckWait == 0 {
+		cfg.AckWait = 30 * time.Second
+	}
+	cfg.FetchExpiry = 500 * time.Millisecond
+	w := worker.New(cfg, worker.Deps{
+		JetStream: h.js, Statuses: h.statuses, Handler: handler, Failures: h.failures,
+		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("worker Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// waitState polls the task status until it reaches state.
+func (h *harness) waitState(t *testing.T, id string, state job.State, within time.Duration) *job.Status {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		st, _, err := h.statuses.Get(t.Context(), id)
+		if err == nil && st.State == state {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("task %s: state %v (err %v), want %s within %v", id, st, err, state, within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (h *harness) pending(t *testing.T, stream string) uint64 {
+	t.Helper()
+	s, err := h.js.Stream(t.Context(), stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+func (h *harness) deadLetters(t *testing.T) []*jetstream.RawStreamMsg {
+	t.Helper()
+	s, err := h.js.Stream(t.Context(), job.DLQStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*jetstream.RawStreamMsg
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := s.GetMsg(t.Context(), seq)
+		if err == nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func TestRetryWithBackoffThenSuccess(t *testing.T) {
+	h := newHarness(t, 0)
+	var (
+		mu    sync.Mutex
+		times []time.Time
+	)
+	backoff := worker.ExponentialBackoff(200*time.Millisecond, 2*time.Second, nil)
+	h.start(t, worker.Config{MaxRetries: 3, Retry: backoff}, worker.HandlerFunc(func(ctx context.Context, j *job.Job) error {
+		mu.Lock()
+		times = append(times, time.Now())
+		n := len(times)
+		mu.Unlock()
+		if got := worker.ReporterFrom(ctx).Attempt(); got != n {
+			t.Errorf("Attempt() = %d on call %d", got, n)
+		}
+		if n < 3 {
+			return errors.New("flaky dependency")
+		}
+		worker.ReporterFrom(ctx).Result(func(st *job.Status) { st.ChunkCount = 7 })
+		return nil
+	}))
+	h.enqueue(t, "retry-1", job.PriorityHigh)
+	st := h.waitState(t, "retry-1", job.StateSuccess, 10*time.Second)
+	if st.Attempts != 3 || st.ChunkCount != 7 || st.Current != 100 {
+		t.Fatalf("final status = %+v, want attempts 3, chunk_count 7, current 100", st)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// Equal jitter: the wait before attempt n+1 is at least half of min(max, base·2^(n-1)).
+	for i, minGap := range []time.Duration{100 * time.Millisecond, 200 * time.Millisecond} {
+		if gap := times[i+1].Sub(times[i]); gap < minGap {
+			t.Errorf("gap before attempt %d = %v, want >= %v", i+2, gap, minGap)
+		}
+	}
+	if n := h.pending(t, "JOBS_HIGH"); n != 0 {
+		t.Fatalf("JOBS_HIGH holds %d messages after success", n)
+	}
+}
+
+func TestRetryStatusIsVisibleBetweenAttempts(t *testing.T) {
+	h := newHarness(t, 0)
+	h.start(t, worker.Config{MaxRetries: 3, Retry: func(int) time.Duration { return 5 * time.Second }},
+		worker.HandlerFunc(func(context.Context, *job.Job) error { return errors.New("boom") }))
+	h.enqueue(t, "retry-2", job.PriorityHigh)
+	st := h.waitState(t, "retry-2", job.StateRetry, 5*time.Second)
+	if st.Attempts != 1 || st.Error != "boom" {
+		t.Fatalf("RETRY status = %+v", st)
+	}
+}
+
+func TestDeadLetters(t *testing.T) {
+	tests := []struct {
+		name       string
+		handler    worker.HandlerFunc
+		maxRetries int
+		attempts   string
+		errPart    string
+	}{
+		{"permanent error", func(context.Context, *job.Job) error {
+			return worker.Permanent(errors.New("encrypted PDF"))
+		}, 3, "1", "encrypted PDF"},
+		{"retries exhausted", func(context.Context, *job.Job) error {
+			return errors.New("still down")
+		}, 2, "3", "still down"},
+		{"panic", func(context.Context, *job.Job) error {
+			var m map[string]int
+			m["x"]++ // nil map write
+			return nil
+		}, 3, "1", "handler panic"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, 0)
+			h.start(t, worker.Config{MaxRetries: tt.maxRetries}, tt.handler)
+			h.enqueue(t, "dl-1", job.PriorityMedium)
+			st := h.waitState(t, "dl-1", job.StateFailure, 10*time.Second)
+			if st.Error == "" || st.Attempts == 0 {
+				t.Fatalf("FAILURE status = %+v", st)
+			}
+			dls := h.deadLetters(t)
+			if len(dls) != 1 {
+				t.Fatalf("JOBS_DLQ holds %d messages, want 1", len(dls))
+			}
+			dl := dls[0]
+			if dl.Subject != "dlq.medium.webpage" {
+				t.Errorf("dead letter subject = %s", dl.Subject)
+			}
+			for hdr, want := range map[string]string{
+				"Quire-Attempts": tt.attempts, "Quire-Original-Subject": "jobs.medium.webpage", "Quire-Task-Id": "dl-1",
+			} {
+				if got := dl.Header.Get(hdr); got != want {
+					t.Errorf("header %s = %q, want %q", hdr, got, want)
+				}
+			}
+			if got := dl.Header.Get("Quire-Error"); !contains(got, tt.errPart) {
+				t.Errorf("Quire-Error = %q, want it to mention %q", got, tt.errPart)
+			}
+			if j, err := job.Decode(dl.Data); err != nil || j.TaskID != "dl-1" {
+				t.Errorf("dead letter body is not the original job: %v", err)
+			}
+			if !contains(h.failures.reason("dl-1"), tt.errPart) {
+				t.Errorf("failure recorder got %q", h.failures.reason("dl-1"))
+			}
+			deadline := time.Now().Add(2 * time.Second)
+			for h.pending(t, "JOBS_MEDIUM") != 0 && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if n := h.pending(t, "JOBS_MEDIUM"); n != 0 {
+				t.Fatalf("JOBS_MEDIUM still holds %d messages", n)
+			}
+		})
+	}
+}
+
+func contains(s, part string) bool { return len(part) > 0 && len(s) >= len(part) && (stringIndex(s, part) >= 0) }
+
+func stringIndex(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return i
+		}
+	}
+	return -1
+}
+
+func TestCancelRunningJobStopsWithinASecond(t *testing.T) {
+	h := newHarness(t, 0)
+	started := make(chan struct{})
+	stopped := make(chan error, 1)
+	h.start(t, worker.Config{}, worker.HandlerFunc(func(ctx context.Context, j *job.Job) error {
+		close(started)
+		<-ctx.Done()
+		stopped <- context.Cause(ctx)
+		return ctx.Err()
+	}))
+	h.enqueue(t, "cancel-1", job.PriorityHigh)
+	<-started
+	// What the API does on DELETE /api/v1/tasks/{id}.
+	if _, err := h.statuses.Update(t.Context(), "cancel-1", func(st *job.Status) error { st.State = job.StateRevoked; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now()
+	if err := h.nc.Publish(job.CancelSubject("cancel-1"), nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case cause := <-stopped:
+		if !errors.Is(cause, worker.ErrRevoked) {
+			t.Fatalf("context cause = %v, want ErrRevoked", cause)
+		}
+		if d := time.Since(at); d > time.Second {
+			t.Fatalf("job stopped %v after cancellation, want < 1s", d)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("running job not cancelled")
+	}
+	h.waitState(t, "cancel-1", job.StateRevoked, 2*time.Second)
+	deadline := time.Now().Add(2 * time.Second)
+	for h.pending(t, "JOBS_HIGH") != 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := h.pending(t, "JOBS_HIGH"); n != 0 {
+		t.Fatalf("cancelled job still in JOBS_HIGH (%d)", n)
+	}
+	if n := len(h.deadLetters(t)); n != 0 {
+		t.Fatalf("cancelled job dead-lettered (%d)", n)
+	}
+}
+
+func TestRevokedQueuedJobNeverStarts(t *testing.T) {
+	h := newHarness(t, 0)
+	h.enqueue(t, "q-1", job.PriorityHigh)
+	if _, err := h.statuses.Update(t.Context(), "q-1", func(st *job.Status) error { st.State = job.StateRevoked; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int32
+	h.start(t, worker.Config{}, worker.HandlerFunc(func(context.Context, *job.Job) error { calls.Add(1); return nil }))
+	deadline := time.Now().Add(5 * time.Second)
+	for h.pending(t, "JOBS_HIGH") != 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := h.pending(t, "JOBS_HIGH"); n != 0 {
+		t.Fatalf("revoked job still queued (%d)", n)
+	}
+	if calls.Load() != 0 {
+		t.Fatalf("handler ran %d times for a revoked task", calls.Load())
+	}
+}
+
+func TestHeartbeatKeepsALongJobOnOneWorker(t *testing.T) {
+	h := newHarness(t, time.Second)
+	var calls atomic.Int32
+	h.start(t, worker.Config{AckWait: time.Second}, worker.HandlerFunc(func(ctx context.Context, j *job.Job) error {
+		calls.Add(1)
+		select {
+		case <-time.After(3500 * time.Millisecond): // 3.5 × AckWait
+		case <-ctx.Done():
+		}
+		return nil
+	}))
+	h.enqueue(t, "long-1", job.PriorityHigh)
+	h.waitState(t, "long-1", job.StateSuccess, 10*time.Second)
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("long job ran %d times, want once (heartbeats must prevent redelivery)", n)
+	}
+}
+
+func TestJobTimeoutCountsAsFailedAttempt(t *testing.T) {
+	h := newHarness(t, 0)
+	h.start(t, worker.Config{MaxRetries: 0, JobTimeout: 200 * time.Millisecond}, worker.HandlerFunc(func(ctx context.Context, j *job.Job) error {
+		<-ctx.Done()
+		return ctx.Err()
+	}))
+	h.enqueue(t, "slow-1", job.PriorityHigh)
+	st := h.waitState(t, "slow-1", job.StateFailure, 5*time.Second)
+	if !contains(st.Error, "timed out") {
+		t.Fatalf("error = %q, want a timeout", st.Error)
+	}
+}
+
+func TestGracefulShutdownHandsBackUnfinishedJobs(t *testing.T) {
+	h := newHarness(t, 0)
+	started := make(chan struct{})
+	finished := make(chan struct{})
+	stop := h.start(t, worker.Config{ShutdownTimeout: 300 * time.Millisecond}, worker.HandlerFunc(func(ctx context.Context, j *job.Job) error {
+		if j.TaskID == "quick" {
+			// Finishes within the shutdown timeout.
+			started <- struct{}{}
+			time.Sleep(100 * time.Millisecond)
+			close(finished)
+			return nil
+		}
+		started <- struct{}{}
+		<-ctx.Done()
+		return ctx.Err()
+	}))
+	h.enqueue(t, "quick", job.PriorityHigh)
+	h.enqueue(t, "stuck", job.PriorityHigh)
+	<-started
+	<-started
+	stop()
+	<-finished
+	if st, _, _ := h.statuses.Get(t.Context(), "quick"); st.State != job.StateSuccess {
+		t.Fatalf("in-flight job that finished during shutdown: %s, want SUCCESS", st.State)
+	}
+	st, _, _ := h.statuses.Get(t.Context(), "stuck")
+	if st.State != job.StatePending {
+		t.Fatalf("unfinished job after shutdown: %s, want PENDING (handed back)", st.State)
+	}
+	// The handed-back job is delivered again to the next worker and completes.
+	h.start(t, worker.Config{MaxRetries: 3}, worker.HandlerFunc(func(context.Context, *job.Job) error { return nil }))
+	h.waitState(t, "stuck", job.StateSuccess, 5*time.Second)
+}
+
+func TestHighPriorityIsNotDelayedByALowFlood(t *testing.T) {
+	h := newHarness(t, 0)
+	release := make(chan struct{})
+	highStarted := make(chan time.Time, 1)
+	h.start(t, worker.Config{Slots: map[job.Priority]int{job.PriorityHigh: 1, job.PriorityLow: 2}},
+		worker.HandlerFunc(func(ctx context.Context, j *job.Job) error {
+			if j.Priority == job.PriorityHigh {
+				highStarted <- time.Now()
+				return nil
+			}
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			return nil
+		}))
+	for i := range 50 {
+		h.enqueue(t, "low-"+string(rune('a'+i%26))+string(rune('a'+i/26)), job.PriorityLow)
+	}
+	time.Sleep(300 * time.Millisecond) // the low slots are now busy
+	at := time.Now()
+	h.enqueue(t, "high-1", job.PriorityHigh)
+	select {
+	case started := <-highStarted:
+		t.Logf("high-priority job started %v after enqueue with 50 low jobs queued", started.Sub(at))
+	case <-time.After(3 * time.Second):
+		t.Fatal("high-priority job did not start while low jobs hold their slots")
+	}
+	close(release)
+}
+
+func TestJobWhoseWorkersKeepDyingIsDeadLettered(t *testing.T) {
+	h := newHarness(t, time.Second)
+	h.enqueue(t, "poison-1", job.PriorityHigh)
+	// Two deliveries that were never settled, as when the worker process dies (MaxRetries 1).
+	cons, err := h.js.Consumer(t.Context(), "JOBS_HIGH", job.ConsumerName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		msgs, err := cons.Fetch(1, jetstream.FetchMaxWait(3*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for range msgs.Messages() {
+			n++
+		}
+		if n != 1 {
+			t.Fatalf("fetched %d messages", n)
+		}
+	}
+	var calls atomic.Int32
+	h.start(t, worker.Config{MaxRetries: 1, AckWait: time.Second}, worker.HandlerFunc(func(context.Context, *job.Job) error {
+		calls.Add(1)
+		return nil
+	}))
+	st := h.waitState(t, "poison-1", job.StateFailure, 10*time.Second)
+	if st.Error != "worker lost" {
+		t.Fatalf("error = %q, want %q", st.Error, "worker lost")
+	}
+	if calls.Load() != 0 {
+		t.Fatalf("handler ran %d times for a job past its deliveries", calls.Load())
+	}
+	if dls := h.deadLetters(t); len(dls) != 1 || dls[0].Header.Get("Quire-Attempts") != "3" {
+		t.Fatalf("dead letters = %d", len(dls))
+	}
+}

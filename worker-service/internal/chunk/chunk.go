@@ -5,33 +5,21 @@ package chunk
 import (
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/quirehq/quire/worker-service/internal/extract"
 )
 
-// Counter counts the tokens of a text the way the embeddings model does.
-type Counter interface {
-	Count(s string) int
-}
-
-// WordCounter approximates tokens as about 4/3 per word, the usual ratio for English text with
-// BPE tokenizers. It is the fallback when no model tokenizer is configured.
-type WordCounter struct{}
-
-// Count implements [Counter].
-func (WordCounter) Count(s string) int {
-	n := len(strings.Fields(s))
-	return (n*4 + 2) / 3
-}
-
 // Options configures [Split].
 type Options struct {
-	// Size is the target chunk size in tokens (default 512).
+	// Size is the most tokens a chunk holds (default 512).
 	Size int
-	// Overlap is how many tokens of the end of a chunk start the next one (default 64; less
-	// than Size).
+	// Overlap is how many tokens from the end of a chunk start the next one of the same
+	// heading: 0 means the default, 64 (at most a quarter of Size); a negative value means no
+	// overlap. It is capped at half of Size.
 	Overlap int
-	// Counter counts tokens (default WordCounter).
+	// Counter counts tokens (default WordCounter, an approximation; use [NewCounter] for the
+	// embeddings model's own tokenizer).
 	Counter Counter
 }
 
@@ -40,9 +28,13 @@ func (o Options) WithDefaults() Options {
 	if o.Size <= 0 {
 		o.Size = 512
 	}
-	if o.Overlap < 0 || o.Overlap >= o.Size {
+	switch {
+	case o.Overlap == 0:
+		o.Overlap = min(64, o.Size/4)
+	case o.Overlap < 0:
 		o.Overlap = 0
 	}
+	o.Overlap = min(o.Overlap, o.Size/2)
 	if o.Counter == nil {
 		o.Counter = WordCounter{}
 	}
@@ -51,59 +43,71 @@ func (o Options) WithDefaults() Options {
 
 // Chunk is one piece of a document.
 type Chunk struct {
-	Ordinal    int
-	Content    string
+	// Ordinal is the chunk's 0-based position in the document.
+	Ordinal int
+	Content string
+	// TokenCount is Counter's count of Content; at most Options.Size.
 	TokenCount int
-	Page       int
-	Heading    string
+	// Page is the page (PDF) where the chunk's own text starts (after any overlap), 0 if none.
+	Page int
+	// Heading is the heading path of the chunk's section ("Install > Linux"), if any.
+	Heading string
 }
 
-// unit is the smallest piece the chunker moves: a sentence, or a word run of an over-long one.
+// unit is the smallest piece the chunker moves: a sentence, a run of words of an over-long
+// sentence, or a run of characters of an over-long word.
 type unit struct {
-	text    string
-	tokens  int
-	page    int
-	heading string
-	// paraEnd marks the last unit of a paragraph.
-	paraEnd bool
+	text   string
+	sep    string // what separated it from the previous unit in the source: "\n\n", " " or ""
+	tokens int
+	page   int
 }
 
-// Split cuts the sections of doc into chunks of at most opts.Size tokens (a single word longer
-// than that becomes its own chunk), each starting with up to opts.Overlap tokens from the end
-// of the previous chunk of the same section. Chunks do not cross a page or heading change.
+// Split cuts the sections of doc into chunks of at most opts.Size tokens as counted by
+// opts.Counter. Chunks break between paragraphs or sentences where they can, between words
+// when a sentence alone is too long, and inside a word only when one word (a long unspaced
+// run such as CJK text without punctuation or an encoded blob) is longer than a chunk. Each
+// chunk after the first of a heading starts with up to opts.Overlap tokens from the end of the
+// previous one, cut at a sentence or word boundary. Chunks never span a heading change, but do
+// run on across pages (Page is where the chunk's new text starts).
 func Split(doc *extract.Document, opts Options) []Chunk {
 	opts = opts.WithDefaults()
 	var out []Chunk
-	for _, sec := range mergeSections(doc.Sections) {
-		units := sectionUnits(sec, opts)
-		out = append(out, pack(units, opts, len(out))...)
+	for _, blk := range blocks(doc.Sections) {
+		var units []unit
+		for _, sec := range blk {
+			units = appendUnits(units, sec, opts)
+		}
+		out = pack(out, units, blk[0].Heading, opts)
 	}
 	return out
 }
 
-// mergeSections joins consecutive sections with the same page and heading.
-func mergeSections(secs []extract.Section) []extract.Section {
-	var out []extract.Section
+// blocks groups consecutive sections under the same heading.
+func blocks(secs []extract.Section) [][]extract.Section {
+	var out [][]extract.Section
 	for _, s := range secs {
-		if n := len(out); n > 0 && out[n-1].Page == s.Page && out[n-1].Heading == s.Heading {
-			out[n-1].Text += "\n\n" + s.Text
+		if n := len(out); n > 0 && out[n-1][0].Heading == s.Heading {
+			out[n-1] = append(out[n-1], s)
 			continue
 		}
-		out = append(out, s)
+		out = append(out, []extract.Section{s})
 	}
 	return out
 }
 
-func sectionUnits(sec extract.Section, opts Options) []unit {
-	var units []unit
+func appendUnits(units []unit, sec extract.Section, opts Options) []unit {
 	for _, para := range paragraphs(sec.Text) {
-		sents := sentences(para)
-		for i, s := range sents {
-			for _, piece := range splitLong(s, opts) {
-				units = append(units, unit{text: piece, tokens: opts.Counter.Count(piece), page: sec.Page, heading: sec.Heading})
+		for si, s := range sentences(para) {
+			sep := s.sep
+			if si == 0 {
+				sep = "\n\n"
 			}
-			if i == len(sents)-1 && len(units) > 0 {
-				units[len(units)-1].paraEnd = true
+			for i, piece := range splitLong(s.text, opts) {
+				if i > 0 {
+					sep = piece.sep
+				}
+				units = append(units, unit{text: piece.text, sep: sep, tokens: opts.Counter.Count(piece.text), page: sec.Page})
 			}
 		}
 	}
@@ -122,104 +126,215 @@ func paragraphs(s string) []string {
 	return out
 }
 
-// sentences splits a paragraph after ., ! or ? (and their CJK forms) followed by a space or the end.
-func sentences(p string) []string {
-	var out []string
-	start := 0
-	rs := []rune(p)
-	for i, r := range rs {
+type piece struct {
+	text string
+	sep  string // separator before it: " " or ""
+}
+
+// sentences splits a paragraph after ., ! or ? followed by a space, and after the CJK full
+// stops (with no space needed).
+func sentences(p string) []piece {
+	var out []piece
+	start, sep := 0, ""
+	for i, r := range p {
 		end := false
+		next := i + utf8.RuneLen(r)
 		switch r {
-		case '。', '！', '？':
+		case '。', '！', '？', '；':
 			end = true
 		case '.', '!', '?':
-			end = i+1 == len(rs) || unicode.IsSpace(rs[i+1])
+			end = next == len(p) || p[next] == ' '
 		}
-		if end {
-			if s := strings.TrimSpace(string(rs[start : i+1])); s != "" {
-				out = append(out, s)
-			}
-			start = i + 1
+		if !end {
+			continue
+		}
+		if s := strings.TrimSpace(p[start:next]); s != "" {
+			out = append(out, piece{s, sep})
+		}
+		start = next
+		sep = ""
+		if start < len(p) && p[start] == ' ' {
+			sep = " "
 		}
 	}
-	if s := strings.TrimSpace(string(rs[start:])); s != "" {
-		out = append(out, s)
+	if s := strings.TrimSpace(p[start:]); s != "" {
+		out = append(out, piece{s, sep})
 	}
 	return out
 }
 
-// splitLong cuts a sentence longer than a chunk at word boundaries.
-func splitLong(s string, opts Options) []string {
+// splitLong cuts a sentence longer than a chunk at word boundaries, and a word longer than a
+// chunk between characters.
+func splitLong(s string, opts Options) []piece {
 	if opts.Counter.Count(s) <= opts.Size {
-		return []string{s}
+		return []piece{{s, ""}}
 	}
-	words := strings.Fields(s)
 	var (
-		out []string
-		cur []string
+		out []piece
+		cur strings.Builder
+		n   int
 	)
-	for _, w := range words {
-		cur = append(cur, w)
-		if len(cur) > 1 && opts.Counter.Count(strings.Join(cur, " ")) > opts.Size {
-			out = append(out, strings.Join(cur[:len(cur)-1], " "))
-			cur = []string{w}
+	flush := func(sep string) {
+		if cur.Len() > 0 {
+			out = append(out, piece{cur.String(), sep})
+			cur.Reset()
+			n = 0
 		}
 	}
-	if len(cur) > 0 {
-		out = append(out, strings.Join(cur, " "))
+	nextSep := ""
+	for _, w := range strings.Fields(s) {
+		wt := opts.Counter.Count(" " + w)
+		if wt > opts.Size {
+			flush(nextSep)
+			for i, part := range splitWord(w, opts) {
+				sep := ""
+				if i == 0 {
+					sep = " "
+				}
+				out = append(out, piece{part, sep})
+			}
+			nextSep = " "
+			continue
+		}
+		if n+wt > opts.Size {
+			sep := nextSep
+			flush(sep)
+			nextSep = " "
+		}
+		if cur.Len() > 0 {
+			cur.WriteByte(' ')
+		}
+		cur.WriteString(w)
+		n += wt
+	}
+	flush(nextSep)
+	if len(out) > 0 {
+		out[0].sep = ""
 	}
 	return out
 }
 
-func pack(units []unit, opts Options, first int) []Chunk {
-	var (
-		out    []Chunk
-		cur    []unit
-		tokens int
-	)
-	emit := func() {
-		var b strings.Builder
-		for i, u := range cur {
-			if i > 0 {
-				if cur[i-1].paraEnd {
-					b.WriteString("\n\n")
-				} else {
-					b.WriteByte(' ')
-				}
+// splitWord cuts an over-long word into runs of characters of at most opts.Size tokens.
+func splitWord(w string, opts Options) []string {
+	var out []string
+	for len(w) > 0 {
+		// Binary search for the longest prefix (in runes) within Size tokens.
+		runes := []rune(w)
+		lo, hi := 1, len(runes)
+		for lo < hi {
+			mid := (lo + hi + 1) / 2
+			if opts.Counter.Count(string(runes[:mid])) <= opts.Size {
+				lo = mid
+			} else {
+				hi = mid - 1
 			}
-			b.WriteString(u.text)
 		}
-		text := b.String()
-		out = append(out, Chunk{
-			Ordinal:    first + len(out),
-			Content:    text,
-			TokenCount: opts.Counter.Count(text),
-			Page:       cur[0].page,
-			Heading:    cur[0].heading,
-		})
-	}
-	fresh := 0 // units in cur that no earlier chunk holds
-	for _, u := range units {
-		if len(cur) > 0 && tokens+u.tokens > opts.Size && fresh > 0 {
-			emit()
-			// Keep the tail of the chunk, up to Overlap tokens, as the start of the next one.
-			keep, kt := 0, 0
-			for i := len(cur) - 1; i >= 0 && kt+cur[i].tokens <= opts.Overlap; i-- {
-				kt += cur[i].tokens
-				keep++
-			}
-			if kt+u.tokens > opts.Size {
-				keep, kt = 0, 0
-			}
-			cur = append([]unit(nil), cur[len(cur)-keep:]...)
-			tokens, fresh = kt, 0
-		}
-		cur = append(cur, u)
-		tokens += u.tokens
-		fresh++
-	}
-	if fresh > 0 {
-		emit()
+		out = append(out, string(runes[:lo]))
+		w = string(runes[lo:])
 	}
 	return out
+}
+
+// pack greedily fills chunks with units, then checks each chunk's exact count (tokens do not
+// add up exactly across joins) and moves units to the next chunk until it fits.
+func pack(out []Chunk, units []unit, heading string, opts Options) []Chunk {
+	var carry []unit // overlap from the previous chunk
+	for len(units) > 0 {
+		budget := opts.Size
+		for _, u := range carry {
+			budget -= u.tokens
+		}
+		n, sum := 0, 0
+		for n < len(units) && (n == 0 || sum+units[n].tokens <= budget) {
+			sum += units[n].tokens
+			n++
+		}
+		for {
+			content := join(carry, units[:n])
+			tokens := opts.Counter.Count(content)
+			if tokens <= opts.Size || (n == 1 && len(carry) == 0) {
+				out = append(out, Chunk{
+					Ordinal:    len(out),
+					Content:    content,
+					TokenCount: tokens,
+					Page:       units[0].page,
+					Heading:    heading,
+				})
+				break
+			}
+			switch {
+			case n > 1:
+				n--
+			default:
+				carry = nil // the unit alone fits only without the overlap
+			}
+		}
+		carry = overlap(units[:n], opts)
+		units = units[n:]
+	}
+	return out
+}
+
+// join renders units with their source separators; the overlap runs into the first new unit.
+func join(carry, units []unit) string {
+	var b strings.Builder
+	for i, u := range append(append([]unit(nil), carry...), units...) {
+		if i > 0 {
+			sep := u.sep
+			if sep == "" && needsSpace(b.String(), u.text) {
+				sep = " "
+			}
+			b.WriteString(sep)
+		}
+		b.WriteString(u.text)
+	}
+	return b.String()
+}
+
+// needsSpace keeps two Latin words from gluing when a unit had no separator of its own.
+func needsSpace(before, after string) bool {
+	r1, _ := utf8.DecodeLastRuneInString(before)
+	r2, _ := utf8.DecodeRuneInString(after)
+	return isSpaced(r1) && isSpaced(r2)
+}
+
+func isSpaced(r rune) bool {
+	return (unicode.IsLetter(r) || unicode.IsDigit(r)) && !unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Thai)
+}
+
+// overlap returns the tail of a chunk's units worth at most opts.Overlap tokens: whole
+// sentences if they fit, otherwise the last words of the last unit.
+func overlap(units []unit, opts Options) []unit {
+	if opts.Overlap <= 0 || len(units) == 0 {
+		return nil
+	}
+	var tail []unit
+	sum := 0
+	for i := len(units) - 1; i >= 0 && sum+units[i].tokens <= opts.Overlap; i-- {
+		sum += units[i].tokens
+		tail = append([]unit{units[i]}, tail...)
+	}
+	if len(tail) > 0 {
+		tail[0].sep = "\n\n"
+		return tail
+	}
+	last := units[len(units)-1]
+	words := strings.Fields(last.text)
+	if len(words) < 2 {
+		return nil
+	}
+	k, n := len(words), 0
+	for k > 1 {
+		t := opts.Counter.Count(" " + words[k-1])
+		if n+t > opts.Overlap {
+			break
+		}
+		n += t
+		k--
+	}
+	if k == len(words) {
+		return nil
+	}
+	text := strings.Join(words[k:], " ")
+	return []unit{{text: text, sep: "\n\n", tokens: opts.Counter.Count(text), page: last.page}}
 }

@@ -265,7 +265,9 @@ func TestDeadLetters(t *testing.T) {
 	}
 }
 
-func contains(s, part string) bool { return len(part) > 0 && len(s) >= len(part) && (stringIndex(s, part) >= 0) }
+func contains(s, part string) bool {
+	return len(part) > 0 && len(s) >= len(part) && (stringIndex(s, part) >= 0)
+}
 
 func stringIndex(s, sub string) int {
 	for i := 0; i+len(sub) <= len(s); i++ {

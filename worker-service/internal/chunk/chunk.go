@@ -252,6 +252,14 @@ func pack(out []Chunk, units []unit, heading string, opts Options) []Chunk {
 		for {
 			content := join(carry, units[:n])
 			tokens := opts.Counter.Count(content)
+			if tokens > opts.Size && n == 1 && len(carry) == 0 {
+				// One unit whose exact count is over (counts do not add up exactly across
+				// words): cut it at the last word that fits.
+				if a, b, ok := cut(units[0], opts); ok {
+					units = append([]unit{a, b}, units[1:]...)
+					content, tokens = a.text, a.tokens
+				}
+			}
 			if tokens <= opts.Size || (n == 1 && len(carry) == 0) {
 				out = append(out, Chunk{
 					Ordinal:    len(out),
@@ -337,4 +345,39 @@ func overlap(units []unit, opts Options) []unit {
 	}
 	text := strings.Join(words[k:], " ")
 	return []unit{{text: text, sep: "\n\n", tokens: opts.Counter.Count(text), page: last.page}}
+}
+
+// cut splits u after the most words whose exact count is within opts.Size (between
+// characters when even the first word is too long).
+func cut(u unit, opts Options) (unit, unit, bool) {
+	words := strings.Fields(u.text)
+	lo, hi := 0, len(words)-1
+	for lo < hi {
+		mid := (lo + hi + 1) / 2
+		if opts.Counter.Count(strings.Join(words[:mid], " ")) <= opts.Size {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	var head, tail, sep string
+	switch {
+	case lo > 0:
+		head, tail, sep = strings.Join(words[:lo], " "), strings.Join(words[lo:], " "), " "
+	default:
+		parts := splitWord(words[0], opts)
+		if len(parts) < 2 && len(words) < 2 {
+			return u, unit{}, false
+		}
+		head = parts[0]
+		tail = strings.TrimPrefix(u.text, head)
+		sep = ""
+		if strings.HasPrefix(tail, " ") {
+			sep = " "
+		}
+		tail = strings.TrimSpace(tail)
+	}
+	a := unit{text: head, sep: u.sep, tokens: opts.Counter.Count(head), page: u.page}
+	b := unit{text: tail, sep: sep, tokens: opts.Counter.Count(tail), page: u.page}
+	return a, b, true
 }

@@ -64,12 +64,13 @@ func Sniff(head []byte, filename string) (Type, error) {
 	case bytes.HasPrefix(head, []byte("%PDF-")) || pdfAfterJunk(head):
 		return PDF, nil
 	case bytes.HasPrefix(head, []byte("PK\x03\x04")):
-		if bytes.Contains(head, []byte("word/")) || bytes.Contains(head, []byte("[Content_Types].xml")) {
-			return DOCX, nil
-		}
-		return "", fmt.Errorf("%w: zip archive that is not a Word .docx", ErrUnsupported)
+		return sniffZip(head)
 	case bytes.HasPrefix(head, []byte("\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1")):
+		// An OLE2 compound file: binary Word (.doc) in practice; also old Excel and
+		// PowerPoint files and password-protected Office files, which Quire cannot read either.
 		return "", ErrLegacyDoc
+	case bytes.HasPrefix(head, []byte(`{\rtf`)):
+		return "", fmt.Errorf("%w: RTF document; convert it to .docx", ErrUnsupported)
 	}
 	text, ok := textual(head)
 	if !ok {
@@ -78,10 +79,33 @@ func Sniff(head []byte, filename string) (Type, error) {
 	if looksHTML(text) {
 		return HTML, nil
 	}
-	if ext == ".md" || ext == ".markdown" {
+	switch ext {
+	case ".html", ".htm", ".xhtml":
+		// A fragment ("<div>…") names its format only through its filename.
+		if strings.HasPrefix(strings.TrimLeft(text, " \t\r\n\ufeff"), "<") {
+			return HTML, nil
+		}
+	case ".md", ".markdown", ".mdown", ".mkd", ".mkdn":
 		return Markdown, nil
 	}
 	return Text, nil
+}
+
+// sniffZip tells a Word package from other zip files by the part names in its first local
+// headers (they come first in every producer seen: [Content_Types].xml, _rels, word/).
+func sniffZip(head []byte) (Type, error) {
+	switch {
+	case bytes.Contains(head, []byte("word/")):
+		return DOCX, nil
+	case bytes.Contains(head, []byte("mimetypeapplication/vnd.oasis.opendocument")):
+		return "", fmt.Errorf("%w: OpenDocument file; convert it to .docx", ErrUnsupported)
+	case bytes.Contains(head, []byte("xl/")), bytes.Contains(head, []byte("ppt/")):
+		return "", fmt.Errorf("%w: spreadsheet or presentation, not a Word .docx", ErrUnsupported)
+	case bytes.Contains(head, []byte("[Content_Types].xml")):
+		// An Office package whose word/ parts start past the sniffed bytes.
+		return DOCX, nil
+	}
+	return "", fmt.Errorf("%w: zip archive that is not a Word .docx", ErrUnsupported)
 }
 
 // pdfAfterJunk accepts the PDF header within the first KiB, as PDF readers do.
@@ -95,9 +119,12 @@ func pdfAfterJunk(head []byte) bool {
 func textual(head []byte) (string, bool) {
 	switch {
 	case bytes.HasPrefix(head, []byte{0xFF, 0xFE}), bytes.HasPrefix(head, []byte{0xFE, 0xFF}):
-		return decodeUTF16Prefix(head), true
+		return decodeUTF16Prefix(head[2:], head[0] == 0xFE), true
 	case bytes.HasPrefix(head, []byte{0xEF, 0xBB, 0xBF}):
 		head = head[3:]
+	}
+	if big, ok := utf16NoBOM(head); ok {
+		return decodeUTF16Prefix(head, big), true
 	}
 	ctrl := 0
 	for _, c := range head {
@@ -119,26 +146,71 @@ func textual(head []byte) (string, bool) {
 	return strings.ToLower(s), true
 }
 
-func decodeUTF16Prefix(head []byte) string {
-	big := head[0] == 0xFE
-	var b strings.Builder
-	for i := 2; i+1 < len(head); i += 2 {
+// utf16NoBOM recognises UTF-16 text without a byte-order mark: mostly ASCII-range text whose
+// every other byte is zero. It reports whether it is big-endian.
+func utf16NoBOM(head []byte) (big, ok bool) {
+	n := len(head) &^ 1
+	if n < 16 {
+		return false, false
+	}
+	var zeroEven, zeroOdd int
+	for i := 0; i < n; i += 2 {
+		if head[i] == 0 {
+			zeroEven++
+		}
+		if head[i+1] == 0 {
+			zeroOdd++
+		}
+	}
+	pairs := n / 2
+	switch {
+	case zeroOdd*10 >= pairs*9 && zeroEven*10 < pairs:
+		return false, true
+	case zeroEven*10 >= pairs*9 && zeroOdd*10 < pairs:
+		return true, true
+	}
+	return false, false
+}
+
+func decodeUTF16Prefix(b []byte, big bool) string {
+	var sb strings.Builder
+	for i := 0; i+1 < len(b); i += 2 {
 		var r rune
 		if big {
-			r = rune(head[i])<<8 | rune(head[i+1])
+			r = rune(b[i])<<8 | rune(b[i+1])
 		} else {
-			r = rune(head[i+1])<<8 | rune(head[i])
+			r = rune(b[i+1])<<8 | rune(b[i])
 		}
-		b.WriteRune(r)
+		sb.WriteRune(r)
 	}
-	return strings.ToLower(b.String())
+	return strings.ToLower(sb.String())
 }
 
 func looksHTML(lower string) bool {
 	s := strings.TrimLeft(lower, " \t\r\n\ufeff")
-	for _, p := range []string{"<!doctype html", "<html", "<head", "<body", "<!--"} {
+	// Skip an XML declaration and leading comments (XHTML, saved pages).
+	for {
+		switch {
+		case strings.HasPrefix(s, "<?xml"):
+			i := strings.Index(s, "?>")
+			if i < 0 {
+				return false
+			}
+			s = strings.TrimLeft(s[i+2:], " \t\r\n")
+			continue
+		case strings.HasPrefix(s, "<!--"):
+			i := strings.Index(s, "-->")
+			if i < 0 {
+				return strings.Contains(s, "<html")
+			}
+			s = strings.TrimLeft(s[i+3:], " \t\r\n")
+			continue
+		}
+		break
+	}
+	for _, p := range []string{"<!doctype html", "<html", "<head", "<body"} {
 		if strings.HasPrefix(s, p) {
-			return p != "<!--" || strings.Contains(s, "<html")
+			return true
 		}
 	}
 	return false

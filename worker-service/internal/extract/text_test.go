@@ -29,6 +29,7 @@ func TestText(t *testing.T) {
 		{name: "utf-8 bom", data: "\xEF\xBB\xBFbonjour à tous", typ: doctype.Text, want: "bonjour à tous"},
 		{name: "utf-16le bom", data: "\xFF\xFE" + utf16le("Привет мир"), typ: doctype.Text, want: "Привет мир"},
 		{name: "utf-16be bom", data: "\xFE\xFF" + utf16be("日本語のテキスト"), typ: doctype.Text, want: "日本語のテキスト"},
+		{name: "utf-16le without bom", data: utf16le("plain text without a byte order mark"), typ: doctype.Text, want: "without a byte order mark"},
 		{name: "latin-1", data: latin1, typ: doctype.Text, want: "café crème coûte très cher à Noël"},
 		{name: "short latin-1", data: "caf\xe9 cr\xe8me", typ: doctype.Text, want: "café crème"},
 		{name: "windows-1251", data: cp1251, typ: doctype.Text, want: "Привет, мир!"},

@@ -1,0 +1,103 @@
+package doctype
+
+import (
+	"archive/zip"
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func zipWith(t *testing.T, names ...string) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	zw := zip.NewWriter(&b)
+	for _, n := range names {
+		w, err := zw.Create(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write([]byte("<x/>"))
+	}
+	zw.Close()
+	return b.Bytes()
+}
+
+func utf16(s string, big bool) []byte {
+	var b []byte
+	for _, r := range s {
+		if big {
+			b = append(b, byte(r>>8), byte(r))
+		} else {
+			b = append(b, byte(r), byte(r>>8))
+		}
+	}
+	return b
+}
+
+func TestSniff(t *testing.T) {
+	tests := []struct {
+		name     string
+		head     []byte
+		filename string
+		want     Type
+		wantErr  error
+	}{
+		{"pdf", []byte("%PDF-1.7\n%âãÏÓ\n1 0 obj"), "a.bin", PDF, nil},
+		{"pdf after junk", append(bytes.Repeat([]byte("J"), 500), "%PDF-1.4\n"...), "x.pdf", PDF, nil},
+		{"pdf too deep", append(bytes.Repeat([]byte("J"), 2000), "%PDF-1.4\n"...), "x.pdf", Text, nil},
+		{"docx", zipWith(t, "[Content_Types].xml", "_rels/.rels", "word/document.xml"), "r.docx", DOCX, nil},
+		{"docx named pdf", zipWith(t, "[Content_Types].xml", "word/document.xml"), "r.pdf", DOCX, nil},
+		{"xlsx", zipWith(t, "[Content_Types].xml", "xl/workbook.xml"), "r.docx", "", ErrUnsupported},
+		{"odt", zipWith(t, "mimetype"+"application/vnd.oasis.opendocument.text"), "r.odt", "", ErrUnsupported},
+		{"plain zip", zipWith(t, "photo.jpg"), "r.docx", "", ErrUnsupported},
+		{"legacy doc", []byte("\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1\x00\x00"), "old.doc", "", ErrLegacyDoc},
+		{"rtf", []byte(`{\rtf1\ansi hello}`), "r.doc", "", ErrUnsupported},
+		{"png", []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"), "p.txt", "", ErrUnsupported},
+		{"empty", nil, "e.txt", "", ErrEmpty},
+		{"html doctype", []byte("\n<!DOCTYPE html><html><body>x</body></html>"), "page.txt", HTML, nil},
+		{"xhtml prolog", []byte(`<?xml version="1.0" encoding="utf-8"?>` + "\n<!-- saved -->\n<html xmlns=\"http://www.w3.org/1999/xhtml\">"), "p", HTML, nil},
+		{"html fragment by name", []byte("<div><p>hi</p></div>"), "frag.html", HTML, nil},
+		{"fragment as text", []byte("<div><p>hi</p></div>"), "frag.txt", Text, nil},
+		{"html renamed pdf", []byte("<html><head><title>FAQ</title></head>"), "faq.pdf", HTML, nil},
+		{"markdown", []byte("# Title\n\nSome *text*."), "README.md", Markdown, nil},
+		{"markdown upper", []byte("# Title\n"), "NOTES.MARKDOWN", Markdown, nil},
+		{"text", []byte("just words\n"), "notes", Text, nil},
+		{"latin-1", []byte("caf\xe9 cr\xe8me br\xfbl\xe9e"), "menu.txt", Text, nil},
+		{"utf-16le bom", append([]byte{0xFF, 0xFE}, utf16("<html><body>hi", false)...), "p.htm", HTML, nil},
+		{"utf-16be bom text", append([]byte{0xFE, 0xFF}, utf16("plain text here", true)...), "p.txt", Text, nil},
+		{"utf-16le no bom", utf16("plain text without a byte order mark", false), "p.txt", Text, nil},
+		{"utf-16be no bom", utf16("plain text without a byte order mark", true), "p.txt", Text, nil},
+		{"control bytes", bytes.Repeat([]byte{0x01, 0x02, 'a', 0x03}, 100), "x.txt", "", ErrUnsupported},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Sniff(tt.head, tt.filename)
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("Sniff = %q, %v; want error %v", got, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("Sniff = %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestSniffLongHead(t *testing.T) {
+	// Only SniffLen bytes count: binary data after them does not matter.
+	head := append([]byte(strings.Repeat("text ", SniffLen/5+10)), 0, 0, 0)
+	if got, err := Sniff(head, "a.txt"); err != nil || got != Text {
+		t.Fatalf("Sniff = %q, %v", got, err)
+	}
+}
+
+func TestContentType(t *testing.T) {
+	for typ, want := range map[Type]string{PDF: "application/pdf", HTML: "text/html", Markdown: "text/markdown; charset=utf-8", Text: "text/plain; charset=utf-8"} {
+		if got := typ.ContentType(); got != want {
+			t.Errorf("%s.ContentType() = %q, want %q", typ, got, want)
+		}
+	}
+}

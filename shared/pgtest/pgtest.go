@@ -23,10 +23,11 @@ const adminEnv = "QUIRE_PGTEST_ADMIN_URL"
 
 // Main runs m with a PostgreSQL server available to [NewDB] and exits. Call it from TestMain.
 func Main(m *testing.M) {
-	os.Exit(run(m))
+	os.Exit(Run(m))
 }
 
-func run(m *testing.M) int {
+// Run is Main without the exit: it returns m's exit code (1 if no PostgreSQL is available).
+func Run(m interface{ Run() int }) int {
 	if u := os.Getenv("DATABASE_URL"); u != "" {
 		os.Setenv(adminEnv, u)
 		return m.Run()

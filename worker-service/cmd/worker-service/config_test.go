@@ -1,0 +1,71 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/quirehq/quire/shared/job"
+)
+
+func TestConfigDefaults(t *testing.T) {
+	t.Setenv("DATABASE_URL", "postgres://u@localhost/quire")
+	c, err := loadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AckWait != 30*time.Second || c.MaxRetries != 3 || c.RetryBaseDelay != time.Minute || c.RetryMaxDelay != 10*time.Minute ||
+		c.ChunkSize != 512 || c.ChunkOverlap != 64 || c.EmbeddingsProvider != "local" || c.ResultTTL != time.Hour {
+		t.Fatalf("defaults = %+v", c)
+	}
+	slots, err := c.slots()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[job.Priority]int{job.PriorityHigh: 4, job.PriorityMedium: 8, job.PriorityLow: 16}
+	for p, n := range want {
+		if slots[p] != n {
+			t.Errorf("slots[%s] = %d, want %d", p, slots[p], n)
+		}
+	}
+}
+
+func TestConfigErrorsNameTheVariable(t *testing.T) {
+	tests := []struct {
+		name, key, value, want string
+	}{
+		{"missing database", "DATABASE_URL", "", "DATABASE_URL"},
+		{"bad queue", "WORKER_QUEUES", "high,urgent", "WORKER_QUEUES"},
+		{"bad duration", "ACK_WAIT", "soon", "ACK_WAIT"},
+		{"tiny ack wait", "ACK_WAIT", "10ms", "ACK_WAIT"},
+		{"bad nats url", "NATS_URL", "localhost", "NATS_URL"},
+		{"negative retries", "MAX_RETRIES", "-1", "MAX_RETRIES"},
+		{"overlap too big", "CHUNK_OVERLAP", "600", "CHUNK_OVERLAP"},
+		{"bad provider", "EMBEDDINGS_PROVIDER", "magic", "EMBEDDINGS_PROVIDER"},
+		{"bad level", "LOG_LEVEL", "loud", "LOG_LEVEL"},
+		{"zero slots", "WORKER_CONCURRENCY_LOW", "0", "WORKER_CONCURRENCY_LOW"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("DATABASE_URL", "postgres://u@localhost/quire")
+			t.Setenv(tt.key, tt.value)
+			_, err := loadConfig()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("loadConfig with %s=%q: error %v, want one naming %s", tt.key, tt.value, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestWorkerQueuesSelectsPools(t *testing.T) {
+	t.Setenv("DATABASE_URL", "postgres://u@localhost/quire")
+	t.Setenv("WORKER_QUEUES", "medium, low")
+	c, err := loadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	slots, _ := c.slots()
+	if len(slots) != 2 || slots[job.PriorityHigh] != 0 || slots[job.PriorityLow] != 16 {
+		t.Fatalf("slots = %v", slots)
+	}
+}

@@ -106,23 +106,39 @@ type QueueCollector struct {
 	pending, ackPending, redelivered, consumers, paused, oldestAge, dlq, up *prometheus.Desc
 
 	mu   sync.Mutex // held while reading, so concurrent scrapes share one reading
-	last *queueReading
+	last *QueueReading
 }
 
-// queueReading is one reading of JetStream.
-type queueReading struct {
-	at     time.Time
-	queues []queueState // the queues read successfully
-	dlq    uint64
-	dlqOK  bool
-	ok     bool // every queue and the DLQ were read
+// QueueDepth is the state of one job queue as JetStream reports it for the consumer `workers`.
+type QueueDepth struct {
+	Priority job.Priority
+	// Pending is num_pending: jobs not yet delivered to any worker.
+	Pending uint64
+	// AckPending is num_ack_pending: jobs delivered and not yet acknowledged (running, or waiting
+	// out a retry backoff).
+	AckPending int
+	// Redelivered is num_redelivered: ack-pending jobs delivered more than once.
+	Redelivered int
+	// Waiting is num_waiting, the outstanding pull requests (workers with free slots); for a push
+	// consumer, 1 when a subscription is bound.
+	Waiting int
+	// Paused reports a paused consumer.
+	Paused bool
+	// OldestPending is when the oldest undelivered job was stored; zero when none is pending.
+	OldestPending time.Time
 }
 
-type queueState struct {
-	queue                                     string
-	pending, ackPending, redelivered, waiting float64
-	paused                                    bool
-	oldest                                    time.Time // zero when nothing is pending
+// QueueReading is one reading of every configured queue and of the dead-letter stream.
+type QueueReading struct {
+	// At is when the reading was taken (by the collector's clock).
+	At time.Time
+	// Queues holds the queues read successfully, in the configured order.
+	Queues []QueueDepth
+	// DLQMessages is the number of messages in JOBS_DLQ; valid when DLQRead.
+	DLQMessages uint64
+	DLQRead     bool
+	// Err joins every failure of the reading; nil when every queue and the DLQ were read.
+	Err error
 }
 
 // NewQueueCollector returns a collector reading queue depth through js. Register it on the
@@ -162,49 +178,53 @@ func (c *QueueCollector) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements [prometheus.Collector]. It reads JetStream when the cached reading is older
 // than CacheTTL, waiting at most Timeout.
 func (c *QueueCollector) Collect(ch chan<- prometheus.Metric) {
-	r := c.reading()
+	r := c.Read(context.Background())
 	now := c.cfg.Now()
-	for _, q := range r.queues {
-		ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, q.pending, q.queue)
-		ch <- prometheus.MustNewConstMetric(c.ackPending, prometheus.GaugeValue, q.ackPending, q.queue)
-		ch <- prometheus.MustNewConstMetric(c.redelivered, prometheus.GaugeValue, q.redelivered, q.queue)
-		ch <- prometheus.MustNewConstMetric(c.consumers, prometheus.GaugeValue, q.waiting, q.queue)
-		ch <- prometheus.MustNewConstMetric(c.paused, prometheus.GaugeValue, boolFloat(q.paused), q.queue)
+	for _, q := range r.Queues {
+		label := string(q.Priority)
+		ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(q.Pending), label)
+		ch <- prometheus.MustNewConstMetric(c.ackPending, prometheus.GaugeValue, float64(q.AckPending), label)
+		ch <- prometheus.MustNewConstMetric(c.redelivered, prometheus.GaugeValue, float64(q.Redelivered), label)
+		ch <- prometheus.MustNewConstMetric(c.consumers, prometheus.GaugeValue, float64(q.Waiting), label)
+		ch <- prometheus.MustNewConstMetric(c.paused, prometheus.GaugeValue, boolFloat(q.Paused), label)
 		age := 0.0
-		if !q.oldest.IsZero() {
-			age = max(now.Sub(q.oldest).Seconds(), 0)
+		if !q.OldestPending.IsZero() {
+			age = max(now.Sub(q.OldestPending).Seconds(), 0)
 		}
-		ch <- prometheus.MustNewConstMetric(c.oldestAge, prometheus.GaugeValue, age, q.queue)
+		ch <- prometheus.MustNewConstMetric(c.oldestAge, prometheus.GaugeValue, age, label)
 	}
-	if r.dlqOK {
-		ch <- prometheus.MustNewConstMetric(c.dlq, prometheus.GaugeValue, float64(r.dlq))
+	if r.DLQRead {
+		ch <- prometheus.MustNewConstMetric(c.dlq, prometheus.GaugeValue, float64(r.DLQMessages))
 	}
-	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, boolFloat(r.ok))
+	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, boolFloat(r.Err == nil))
 }
 
-// reading returns the cached reading, or takes a new one when it is older than CacheTTL.
-func (c *QueueCollector) reading() *queueReading {
+// Read returns the latest reading of the queues, taking a new one when the cached reading is
+// older than CacheTTL; concurrent callers share one reading. A new reading stops at ctx's
+// deadline or after Timeout, whichever comes first. The result may be partial: Err says what
+// could not be read. Callers must not modify it. Besides the metrics, it serves views such as
+// GET /api/v1/queues.
+func (c *QueueCollector) Read(ctx context.Context) *QueueReading {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.cfg.Now()
-	if c.last != nil && now.Sub(c.last.at) < c.cfg.CacheTTL {
+	if c.last != nil && now.Sub(c.last.At) < c.cfg.CacheTTL {
 		return c.last
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
-	r, err := c.read(ctx)
-	if err != nil {
-		c.cfg.Logger.Warn("metrics: reading queue depth from JetStream", slog.Any("error", err))
+	r := c.read(ctx)
+	if r.Err != nil {
+		c.cfg.Logger.Warn("metrics: reading queue depth from JetStream", slog.Any("error", r.Err))
 	}
-	r.at = now
+	r.At = now
 	c.last = r
 	return r
 }
 
-// read takes one reading. It reads every queue even when one fails, and returns the reading
-// of what succeeded together with every failure.
-func (c *QueueCollector) read(ctx context.Context) (*queueReading, error) {
-	r := &queueReading{}
+// read takes one reading, reading every queue even when one fails.
+func (c *QueueCollector) read(ctx context.Context) *QueueReading {
+	r := &QueueReading{}
 	var errs []error
 	for _, p := range c.cfg.Priorities {
 		q, err := c.readQueue(ctx, p)
@@ -212,41 +232,47 @@ func (c *QueueCollector) read(ctx context.Context) (*queueReading, error) {
 			errs = append(errs, err)
 			continue
 		}
-		r.queues = append(r.queues, q)
+		r.Queues = append(r.Queues, q)
 	}
 	if s, err := c.js.Stream(ctx, job.DLQStream); err != nil {
 		errs = append(errs, fmt.Errorf("stream %s info: %w", job.DLQStream, err))
 	} else {
-		r.dlq, r.dlqOK = s.CachedInfo().State.Msgs, true
+		r.DLQMessages, r.DLQRead = s.CachedInfo().State.Msgs, true
 	}
-	r.ok = len(errs) == 0
-	return r, errors.Join(errs...)
+	r.Err = errors.Join(errs...)
+	if r.Err != nil {
+		r.Err = fmt.Errorf("metrics: read queues: %w", r.Err)
+	}
+	return r
 }
 
-func (c *QueueCollector) readQueue(ctx context.Context, p job.Priority) (queueState, error) {
+func (c *QueueCollector) readQueue(ctx context.Context, p job.Priority) (QueueDepth, error) {
 	stream := p.Stream()
 	cons, err := c.js.Consumer(ctx, stream, job.ConsumerName)
 	if err != nil {
-		return queueState{}, fmt.Errorf("consumer %s/%s info: %w", stream, job.ConsumerName, err)
+		return QueueDepth{}, fmt.Errorf("consumer %s/%s info: %w", stream, job.ConsumerName, err)
 	}
 	info := cons.CachedInfo()
-	q := queueState{
-		queue:       string(p),
-		pending:     float64(info.NumPending),
-		ackPending:  float64(info.NumAckPending),
-		redelivered: float64(info.NumRedelivered),
-		waiting:     float64(info.NumWaiting),
-		paused:      info.Paused,
+	q := QueueDepth{
+		Priority:    p,
+		Pending:     info.NumPending,
+		AckPending:  info.NumAckPending,
+		Redelivered: info.NumRedelivered,
+		Waiting:     info.NumWaiting,
+		Paused:      info.Paused,
 	}
 	if info.Config.DeliverSubject != "" {
-		q.waiting = boolFloat(info.PushBound)
+		q.Waiting = 0
+		if info.PushBound {
+			q.Waiting = 1
+		}
 	}
 	if info.NumPending == 0 {
 		return q, nil
 	}
-	q.oldest, err = c.oldestUndelivered(ctx, stream, info)
+	q.OldestPending, err = c.oldestUndelivered(ctx, stream, info)
 	if err != nil {
-		return queueState{}, err
+		return QueueDepth{}, err
 	}
 	return q, nil
 }

@@ -2,6 +2,7 @@ package metrics_test
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"strings"
 	"sync/atomic"
@@ -190,6 +191,33 @@ func TestQueueCollectorOldestPendingSkipsDeliveredJobs(t *testing.T) {
 	}
 }
 
+// A job waiting out a retry backoff (NakWithDelay) stays ack-pending, not pending: the queue
+// depth alerts and KEDA's lag (pending + ack pending) both rely on that.
+func TestQueueCollectorCountsBackoffAsAckPending(t *testing.T) {
+	t.Parallel()
+	_, js := runJetStream(t)
+	createQueues(t, js, job.PriorityHigh)
+	publish(t, js, job.Subject(job.PriorityHigh, job.KindDocument), 2)
+	if err := fetchOne(t, js, job.PriorityHigh).NakWithDelay(time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := js.Consumer(t.Context(), job.PriorityHigh.Stream(), job.ConsumerName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the nak to reach the server", func() bool {
+		info, err := cons.Info(t.Context())
+		return err == nil && info.NumAckPending == 1 && info.NumPending == 1
+	})
+	_, reg := newQueueCollector(t, js, metrics.QueueCollectorConfig{Priorities: []job.Priority{job.PriorityHigh}})
+	mfs := scrape(t, reg)
+	for name, want := range map[string]float64{"quire_queue_pending": 1, "quire_queue_ack_pending": 1, "quire_queue_redelivered": 0} {
+		if got := values(mfs[name])["queue=high"]; got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+}
+
 func TestQueueCollectorCachesReadings(t *testing.T) {
 	t.Parallel()
 	_, js := runJetStream(t)
@@ -220,7 +248,17 @@ func TestQueueCollectorMissingStream(t *testing.T) {
 	createQueues(t, js, job.PriorityHigh)
 	publish(t, js, job.Subject(job.PriorityHigh, job.KindDocument), 1)
 
-	_, reg := newQueueCollector(t, js, metrics.QueueCollectorConfig{})
+	qc, reg := newQueueCollector(t, js, metrics.QueueCollectorConfig{})
+	r := qc.Read(t.Context())
+	if !errors.Is(r.Err, jetstream.ErrStreamNotFound) {
+		t.Errorf("Read: Err = %v, want one wrapping jetstream.ErrStreamNotFound", r.Err)
+	}
+	if len(r.Queues) != 1 || r.Queues[0].Priority != job.PriorityHigh || r.Queues[0].Pending != 1 || r.Queues[0].OldestPending.IsZero() {
+		t.Errorf("Read: Queues = %+v, want only high with one pending job", r.Queues)
+	}
+	if !r.DLQRead || r.DLQMessages != 0 {
+		t.Errorf("Read: DLQ read %v with %d messages, want read with 0", r.DLQRead, r.DLQMessages)
+	}
 	mfs := scrape(t, reg)
 	if got, want := values(mfs["quire_queue_pending"]), map[string]float64{"queue=high": 1}; !maps.Equal(got, want) {
 		t.Errorf("quire_queue_pending = %v, want only the readable queue %v", got, want)

@@ -1,6 +1,7 @@
 package deploycheck_test
 
 import (
+	"flag"
 	"maps"
 	"net/url"
 	"os"
@@ -8,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/quirehq/quire/shared/job"
 )
@@ -196,5 +199,41 @@ func TestComposeBuildsEachServiceFromItsDockerfile(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestComposeNATSCommand parses the nats service's command line with nats-server's own flag
+// parser and checks it against the service's volume, ports and healthcheck.
+func TestComposeNATSCommand(t *testing.T) {
+	c := loadCompose(t)
+	s := c.Services["nats"]
+	if len(s.Command) == 0 || s.Command[0] != "nats-server" {
+		t.Fatalf("nats command %v does not run nats-server", s.Command)
+	}
+	fs := flag.NewFlagSet("nats-server", flag.ContinueOnError)
+	opts, err := server.ConfigureOptions(fs, s.Command[1:], func() {}, func() {}, func() {})
+	if err != nil {
+		t.Fatalf("nats-server rejects the command line %v: %v", s.Command, err)
+	}
+	if !opts.JetStream {
+		t.Error("nats: JetStream is not enabled")
+	}
+	if !slices.ContainsFunc(s.Volumes, func(v string) bool {
+		_, mount, _ := strings.Cut(v, ":")
+		return mount == opts.StoreDir
+	}) {
+		t.Errorf("nats: JetStream store_dir %q is not on a volume (%v): jobs would not survive a restart", opts.StoreDir, s.Volumes)
+	}
+	port := opts.Port
+	if port == 0 {
+		port = server.DEFAULT_PORT
+	}
+	for what, p := range map[string]int{"client": port, "monitoring": opts.HTTPPort} {
+		if p == 0 || !slices.Contains(s.Ports, strconv.Itoa(p)+":"+strconv.Itoa(p)) {
+			t.Errorf("nats: %s port %d is not published (ports %v)", what, p, s.Ports)
+		}
+	}
+	if hc := s.Healthcheck; hc != nil && !strings.Contains(strings.Join(hc.Test, " "), ":"+strconv.Itoa(opts.HTTPPort)+"/healthz") {
+		t.Errorf("nats healthcheck %v does not probe the monitoring port %d", hc.Test, opts.HTTPPort)
 	}
 }

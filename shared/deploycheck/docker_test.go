@@ -3,6 +3,7 @@ package deploycheck_test
 import (
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -62,19 +63,10 @@ func TestDockerfiles(t *testing.T) {
 			}
 			lines := strings.Split(string(ignore), "\n")
 			for _, want := range []string{"*", "!shared/", "!" + module + "/"} {
-				if !contains(lines, want) {
+				if !slices.ContainsFunc(lines, func(l string) bool { return strings.TrimSpace(l) == want }) {
 					t.Errorf("%s.dockerignore: missing line %q", path, want)
 				}
 			}
 		})
 	}
-}
-
-func contains(lines []string, want string) bool {
-	for _, l := range lines {
-		if strings.TrimSpace(l) == want {
-			return true
-		}
-	}
-	return false
 }

@@ -85,6 +85,9 @@ const (
 	TasksBucket = "TASKS"
 	// UploadsBucket is the Object Store bucket of uploaded bytes, named by task id.
 	UploadsBucket = "UPLOADS"
+	// IdempotencyBucket is the KV bucket remembering the first response to a POST with an
+	// Idempotency-Key header, for IdempotencyTTL.
+	IdempotencyBucket = "IDEMPOTENCY"
 )
 
 // Headers on job messages and dead letters.

@@ -52,10 +52,14 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
+// IdempotencyTTL is how long the first response to a POST with an Idempotency-Key is kept.
+const IdempotencyTTL = 24 * time.Hour
+
 // Topology is the set of JetStream handles both services work with.
 type Topology struct {
-	Tasks   jetstream.KeyValue
-	Uploads jetstream.ObjectStore
+	Tasks       jetstream.KeyValue
+	Uploads     jetstream.ObjectStore
+	Idempotency jetstream.KeyValue
 }
 
 // StreamConfig is the configuration of the job stream of p.
@@ -129,6 +133,21 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c Config) (*Topology, e
 	})
 	if err != nil {
 		return nil, fmt.Errorf("jobqueue: ensure bucket %s: %w", job.TasksBucket, err)
+	}
+	err = retryRace(ctx, func() error {
+		kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      job.IdempotencyBucket,
+			Description: "Quire first responses to POSTs with an Idempotency-Key",
+			History:     1,
+			TTL:         IdempotencyTTL,
+			Storage:     jetstream.FileStorage,
+			Replicas:    c.Replicas,
+		})
+		top.Idempotency = kv
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("jobqueue: ensure bucket %s: %w", job.IdempotencyBucket, err)
 	}
 	err = retryRace(ctx, func() error {
 		os, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{

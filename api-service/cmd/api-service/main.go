@@ -65,7 +65,7 @@ func run(ctx context.Context) error {
 
 	srv := api.New(api.Config{Tokens: tokens, AdminToken: cfg.AdminToken, MaxUploadBytes: cfg.MaxUploadBytes}, api.Deps{
 		NATS: nc, JetStream: js, Uploads: top.Uploads, Statuses: taskstatus.New(top.Tasks, js, cfg.ResultTTL),
-		Docs: docs, Logger: log,
+		Docs: docs, Idempotency: top.Idempotency, Logger: log,
 	})
 	httpSrv := &http.Server{
 		Addr:              cfg.HTTPAddr,

@@ -58,7 +58,7 @@ func newEnv(t *testing.T, maxUpload int64) *env {
 		MaxUploadBytes: maxUpload,
 	}, api.Deps{
 		NATS: nc, JetStream: js, Uploads: top.Uploads, Statuses: taskstatus.New(top.Tasks, js, time.Hour),
-		Docs: docs, Logger: slog.New(slog.NewTextHandler(t.Output(), nil)),
+		Docs: docs, Idempotency: top.Idempotency, Logger: slog.New(slog.NewTextHandler(t.Output(), nil)),
 	})
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
@@ -66,6 +66,11 @@ func newEnv(t *testing.T, maxUpload int64) *env {
 }
 
 func (e *env) upload(t *testing.T, token, agent, filename string, content []byte, fields map[string]string) (*http.Response, map[string]any) {
+	t.Helper()
+	return e.uploadWithKey(t, token, agent, filename, content, fields, "")
+}
+
+func (e *env) uploadWithKey(t *testing.T, token, agent, filename string, content []byte, fields map[string]string, idemKey string) (*http.Response, map[string]any) {
 	t.Helper()
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
@@ -77,6 +82,9 @@ func (e *env) upload(t *testing.T, token, agent, filename string, content []byte
 	_ = mw.Close()
 	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/api/v1/documents/agent/"+agent+"/upload", &body)
 	req.Header.Set("Content-Type", mw.FormDataContentType())
+	if idemKey != "" {
+		req.Header.Set("Idempotency-Key", idemKey)
+	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}

@@ -34,7 +34,9 @@ type Deps struct {
 	Uploads   jetstream.ObjectStore
 	Statuses  *taskstatus.Store
 	Docs      *docstore.Store
-	Logger    *slog.Logger
+	// Idempotency is the IDEMPOTENCY bucket; without it Idempotency-Key is ignored.
+	Idempotency jetstream.KeyValue
+	Logger      *slog.Logger
 }
 
 // Server serves the API.
@@ -46,6 +48,7 @@ type Server struct {
 	statuses  *taskstatus.Store
 	docs      *docstore.Store
 	publisher *jobqueue.Publisher
+	idem      jetstream.KeyValue
 	log       *slog.Logger
 	engine    *gin.Engine
 	now       func() time.Time
@@ -61,7 +64,7 @@ func New(cfg Config, d Deps) *Server {
 	}
 	s := &Server{
 		cfg: cfg, nc: d.NATS, js: d.JetStream, uploads: d.Uploads, statuses: d.Statuses, docs: d.Docs,
-		publisher: jobqueue.NewPublisher(d.JetStream), log: d.Logger, now: time.Now,
+		publisher: jobqueue.NewPublisher(d.JetStream), idem: d.Idempotency, log: d.Logger, now: time.Now,
 	}
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
@@ -76,13 +79,16 @@ func New(cfg Config, d Deps) *Server {
 	e.GET("/readyz", s.readyz)
 
 	v1 := e.Group("/api/v1", s.authenticate())
-	v1.POST("/documents/agent/:agent_id/upload", s.upload)
+	v1.POST("/documents/agent/:agent_id/upload", s.idempotent(), s.upload)
 	v1.GET("/documents/agent/:agent_id", s.listDocuments)
 	v1.GET("/documents/:id", s.getDocument)
 	v1.DELETE("/documents/:id", s.deleteDocument)
 	v1.GET("/documents/:id/chunks", s.listChunks)
 	v1.GET("/tasks/:task_id", s.getTask)
 	v1.DELETE("/tasks/:task_id", s.cancelTask)
+	v1.GET("/dlq", s.listDeadLetters)
+	v1.POST("/dlq/:id/retry", s.idempotent(), s.retryDeadLetter)
+	v1.DELETE("/dlq/:id", s.deleteDeadLetter)
 	s.engine = e
 	return s
 }

@@ -43,7 +43,7 @@ func newPDFiumEngine(opts Options) (*pdfiumEngine, error) {
 	pool, err := webassembly.Init(webassembly.Config{
 		// The pool's own context lives as long as the pool; documents are bounded by their
 		// own contexts through Kill.
-		Context:       context.Background(),
+		Context:       experimental.WithMemoryAllocator(context.Background(), memoryAllocator()),
 		MinIdle:       1,
 		MaxIdle:       opts.PDFWorkers,
 		MaxTotal:      opts.PDFWorkers,

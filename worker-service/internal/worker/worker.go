@@ -398,7 +398,7 @@ func (w *Worker) process(runCtx context.Context, p job.Priority, msg jetstream.M
 			w.observe(p, j, OutcomeDeadLettered, elapsed)
 			return
 		}
-		delay := w.cfg.Retry(attempt)
+		delay := retryDelay(w.cfg.Retry, attempt, err)
 		_ = tr.Update(ctx, func(st *job.Status) error {
 			if st.State == job.StateRevoked {
 				return ErrRevoked

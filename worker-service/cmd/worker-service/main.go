@@ -23,6 +23,7 @@ import (
 	"github.com/quirehq/quire/worker-service/internal/chunk"
 	"github.com/quirehq/quire/worker-service/internal/extract"
 	"github.com/quirehq/quire/worker-service/internal/ingest"
+	"github.com/quirehq/quire/worker-service/internal/webfetch"
 	"github.com/quirehq/quire/worker-service/internal/worker"
 )
 
@@ -79,13 +80,23 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	statuses := taskstatus.New(top.Tasks, js, cfg.ResultTTL)
+	// One fetcher and one per-host limiter for the process: concurrent crawls of a site and
+	// the page jobs they fan out share its politeness budget.
+	fetcher := webfetch.New(webfetch.Config{AllowPrivate: cfg.WebpageAllowPrivate})
+	defer fetcher.CloseIdleConnections()
+	hosts := webfetch.NewHostLimiter(webfetch.DefaultPerHost, webfetch.DefaultDelay)
 	pipeline := &ingest.Pipeline{
 		Docs: docs, Uploads: top.Uploads, Extractor: ex, Embedder: emb,
 		Chunking:  chunk.Options{Size: cfg.ChunkSize, Overlap: cfg.ChunkOverlap},
 		BatchSize: cfg.EmbeddingsBatchSize, Logger: log,
+		Fetcher: fetcher, Crawler: webfetch.NewCrawler(fetcher, webfetch.CrawlConfig{Limiter: hosts}), Hosts: hosts,
+		Jobs: js, Statuses: statuses,
 	}
 	mux := worker.NewMux()
 	mux.Register(job.KindDocument, faultHook(cfg, log, worker.HandlerFunc(pipeline.Document)))
+	mux.Register(job.KindWebpage, faultHook(cfg, log, worker.HandlerFunc(pipeline.Webpage)))
+	mux.Register(job.KindCrawl, faultHook(cfg, log, worker.HandlerFunc(pipeline.Crawl)))
 
 	w := worker.New(worker.Config{
 		Slots:           slots,
@@ -95,7 +106,7 @@ func run(ctx context.Context) error {
 		JobTimeout:      cfg.JobTimeout,
 		ShutdownTimeout: cfg.ShutdownTimeout,
 	}, worker.Deps{
-		JetStream: js, Statuses: taskstatus.New(top.Tasks, js, cfg.ResultTTL),
+		JetStream: js, Statuses: statuses,
 		Handler: mux, Failures: pipeline, Logger: log,
 	})
 

@@ -17,8 +17,10 @@ import (
 	"github.com/quirehq/quire/shared/doctype"
 	"github.com/quirehq/quire/shared/embed"
 	"github.com/quirehq/quire/shared/job"
+	"github.com/quirehq/quire/shared/taskstatus"
 	"github.com/quirehq/quire/worker-service/internal/chunk"
 	"github.com/quirehq/quire/worker-service/internal/extract"
+	"github.com/quirehq/quire/worker-service/internal/webfetch"
 	"github.com/quirehq/quire/worker-service/internal/worker"
 )
 
@@ -48,10 +50,24 @@ type Pipeline struct {
 	MaxObjectBytes int64
 	Stages         StageObserver
 	Logger         *slog.Logger
+
+	// Fetcher fetches the pages of webpage jobs.
+	Fetcher *webfetch.Fetcher
+	// Crawler discovers the pages of crawl jobs.
+	Crawler *webfetch.Crawler
+	// Hosts spaces the fetches of crawled pages per host; share the Crawler's limiter. May be
+	// nil (no spacing).
+	Hosts *webfetch.HostLimiter
+	// Jobs publishes the webpage jobs a crawl fans out.
+	Jobs jetstream.Publisher
+	// Statuses keeps the page counters of crawl tasks.
+	Statuses *taskstatus.Store
 }
 
 // JobFailed implements worker.FailureRecorder: the document is marked failed with the reason.
+// A dead-lettered page of a crawl counts as failed in its crawl's counters.
 func (p *Pipeline) JobFailed(ctx context.Context, j *job.Job, reason string) error {
+	p.countCrawlPage(ctx, j, false)
 	if j.DocumentID == 0 {
 		return nil
 	}

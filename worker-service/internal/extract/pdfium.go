@@ -28,12 +28,18 @@ type pdfiumEngine struct {
 }
 
 func newPDFiumEngine(opts Options) (*pdfiumEngine, error) {
-	cache := wazero.NewCompilationCache()
 	if opts.CompilationCacheDir != "off" {
 		if c, err := wazero.NewCompilationCacheWithDir(opts.CompilationCacheDir); err == nil {
-			cache = c
+			if p, err := startPDFium(opts, c); err == nil {
+				return p, nil
+			}
+			// An unwritable cache directory fails the compilation: fall back to memory.
 		}
 	}
+	return startPDFium(opts, wazero.NewCompilationCache())
+}
+
+func startPDFium(opts Options, cache wazero.CompilationCache) (*pdfiumEngine, error) {
 	rc := wazero.NewRuntimeConfig().
 		// The bundled PDFium lowers setjmp/longjmp to WebAssembly exception handling.
 		WithCoreFeatures(api.CoreFeaturesV2 | experimental.CoreFeaturesExceptionHandling).

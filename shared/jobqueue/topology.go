@@ -29,6 +29,8 @@ type Config struct {
 	MaxAckPending int
 	// UpdateConsumers applies AckWait and MaxAckPending to consumers that already exist. The
 	// worker sets it (it owns the consumer settings); the API only creates missing consumers.
+	// An update never pauses or resumes a queue: the server keeps an existing consumer's
+	// PauseUntil (set by POST /api/v1/queues/{priority}/pause), so a pause survives restarts.
 	UpdateConsumers bool
 }
 

@@ -80,6 +80,8 @@ func New(cfg Config, d Deps) *Server {
 
 	v1 := e.Group("/api/v1", s.authenticate())
 	v1.POST("/documents/agent/:agent_id/upload", s.idempotent(), s.upload)
+	v1.POST("/documents/agent/:agent_id/webpage", s.idempotent(), s.webpage)
+	v1.POST("/documents/agent/:agent_id/crawl", s.idempotent(), s.crawl)
 	v1.GET("/documents/agent/:agent_id", s.listDocuments)
 	v1.GET("/documents/:id", s.getDocument)
 	v1.DELETE("/documents/:id", s.deleteDocument)

@@ -25,6 +25,7 @@ import (
 	"golang.org/x/text/unicode/norm"
 
 	"github.com/quirehq/quire/shared/doctype"
+	"github.com/quirehq/quire/worker-service/internal/chunk"
 	"github.com/quirehq/quire/worker-service/internal/extract"
 )
 
@@ -49,6 +50,9 @@ type result struct {
 	bytes    int64
 	pages    int
 	elapsed  time.Duration
+	textLen  int
+	chunks   int
+	chunkDur time.Duration
 	wantFail bool
 	verdict  string
 }
@@ -61,6 +65,8 @@ func run() error {
 		concurrency = flag.Int("concurrency", 1, "files extracted at once")
 		timeout     = flag.Duration("timeout", 0, "per-document extraction timeout (default 60s)")
 		verbose     = flag.Bool("v", false, "print a row per file")
+		model       = flag.String("model", "text-embedding-3-small", "embeddings model whose tokenizer chunks the text")
+		chunkSize   = flag.Int("chunk-size", 512, "chunk size in tokens")
 	)
 	flag.Parse()
 	if *dir == "" {
@@ -72,6 +78,11 @@ func run() error {
 	}
 	ctx := context.Background()
 	start := time.Now()
+	counter, err := chunk.NewCounter(*model)
+	if err != nil {
+		return err
+	}
+	chunking := chunk.Options{Size: *chunkSize, Counter: counter}
 	ex, err := extract.New(ctx, extract.Options{PDFEngine: *engine, PDFWorkers: *workers, Timeout: *timeout})
 	if err != nil {
 		return err
@@ -92,14 +103,14 @@ func run() error {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			results[i] = measure(ctx, ex, *dir, e)
+			results[i] = measure(ctx, ex, chunking, *dir, e)
 		}()
 	}
 	wg.Wait()
 
 	if *verbose {
 		tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "file\tverdict\tF1\tpages\tms\tdetail")
+		fmt.Fprintln(tw, "file\tverdict\tF1\tpages\tms\tchunks\tdetail")
 		for _, r := range results {
 			f1 := "-"
 			if r.hasF1 {
@@ -112,7 +123,7 @@ func run() error {
 					detail = detail[:110] + "…"
 				}
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", r.file, r.verdict, f1, r.pages, r.elapsed.Milliseconds(), detail)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\n", r.file, r.verdict, f1, r.pages, r.elapsed.Milliseconds(), r.chunks, detail)
 		}
 		tw.Flush()
 		fmt.Println()
@@ -175,7 +186,7 @@ func wantsText(expected string) (must, may bool) {
 	return false, false
 }
 
-func measure(ctx context.Context, ex *extract.Extractor, dir string, e entry) result {
+func measure(ctx context.Context, ex *extract.Extractor, chunking chunk.Options, dir string, e entry) result {
 	r := result{entry: e}
 	path := filepath.Join(dir, e.kind, e.file)
 	data, err := os.ReadFile(path)
@@ -212,6 +223,10 @@ func measure(ctx context.Context, ex *extract.Extractor, dir string, e entry) re
 	r.clean = err != nil && isClean(err)
 	if doc != nil {
 		r.pages = doc.Pages
+		r.textLen = doc.Len()
+		cs := time.Now()
+		r.chunks = len(chunk.Split(doc, chunking))
+		r.chunkDur = time.Since(cs)
 		if ref := refPath(dir, e); ref != "" {
 			if want, rerr := os.ReadFile(ref); rerr == nil {
 				r.f1, r.hasF1 = tokenF1(docText(doc), string(want)), true
@@ -336,14 +351,15 @@ func printTable(results []result) {
 		kinds = append(kinds, k)
 	}
 	sort.Strings(kinds)
-	fmt.Println("| format | files | successes | expected failures | unexpected | mean token-F1 (valid files) | min F1 | MB/s | pages/s |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| format | files | successes | expected failures | unexpected | mean token-F1 (valid files) | min F1 | MB/s | pages/s | chunks | chunking MB/s of text |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, k := range kinds {
 		var (
 			n, ok, expFail, unexp, nf1, pages int
 			sumF1, minF1                      = 0.0, 1.0
 			bytes                             int64
-			elapsed                           time.Duration
+			elapsed, chunkDur                 time.Duration
+			chunks, textLen                   int
 		)
 		for _, r := range byKind[k] {
 			n++
@@ -352,6 +368,9 @@ func printTable(results []result) {
 				bytes += r.bytes
 				pages += r.pages
 				elapsed += r.elapsed
+				chunks += r.chunks
+				textLen += r.textLen
+				chunkDur += r.chunkDur
 			}
 			if !r.ok && r.wantFail && r.clean {
 				expFail++
@@ -377,7 +396,11 @@ func printTable(results []result) {
 				pps = fmt.Sprintf("%.0f", float64(pages)/s)
 			}
 		}
-		fmt.Printf("| %s | %d | %d | %d | %d | %s | %s | %s | %s |\n", k, n, ok, expFail, unexp, meanF1, minS, mbs, pps)
+		cmbs := "-"
+		if s := chunkDur.Seconds(); s > 0 {
+			cmbs = fmt.Sprintf("%.1f", float64(textLen)/1e6/s)
+		}
+		fmt.Printf("| %s | %d | %d | %d | %d | %s | %s | %s | %s | %d | %s |\n", k, n, ok, expFail, unexp, meanF1, minS, mbs, pps, chunks, cmbs)
 	}
 }
 

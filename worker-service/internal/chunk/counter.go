@@ -28,12 +28,18 @@ func (WordCounter) Count(s string) int {
 // vocabularies are compiled into the binary: nothing is fetched at run time.
 type BPECounter struct {
 	enc      *tiktoken.Tiktoken
+	fast     *cl100kCounter // cl100k_base without the regular-expression engine
 	encoding string
 }
 
 // Count implements [Counter]: the number of tokens of s, special-token text counted as
 // ordinary text (as the embeddings endpoints do).
-func (c *BPECounter) Count(s string) int { return len(c.enc.EncodeOrdinary(s)) }
+func (c *BPECounter) Count(s string) int {
+	if c.fast != nil {
+		return c.fast.Count(s)
+	}
+	return len(c.enc.EncodeOrdinary(s))
+}
 
 // Encoding names the byte-pair encoding, e.g. "cl100k_base".
 func (c *BPECounter) Encoding() string { return c.encoding }
@@ -72,7 +78,11 @@ func NewCounter(model string) (Counter, error) {
 		set[k] = true
 	}
 	enc := &tiktoken.Encoding{Name: name, PatStr: pat, MergeableRanks: ranks, SpecialTokens: special}
-	return &BPECounter{enc: tiktoken.NewTiktoken(bpe, enc, set), encoding: name}, nil
+	c := &BPECounter{enc: tiktoken.NewTiktoken(bpe, enc, set), encoding: name}
+	if name == tiktoken.MODEL_CL100K_BASE {
+		c.fast = &cl100kCounter{ranks: ranks}
+	}
+	return c, nil
 }
 
 func encodingFor(model string) string {

@@ -165,7 +165,7 @@ func (o *OpenAI) embedBatch(ctx context.Context, texts []string, tokens int) ([]
 		delay := bo.NextBackOff()
 		if info.retryAfter > 0 {
 			if info.retryAfter > o.cfg.MaxRetryAfter {
-				return nil, fmt.Errorf("embed: server asks to retry after %v (over %v): %w", info.retryAfter, o.cfg.MaxRetryAfter, err)
+				return nil, &RetryLaterError{After: info.retryAfter, Err: fmt.Errorf("embed: server asks to retry after %v (over %v): %w", info.retryAfter, o.cfg.MaxRetryAfter, err)}
 			}
 			delay = info.retryAfter
 			// Every caller sharing this embedder holds back, not only this one.
@@ -202,6 +202,17 @@ func (o *OpenAI) vectors(resp openai.EmbeddingResponse, n int) ([][]float32, err
 	}
 	return out, nil
 }
+
+// RetryLaterError reports that the endpoint asked (with Retry-After) for a pause longer than
+// Config.MaxRetryAfter: the caller should try again no sooner than After.
+type RetryLaterError struct {
+	After time.Duration
+	Err   error
+}
+
+func (e *RetryLaterError) Error() string { return e.Err.Error() }
+
+func (e *RetryLaterError) Unwrap() error { return e.Err }
 
 type outcome int
 

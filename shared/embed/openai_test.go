@@ -247,6 +247,9 @@ func TestOpenAIRetries(t *testing.T) {
 			if n := len(f.recorded()); n != tt.wantRequests {
 				t.Fatalf("%d requests, want %d", n, tt.wantRequests)
 			}
+			if ra, ok := errors.AsType[*RetryLaterError](err); ok != strings.HasPrefix(tt.name, "Retry-After too long") || (ok && ra.After != time.Hour) {
+				t.Fatalf("RetryLaterError %v (%v) for case %q", ok, err, tt.name)
+			}
 			if tt.wantSleeps != nil {
 				tt.wantSleeps(t, fc.sleeps())
 			}

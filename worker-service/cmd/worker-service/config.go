@@ -37,12 +37,19 @@ type config struct {
 	OpenAIAPIKey         string `envconfig:"OPENAI_API_KEY"`
 	OpenAIBaseURL        string `envconfig:"OPENAI_BASE_URL"`
 	EmbeddingsModel      string `envconfig:"EMBEDDINGS_MODEL"`
-	EmbeddingsDimensions int    `envconfig:"EMBEDDINGS_DIMENSIONS" default:"384"`
+	EmbeddingsDimensions int    `envconfig:"EMBEDDINGS_DIMENSIONS"` // 0: the provider's (local 384, openai the model's)
 	EmbeddingsBatchSize  int    `envconfig:"EMBEDDINGS_BATCH_SIZE" default:"64"`
 	ChunkSize            int    `envconfig:"CHUNK_SIZE" default:"512"`
 	ChunkOverlap         int    `envconfig:"CHUNK_OVERLAP" default:"64"`
 	WebpageAllowPrivate  bool   `envconfig:"WEBPAGE_ALLOW_PRIVATE" default:"false"`
 	LogLevel             string `envconfig:"LOG_LEVEL" default:"info"`
+
+	// EmbeddingsRateLimitRPS and EmbeddingsRateLimitTPM cap the process's embeddings requests
+	// per second and tokens per minute (0: no limit); EmbeddingsMaxTokensPerRequest caps the
+	// tokens of one request (OpenAI allows 300000; TEI's default is 16384).
+	EmbeddingsRateLimitRPS        float64 `envconfig:"EMBEDDINGS_RATE_LIMIT_RPS" default:"0"`
+	EmbeddingsRateLimitTPM        int     `envconfig:"EMBEDDINGS_RATE_LIMIT_TPM" default:"0"`
+	EmbeddingsMaxTokensPerRequest int     `envconfig:"EMBEDDINGS_MAX_TOKENS_PER_REQUEST" default:"300000"`
 
 	// FaultExitOnFilename makes the worker process exit when it processes a document with
 	// this filename. It exists for crash-safety tests of the poison-job path; leave it unset.

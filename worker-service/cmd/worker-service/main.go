@@ -76,7 +76,7 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer func() { _ = ex.Close() }()
-	emb, err := newEmbedder(cfg)
+	emb, err := newEmbedder(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -125,12 +125,24 @@ func run(ctx context.Context) error {
 	return errors.Join(runErr, <-srvErr)
 }
 
-func newEmbedder(cfg config) (embed.Embedder, error) {
-	switch cfg.EmbeddingsProvider {
-	case "local":
-		return embed.NewLocal(cfg.EmbeddingsDimensions)
+// newEmbedder builds the process's one embedder: its rate limits hold for every job. The
+// OpenAI-compatible provider counts tokens with the model's tokenizer to fill its batches.
+func newEmbedder(ctx context.Context, cfg config, log *slog.Logger) (embed.Embedder, error) {
+	ec := embed.Config{
+		Provider: cfg.EmbeddingsProvider, APIKey: cfg.OpenAIAPIKey, BaseURL: cfg.OpenAIBaseURL,
+		Model: cfg.EmbeddingsModel, Dimensions: cfg.EmbeddingsDimensions, BatchSize: cfg.EmbeddingsBatchSize,
+		MaxTokensPerRequest: cfg.EmbeddingsMaxTokensPerRequest,
+		RateLimitRPS:        cfg.EmbeddingsRateLimitRPS, RateLimitTPM: cfg.EmbeddingsRateLimitTPM,
+		Logger: log,
 	}
-	return nil, fmt.Errorf("EMBEDDINGS_PROVIDER: %q is not available in this build", cfg.EmbeddingsProvider)
+	if ec.Provider == embed.ProviderOpenAI {
+		counter, err := chunk.NewCounter(ec.WithDefaults().Model)
+		if err != nil {
+			return nil, err
+		}
+		ec.Counter = counter
+	}
+	return embed.New(ctx, ec)
 }
 
 // healthHandler serves /healthz (the process is alive) and /readyz (pulling jobs, connected

@@ -164,7 +164,7 @@ func (p *Pipeline) embed(ctx context.Context, chunks []chunk.Chunk) ([][]float32
 		}
 		vecs, err := p.Embedder.Embed(ctx, texts)
 		if err != nil {
-			return nil, fmt.Errorf("ingest: embed chunks %d-%d: %w", i, end-1, err)
+			return nil, embedError(fmt.Errorf("ingest: embed chunks %d-%d: %w", i, end-1, err))
 		}
 		if len(vecs) != len(texts) {
 			return nil, fmt.Errorf("ingest: embed chunks %d-%d: got %d vectors for %d texts", i, end-1, len(vecs), len(texts))
@@ -217,6 +217,18 @@ func mapStoreError(err error) error {
 		return fmt.Errorf("%w: %w", worker.ErrRevoked, err)
 	case errors.Is(err, job.ErrNotFound):
 		return worker.Permanent(fmt.Errorf("ingest: document deleted: %w", err))
+	}
+	return err
+}
+
+// embedError makes an input or model the endpoint refused permanent and passes on a server's
+// request to wait; anything else (endpoint down, retries exhausted) is retried.
+func embedError(err error) error {
+	if errors.Is(err, embed.ErrPermanent) {
+		return worker.Permanent(err)
+	}
+	if ra, ok := errors.AsType[*embed.RetryLaterError](err); ok {
+		return worker.RetryAfter(err, ra.After)
 	}
 	return err
 }

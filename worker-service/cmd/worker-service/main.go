@@ -80,6 +80,10 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	reg, wm, err := newMetrics(js, slots, log)
+	if err != nil {
+		return err
+	}
 	statuses := taskstatus.New(top.Tasks, js, cfg.ResultTTL)
 	// One fetcher and one per-host limiter for the process: concurrent crawls of a site and
 	// the page jobs they fan out share its politeness budget.
@@ -93,6 +97,8 @@ func run(ctx context.Context) error {
 		Fetcher: fetcher, Crawler: webfetch.NewCrawler(fetcher, webfetch.CrawlConfig{Limiter: hosts}), Hosts: hosts,
 		Jobs: js, Statuses: statuses,
 	}
+	pipeline.Embedder = meterEmbedder(emb, cfg.EmbeddingsProvider, pipeline.Chunking.WithDefaults().Counter, wm)
+	pipeline.Stages = stageObserver{wm}
 	mux := worker.NewMux()
 	mux.Register(job.KindDocument, faultHook(cfg, log, worker.HandlerFunc(pipeline.Document)))
 	mux.Register(job.KindWebpage, faultHook(cfg, log, worker.HandlerFunc(pipeline.Webpage)))
@@ -108,9 +114,10 @@ func run(ctx context.Context) error {
 	}, worker.Deps{
 		JetStream: js, Statuses: statuses,
 		Handler: mux, Failures: pipeline, Logger: log,
+		Observer: jobObserver{wm},
 	})
 
-	srv := &http.Server{Addr: cfg.MetricsAddr, Handler: healthHandler(w, nc.IsConnected, docs), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Addr: cfg.MetricsAddr, Handler: withMetrics(healthHandler(w, nc.IsConnected, docs), reg), ReadHeaderTimeout: 5 * time.Second}
 	srvErr := make(chan error, 1)
 	go func() {
 		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -72,9 +72,14 @@ type FailureRecorder interface {
 }
 
 // Observer receives job events, for metrics. Every method must be fast and must not block.
+// Each JobStarted is followed by exactly one JobFinished for the same job.
 type Observer interface {
 	JobStarted(q job.Priority, k job.Kind)
 	JobFinished(q job.Priority, k job.Kind, outcome Outcome, d time.Duration)
+	// JobSettled reports a job settled without an attempt, with no JobStarted before it:
+	// OutcomeCancelled for a task cancelled while queued, OutcomeDeadLettered for a job whose
+	// deliveries kept losing their worker.
+	JobSettled(q job.Priority, k job.Kind, outcome Outcome)
 }
 
 // Outcome is how an attempt ended.
@@ -295,7 +300,7 @@ func (w *Worker) process(runCtx context.Context, p job.Priority, msg jetstream.M
 	switch tr.Status().State {
 	case job.StateRevoked:
 		log.Info("task was cancelled before it started")
-		w.finish(msg, p, j, OutcomeCancelled, 0)
+		w.settleUnattempted(msg, p, j, OutcomeCancelled)
 		return
 	case job.StateSuccess, job.StateFailure:
 		log.Info("task already finished; duplicate delivery acknowledged", "state", tr.Status().State)
@@ -306,6 +311,7 @@ func (w *Worker) process(runCtx context.Context, p job.Priority, msg jetstream.M
 		// The previous deliveries never settled: their workers died.
 		log.Error("job dead-lettered: its deliveries kept losing their worker")
 		w.deadLetterTracked(ctx, msg, p, j, tr, attempt, streamSeq, ErrWorkerLost)
+		w.observeUnattempted(p, j, OutcomeDeadLettered)
 		return
 	}
 	err = tr.Update(ctx, func(st *job.Status) error {
@@ -319,7 +325,7 @@ func (w *Worker) process(runCtx context.Context, p job.Priority, msg jetstream.M
 		return nil
 	})
 	if errors.Is(err, ErrRevoked) {
-		w.finish(msg, p, j, OutcomeCancelled, 0)
+		w.settleUnattempted(msg, p, j, OutcomeCancelled)
 		return
 	}
 	if err != nil {
@@ -369,6 +375,7 @@ func (w *Worker) process(runCtx context.Context, p job.Priority, msg jetstream.M
 			// The results are committed; a redelivery re-runs the idempotent job.
 			log.Warn("could not record success; job will be redelivered", "err", uerr)
 			_ = msg.NakWithDelay(time.Second)
+			w.observe(p, j, OutcomeHandedBack, elapsed)
 			return
 		}
 		log.Info("job succeeded", "duration", elapsed)
@@ -423,6 +430,21 @@ func (w *Worker) finish(msg jetstream.Msg, p job.Priority, j *job.Job, o Outcome
 func (w *Worker) observe(p job.Priority, j *job.Job, o Outcome, d time.Duration) {
 	if w.observer != nil {
 		w.observer.JobFinished(p, j.Kind, o, d)
+	}
+}
+
+// settleUnattempted acknowledges a job that is settled without being run (its task was
+// cancelled while it was queued).
+func (w *Worker) settleUnattempted(msg jetstream.Msg, p job.Priority, j *job.Job, o Outcome) {
+	if err := msg.Ack(); err != nil {
+		w.log.Warn("ack failed; the job will be redelivered and settled again", "task_id", j.TaskID, "err", err)
+	}
+	w.observeUnattempted(p, j, o)
+}
+
+func (w *Worker) observeUnattempted(p job.Priority, j *job.Job, o Outcome) {
+	if w.observer != nil {
+		w.observer.JobSettled(p, j.Kind, o)
 	}
 }
 

@@ -530,4 +530,3 @@ func TestWebpageTimeoutIsRetried(t *testing.T) {
 		t.Fatalf("status = %+v, want success on the second attempt after a timeout", st)
 	}
 }
-

@@ -1,0 +1,35 @@
+-- +goose Up
+-- Search without extensions (pgvector is not installable everywhere Quire runs). Vector
+-- similarity is scored in two steps: a coarse scan of every chunk's sign sketch (one bit per
+-- dimension for "positive", one for "negative": a ternary quantisation that bit_count scores in
+-- C), then exact cosine similarity over the best candidates.
+
+-- +goose StatementBegin
+CREATE FUNCTION quire_sign_bits(v real[], positive boolean) RETURNS bit varying
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT array_to_string(array(
+        SELECT CASE WHEN (positive AND x > 0) OR (NOT positive AND x < 0) THEN '1' ELSE '0' END
+        FROM unnest(v) WITH ORDINALITY AS t(x, i) ORDER BY i), '')::bit varying
+$$;
+-- +goose StatementEnd
+
+-- +goose StatementBegin
+CREATE FUNCTION quire_cosine(a real[], b real[]) RETURNS double precision
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT sum(x::float8 * y) / nullif(sqrt(sum(x::float8 * x)) * sqrt(sum(y::float8 * y)), 0)
+    FROM unnest(a, b) AS t(x, y)
+$$;
+-- +goose StatementEnd
+
+-- OR of tsqueries, to match chunks sharing any word of a plain query.
+CREATE AGGREGATE quire_tsquery_or(tsquery) (SFUNC = tsquery_or, STYPE = tsquery);
+
+ALTER TABLE chunks
+    ADD COLUMN embedding_pos bit varying GENERATED ALWAYS AS (quire_sign_bits(embedding, true)) STORED,
+    ADD COLUMN embedding_neg bit varying GENERATED ALWAYS AS (quire_sign_bits(embedding, false)) STORED;
+
+-- +goose Down
+ALTER TABLE chunks DROP COLUMN embedding_pos, DROP COLUMN embedding_neg;
+DROP AGGREGATE quire_tsquery_or(tsquery);
+DROP FUNCTION quire_cosine(real[], real[]);
+DROP FUNCTION quire_sign_bits(real[], boolean);

@@ -1,0 +1,252 @@
+package docstore
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Search tuning. RRFK is the k of reciprocal rank fusion (Cormack et al.'s 60); Depth is how
+// many chunks each ranking contributes to the fusion; VectorCandidates is how many chunks the
+// sign-sketch scan hands to exact cosine scoring.
+const (
+	RRFK             = 60
+	searchDepth      = 100
+	vectorCandidates = 1000
+	maxSearchK       = 50
+)
+
+// ErrBadQuery reports a search query that cannot be run (no text and no vector, K out of range).
+var ErrBadQuery = errors.New("docstore: bad search query")
+
+// SearchQuery asks for an agent's chunks best matching a text and its embedding.
+type SearchQuery struct {
+	TenantID, AgentID string
+	// Text is matched with PostgreSQL full-text search ('simple' configuration: no stemming,
+	// no stop words). A plain query (no quotes, no -word, no "or") matches chunks holding any of
+	// its words, those holding all of them first; otherwise it follows websearch_to_tsquery.
+	Text string
+	// Embedding is Text embedded by Model; chunks of documents embedded by another model (or
+	// to another length) are left out of the vector ranking. Nil: full-text ranking only.
+	Embedding []float32
+	Model     string
+	// K is the number of hits (1..50, default 10).
+	K int
+}
+
+// SearchHit is one chunk found by [Store.Search].
+type SearchHit struct {
+	ChunkID    int64  `json:"chunk_id"`
+	DocumentID int64  `json:"document_id"`
+	Filename   string `json:"filename"`
+	URL        string `json:"url"`
+	Title      string `json:"title"`
+	Page       int    `json:"page"`
+	Heading    string `json:"heading"`
+	Ordinal    int    `json:"ordinal"`
+	Content    string `json:"content"`
+	// Score is the reciprocal rank fusion score: the sum over the two rankings of
+	// 1/(60+rank), at most 2/61.
+	Score float64 `json:"score"`
+	// TextRank and VectorRank are the chunk's 1-based places in each ranking; 0 when it is
+	// not among a ranking's first 100.
+	TextRank   int `json:"text_rank,omitempty"`
+	VectorRank int `json:"vector_rank,omitempty"`
+}
+
+// Search returns the K chunks of one agent of one tenant that best match q: the full-text
+// ranking (ts_rank) and the vector ranking (cosine similarity) each give their best 100, fused
+// by reciprocal rank fusion. Another tenant's or agent's chunks never appear.
+//
+// The full-text ranking is exact. The vector ranking is exact while the agent has at most 1000
+// chunks of the query's model; beyond that, exact cosine similarity ranks the 1000 chunks whose
+// sign sketches agree best with the query's, so a chunk can be missed when its sketch ranks it
+// lower than its true similarity would (see the recall figure in search_test.go). Both scans
+// read every chunk of the agent: cost grows linearly with the agent's chunks.
+func (s *Store) Search(ctx context.Context, q SearchQuery) ([]SearchHit, error) {
+	if q.K == 0 {
+		q.K = 10
+	}
+	q.Text = strings.TrimSpace(q.Text)
+	if q.K < 1 || q.K > maxSearchK {
+		return nil, fmt.Errorf("%w: k %d is not in 1..%d", ErrBadQuery, q.K, maxSearchK)
+	}
+	if q.Text == "" && len(q.Embedding) == 0 {
+		return nil, fmt.Errorf("%w: no text and no embedding", ErrBadQuery)
+	}
+	var text, vector []int64
+	var err error
+	if q.Text != "" {
+		if text, err = s.textRanking(ctx, q, searchDepth); err != nil {
+			return nil, err
+		}
+	}
+	if len(q.Embedding) > 0 {
+		if vector, err = (sketchIndex{pool: s.pool, candidates: vectorCandidates}).nearest(ctx, q, searchDepth); err != nil {
+			return nil, err
+		}
+	}
+	hits := fuse(text, vector, q.K)
+	if len(hits) == 0 {
+		return []SearchHit{}, nil
+	}
+	return s.hitDetails(ctx, q.TenantID, hits)
+}
+
+// fuse merges rankings by reciprocal rank fusion and keeps the best k; ties go to the
+// smaller chunk id, so results are stable.
+func fuse(text, vector []int64, k int) []SearchHit {
+	byID := map[int64]*SearchHit{}
+	add := func(ids []int64, set func(h *SearchHit, rank int)) {
+		for i, id := range ids {
+			h := byID[id]
+			if h == nil {
+				h = &SearchHit{ChunkID: id}
+				byID[id] = h
+			}
+			h.Score += 1 / float64(RRFK+i+1)
+			set(h, i+1)
+		}
+	}
+	add(text, func(h *SearchHit, r int) { h.TextRank = r })
+	add(vector, func(h *SearchHit, r int) { h.VectorRank = r })
+	out := make([]SearchHit, 0, len(byID))
+	for _, h := range byID {
+		out = append(out, *h)
+	}
+	slices.SortFunc(out, func(a, b SearchHit) int {
+		if c := cmp.Compare(b.Score, a.Score); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ChunkID, b.ChunkID)
+	})
+	return out[:min(k, len(out))]
+}
+
+// plainQuery reports whether text uses none of websearch_to_tsquery's operators.
+func plainQuery(text string) bool {
+	if strings.Contains(text, `"`) {
+		return false
+	}
+	for _, w := range strings.Fields(text) {
+		if strings.HasPrefix(w, "-") || strings.EqualFold(w, "or") {
+			return false
+		}
+	}
+	return true
+}
+
+// textRanking returns the ids of the agent's n best full-text matches for q.Text.
+func (s *Store) textRanking(ctx context.Context, q SearchQuery, n int) ([]int64, error) {
+	// all: websearch_to_tsquery (every word, phrases, negations); any: an OR of the query's
+	// words, for plain queries only.
+	anyExpr := `websearch_to_tsquery('simple', $3)`
+	if plainQuery(q.Text) {
+		anyExpr = `(SELECT quire_tsquery_or(plainto_tsquery('simple', lex))
+			FROM unnest(tsvector_to_array(to_tsvector('simple', $3))) AS lex)`
+	}
+	rows, err := s.pool.Query(ctx, `
+		WITH tq AS (SELECT websearch_to_tsquery('simple', $3) AS q_all, `+anyExpr+` AS q_any)
+		SELECT c.id FROM chunks c, tq
+		WHERE c.tenant_id = $1 AND c.agent_id = $2 AND tq.q_any IS NOT NULL AND c.tsv @@ tq.q_any
+		ORDER BY c.tsv @@ tq.q_all DESC, ts_rank(c.tsv, tq.q_any, 1) DESC, c.id
+		LIMIT $4`, q.TenantID, q.AgentID, q.Text, n)
+	if err != nil {
+		return nil, fmt.Errorf("docstore: full-text search: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("docstore: full-text search: %w", err)
+	}
+	return ids, nil
+}
+
+// vectorIndex ranks an agent's chunks by similarity to a query vector. sketchIndex, which
+// needs no extension, is the implementation every test here runs; an approximate index such as
+// pgvector's HNSW would be another where the extension exists.
+type vectorIndex interface {
+	nearest(ctx context.Context, q SearchQuery, n int) ([]int64, error)
+}
+
+// sketchIndex scans the sign sketches of the agent's chunks of the query's model and length,
+// keeps the candidates whose sketches agree best with the query's (ternary dot product over
+// the square root of the chunk's non-zero count), and ranks those by exact cosine similarity.
+type sketchIndex struct {
+	pool       *pgxpool.Pool
+	candidates int
+}
+
+var _ vectorIndex = sketchIndex{}
+
+func (x sketchIndex) nearest(ctx context.Context, q SearchQuery, n int) ([]int64, error) {
+	rows, err := x.pool.Query(ctx, `
+		WITH qv AS (SELECT $4::real[] AS e, quire_sign_bits($4::real[], true) AS p, quire_sign_bits($4::real[], false) AS m),
+		cand AS (
+			SELECT c.id, c.embedding FROM chunks c JOIN documents d ON d.id = c.document_id, qv
+			WHERE c.tenant_id = $1 AND c.agent_id = $2 AND d.tenant_id = $1 AND d.embedding_model = $3
+				AND cardinality(c.embedding) = cardinality(qv.e)
+			ORDER BY (bit_count(c.embedding_pos & qv.p) + bit_count(c.embedding_neg & qv.m)
+				- bit_count(c.embedding_pos & qv.m) - bit_count(c.embedding_neg & qv.p))::float8
+				/ sqrt(greatest(bit_count(c.embedding_pos) + bit_count(c.embedding_neg), 1)) DESC, c.id
+			LIMIT $5)
+		SELECT cand.id FROM cand, qv
+		ORDER BY quire_cosine(cand.embedding, qv.e) DESC NULLS LAST, cand.id
+		LIMIT $6`, q.TenantID, q.AgentID, q.Model, q.Embedding, x.candidates, n)
+	if err != nil {
+		return nil, fmt.Errorf("docstore: vector search: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("docstore: vector search: %w", err)
+	}
+	return ids, nil
+}
+
+// hitDetails fills in the chunk and document fields of hits, keeping their order.
+func (s *Store) hitDetails(ctx context.Context, tenantID string, hits []SearchHit) ([]SearchHit, error) {
+	ids := make([]int64, len(hits))
+	for i, h := range hits {
+		ids[i] = h.ChunkID
+	}
+	rows, err := s.pool.Query(ctx, `
+		SELECT c.id, c.document_id, d.filename, d.url, d.title, c.page, c.heading, c.ordinal, c.content
+		FROM chunks c JOIN documents d ON d.id = c.document_id
+		WHERE c.id = ANY($1) AND c.tenant_id = $2 AND d.tenant_id = $2`, ids, tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("docstore: search hits: %w", err)
+	}
+	defer rows.Close()
+	at := make(map[int64]int, len(hits))
+	for i, h := range hits {
+		at[h.ChunkID] = i
+	}
+	found := make([]bool, len(hits))
+	for rows.Next() {
+		var id int64
+		var h SearchHit
+		if err := rows.Scan(&id, &h.DocumentID, &h.Filename, &h.URL, &h.Title, &h.Page, &h.Heading, &h.Ordinal, &h.Content); err != nil {
+			return nil, fmt.Errorf("docstore: search hits: %w", err)
+		}
+		i := at[id]
+		hits[i].DocumentID, hits[i].Filename, hits[i].URL, hits[i].Title = h.DocumentID, h.Filename, h.URL, h.Title
+		hits[i].Page, hits[i].Heading, hits[i].Ordinal, hits[i].Content = h.Page, h.Heading, h.Ordinal, h.Content
+		found[i] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("docstore: search hits: %w", err)
+	}
+	// A chunk deleted between ranking and reading is dropped.
+	out := hits[:0]
+	for i, h := range hits {
+		if found[i] {
+			out = append(out, h)
+		}
+	}
+	return out, nil
+}

@@ -222,6 +222,15 @@ func (c *QueueCollector) Read(ctx context.Context) *QueueReading {
 	return r
 }
 
+// Invalidate drops the cached reading, so that the next [QueueCollector.Read] or scrape reads
+// JetStream afresh. Call it after changing a queue (pausing or resuming it), so that views show
+// the change at once rather than after CacheTTL.
+func (c *QueueCollector) Invalidate() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.last = nil
+}
+
 // read takes one reading, reading every queue even when one fails.
 func (c *QueueCollector) read(ctx context.Context) *QueueReading {
 	r := &QueueReading{}

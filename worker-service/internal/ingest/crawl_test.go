@@ -219,3 +219,39 @@ func TestCrawlOfABlockedOrMissingStartFailsPermanently(t *testing.T) {
 		t.Fatal("a start page disallowed by robots.txt was fetched")
 	}
 }
+
+func TestRedeliveredCrawlQueuesNoPageTwice(t *testing.T) {
+	e := newEnv(t, envOptions{allowPrivate: true})
+	var h hits
+	srv := site(t, &h)
+	crawl := e.submit(t, &job.Job{Kind: job.KindCrawl, Priority: job.PriorityLow, URL: srv.URL + "/", MaxPages: 8, MaxDepth: 2})
+	e.waitState(t, crawl.TaskID, job.StateSuccess)
+	e.wait(t, crawl.TaskID, 30*time.Second, "every page done or failed", func(st *job.Status) bool {
+		return st.Crawl != nil && st.Crawl.Done+st.Crawl.Failed == 8
+	})
+	before := pages(t, e, "7")
+	seq := streamInfo(t, e.js, "JOBS_LOW").State.LastSeq
+
+	// The same crawl job delivered again long after the duplicate window would have let its
+	// pages' messages through (here: run again by hand): each page is recognised by its task
+	// id and not published again.
+	if err := e.pipeline.Crawl(t.Context(), crawl); err != nil {
+		t.Fatalf("crawl run again: %v", err)
+	}
+	if got := streamInfo(t, e.js, "JOBS_LOW").State.LastSeq; got != seq {
+		t.Fatalf("JOBS_LOW grew from %d to %d messages when the crawl ran again", seq, got)
+	}
+	st, _, err := e.statuses.Get(t.Context(), crawl.TaskID)
+	if err != nil || *st.Crawl != (job.CrawlCounts{Discovered: 8, Queued: 8, Done: 7, Failed: 1}) {
+		t.Fatalf("crawl counters after running again = %+v, %v", st.Crawl, err)
+	}
+	after := pages(t, e, "7")
+	if len(after) != len(before) {
+		t.Fatalf("%d pages after running the crawl again, %d before", len(after), len(before))
+	}
+	for u, d := range after {
+		if b := before[u]; b == nil || d.ID != b.ID || d.TaskID != b.TaskID {
+			t.Errorf("page %s: %+v, before %+v", u, d, b)
+		}
+	}
+}

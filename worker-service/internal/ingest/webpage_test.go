@@ -39,6 +39,7 @@ type env struct {
 	docs     *docstore.Store
 	statuses *taskstatus.Store
 	pub      *jobqueue.Publisher
+	pipeline *ingest.Pipeline
 }
 
 type envOptions struct {
@@ -59,7 +60,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(docs.Close)
-	ex, err := extract.New(t.Context(), extract.Options{CompilationCacheDir: "off"})
+	ex, err := extract.New(t.Context(), extract.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +101,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 			t.Errorf("worker Run: %v", err)
 		}
 	})
-	return &env{js: js, docs: docs, statuses: statuses, pub: jobqueue.NewPublisher(js)}
+	return &env{js: js, docs: docs, statuses: statuses, pub: jobqueue.NewPublisher(js), pipeline: p}
 }
 
 // submit queues a webpage or crawl job the way the API does: documents row, PENDING status,
@@ -528,5 +529,64 @@ func TestWebpageTimeoutIsRetried(t *testing.T) {
 	st := e.wait(t, j.TaskID, 30*time.Second, "SUCCESS", func(st *job.Status) bool { return st.State == job.StateSuccess })
 	if st.Attempts != 2 {
 		t.Fatalf("status = %+v, want success on the second attempt after a timeout", st)
+	}
+}
+
+// onePagePDF is a minimal one-page PDF (Type1 Helvetica text, xref table) with these lines.
+func onePagePDF(lines ...string) []byte {
+	var content strings.Builder
+	content.WriteString("BT /F1 12 Tf 14 TL 72 720 Td\n")
+	for _, l := range lines {
+		fmt.Fprintf(&content, "(%s) Tj T*\n", l)
+	}
+	content.WriteString("ET\n")
+	objs := []string{
+		"<</Type/Catalog/Pages 2 0 R>>",
+		"<</Type/Pages/Kids[3 0 R]/Count 1>>",
+		"<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]/Resources<</Font<</F1 4 0 R>>>>/Contents 5 0 R>>",
+		"<</Type/Font/Subtype/Type1/BaseFont/Helvetica/Encoding/WinAnsiEncoding>>",
+		fmt.Sprintf("<</Length %d>>\nstream\n%sendstream", content.Len(), content.String()),
+	}
+	var b strings.Builder
+	b.WriteString("%PDF-1.4\n")
+	offsets := make([]int, len(objs))
+	for i, o := range objs {
+		offsets[i] = b.Len()
+		fmt.Fprintf(&b, "%d 0 obj\n%s\nendobj\n", i+1, o)
+	}
+	xref := b.Len()
+	fmt.Fprintf(&b, "xref\n0 %d\n0000000000 65535 f \n", len(objs)+1)
+	for _, off := range offsets {
+		fmt.Fprintf(&b, "%010d 00000 n \n", off)
+	}
+	fmt.Fprintf(&b, "trailer\n<</Size %d/Root 1 0 R>>\nstartxref\n%d\n%%%%EOF\n", len(objs)+1, xref)
+	return []byte(b.String())
+}
+
+func TestWebpagePDFURLIsProcessedAsAPDF(t *testing.T) {
+	e := newEnv(t, envOptions{allowPrivate: true})
+	pdf := onePagePDF("Harbour dues are payable at the office by the slipway.", "Visiting yachts pay per metre per night.")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/dues" { // no Content-Type: sniffed from the body
+			w.Header()["Content-Type"] = nil
+		} else {
+			w.Header().Set("Content-Type", "application/pdf")
+		}
+		_, _ = w.Write(pdf)
+	}))
+	t.Cleanup(srv.Close)
+	for _, path := range []string{"/dues.pdf", "/dues"} {
+		j := e.submit(t, &job.Job{Kind: job.KindWebpage, URL: srv.URL + path})
+		st := e.waitState(t, j.TaskID, job.StateSuccess)
+		if st.ChunkCount == 0 {
+			t.Fatalf("%s: status %+v", path, st)
+		}
+		text := chunkText(e.chunks(t, j.DocumentID))
+		if !strings.Contains(text, "Harbour dues are payable") || !strings.Contains(text, "per metre per night") {
+			t.Fatalf("%s: chunks %q lack the PDF's text", path, text)
+		}
+		if d := e.doc(t, j.DocumentID); d.ContentType != "application/pdf" || d.Kind != job.KindWebpage {
+			t.Fatalf("%s: document = %+v", path, d)
+		}
 	}
 }

@@ -27,6 +27,12 @@ lint: ## go vet every module and check formatting
 	@set -e; for m in $(MODULES); do (cd $$m && $(GO) vet ./...); done
 	@test -z "$$(gofmt -l $(MODULES))" || { echo "gofmt needed:"; gofmt -l $(MODULES); exit 1; }
 
+bench: build ## Benchmarks beside raw JetStream in one run (a few minutes); table in worker-service/bench/results/latest.md
+	$(GO) run ./worker-service/bench -bin bin -out worker-service/bench/results/latest.md
+
+bench-quick: build ## One-minute subset of make bench (smaller N); table in worker-service/bench/results/quick.md
+	$(GO) run ./worker-service/bench -quick -bin bin -out worker-service/bench/results/quick.md
+
 corpus: ## Extraction quality and speed over a corpus folder: make corpus CORPUS=<dir>
 	$(GO) run ./worker-service/cmd/corpus -dir $(CORPUS)
 

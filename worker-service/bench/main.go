@@ -1,0 +1,161 @@
+// Command bench measures Quire beside raw JetStream in one run and prints one table:
+//
+//   - W1 queue runtime overhead: no-op jobs through the worker runtime vs a hand-written
+//     JetStream consumer (jobs/s, and enqueue→done latency at 200 jobs/s);
+//   - API upload: POST of 10 KB text files through bin/api-service at 16 clients vs the
+//     "durable parts" floor (Object Store put + INSERT + KV create + acked publish, no HTTP);
+//   - drain: one bin/worker-service with default settings turning the queued documents into
+//     SUCCESS.
+//
+// It starts its own in-process NATS servers (file storage in a temporary directory) and a
+// throwaway PostgreSQL cluster, and runs the binaries built by `make build`. Figures are
+// ratios measured in the same run, so a noisy machine moves both sides together.
+//
+//	go run ./worker-service/bench [-quick] [-bin bin] [-out worker-service/bench/results/latest.md]
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type sizes struct {
+	w1Jobs, w1Paced, w1Rounds int
+	uploads, floorOps         int
+}
+
+var (
+	fullSizes  = sizes{w1Jobs: 20000, w1Paced: 2000, w1Rounds: 2, uploads: 2000, floorOps: 2000}
+	quickSizes = sizes{w1Jobs: 5000, w1Paced: 600, w1Rounds: 1, uploads: 600, floorOps: 600}
+)
+
+func main() {
+	quick := flag.Bool("quick", false, "one-minute subset with smaller N")
+	binDir := flag.String("bin", "bin", "directory of api-service and worker-service (make build)")
+	out := flag.String("out", "", "write the results table (markdown) to this file")
+	only := flag.String("only", "w1,api,drain", "figures to run, comma-separated: w1, api, drain (drain needs api)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (in-process NATS, W1 consumers, load generators)")
+	flag.StringVar(&w1Only, "w1side", "", "run only this side of W1 (raw or quire), for profiling")
+	w1Jobs := flag.Int("w1jobs", 0, "override the number of W1 jobs")
+	w1Paced := flag.Int("w1paced", 0, "override the number of paced W1 jobs")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	sz, mode := fullSizes, "full"
+	if *quick {
+		sz, mode = quickSizes, "quick"
+	}
+	if *w1Jobs > 0 {
+		sz.w1Jobs = *w1Jobs
+	}
+	if *w1Paced > 0 {
+		sz.w1Paced = *w1Paced
+	}
+	if err := run(ctx, sz, mode, *binDir, *out, strings.Split(*only, ",")); err != nil {
+		pprof.StopCPUProfile()
+		fatal(err)
+	}
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "bench:", err)
+	os.Exit(1)
+}
+
+func run(ctx context.Context, sz sizes, mode, binDir, out string, only []string) error {
+	binDir, err := filepath.Abs(binDir)
+	if err != nil {
+		return err
+	}
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, "%s  "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+	}
+	began := time.Now()
+	e, err := newEnv(ctx, binDir)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+
+	var rows []row
+	if slices.Contains(only, "w1") {
+		logf("W1: %d no-op jobs, concurrency %d, %d round(s); then %d jobs paced at 200/s", sz.w1Jobs, w1Concurrency, sz.w1Rounds, sz.w1Paced)
+		raw, quire, err := runW1(ctx, e, sz.w1Jobs, sz.w1Paced, sz.w1Rounds, logf)
+		if err != nil {
+			return err
+		}
+		ratio := quire.rate / raw.rate
+		rows = append(rows, row{
+			Figure: fmt.Sprintf("W1 throughput, %d no-op jobs, concurrency 8 (jobs/s)", sz.w1Jobs),
+			Quire:  fmt.Sprintf("%.0f", quire.rate), Raw: fmt.Sprintf("%.0f", raw.rate),
+			Ratio: fmt.Sprintf("%.0f%%", 100*ratio), Goal: "≥ 50% of raw", Met: met(ratio >= 0.5),
+		})
+		lr := ms(quire.p50) / ms(raw.p50)
+		rows = append(rows, row{
+			Figure: fmt.Sprintf("W1 paced 200 jobs/s, enqueue→done p50 / p99 (ms, %d jobs)", sz.w1Paced),
+			Quire:  fmt.Sprintf("%.2f / %.2f", ms(quire.p50), ms(quire.p99)), Raw: fmt.Sprintf("%.2f / %.2f", ms(raw.p50), ms(raw.p99)),
+			Ratio: fmt.Sprintf("%.1f× (p50)", lr), Goal: "p50 ≤ 3× raw", Met: met(lr <= 3),
+		})
+	}
+	if slices.Contains(only, "api") {
+		apiRows, err := runAPI(ctx, e, sz, slices.Contains(only, "drain"), logf)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, apiRows...)
+	}
+
+	var buf bytes.Buffer
+	host, _ := os.Hostname()
+	fmt.Fprintf(&buf, "# Quire benchmarks (%s run)\n\n", mode)
+	fmt.Fprintf(&buf, "%s · %s · %d CPUs · %s/%s · %s · took %v\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), cpuModel(), runtime.NumCPU(),
+		runtime.GOOS, runtime.GOARCH, runtime.Version(), time.Since(began).Round(time.Second))
+	writeTable(&buf, rows)
+	fmt.Fprintf(&buf, "\nhost %s; rerun with `make bench` (`make bench-quick` for the one-minute subset).\n", host)
+	fmt.Print("\n" + buf.String())
+	if out != "" {
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
+			return err
+		}
+		logf("results written to %s", out)
+	}
+	return nil
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}

@@ -77,6 +77,13 @@ const (
 	EnginePDFToText = "pdftotext"
 )
 
+// Values of [Options.PDFToTextSandbox].
+const (
+	SandboxAuto  = "auto"
+	SandboxBwrap = "bwrap"
+	SandboxOff   = "off"
+)
+
 // Options bounds extraction. The zero value is usable: [Options.WithDefaults] fills it in.
 type Options struct {
 	// MaxTextBytes caps the extracted text; a larger document fails with ErrTooLarge as soon as
@@ -109,6 +116,11 @@ type Options struct {
 	// PDFToTextPath is the pdftotext binary (default "pdftotext" from PATH); pdfinfo is looked
 	// up beside it.
 	PDFToTextPath string
+	// PDFToTextSandbox: SandboxAuto (default) runs the poppler tools inside bubblewrap (no
+	// network, no host filesystem beyond /usr and fonts) when bwrap is installed and works,
+	// and with resource limits only otherwise; SandboxBwrap requires bubblewrap (New fails
+	// without it); SandboxOff uses resource limits only.
+	PDFToTextSandbox string
 
 	// MaxZipEntries caps the number of entries in a DOCX package. Defaults to 5000.
 	MaxZipEntries int
@@ -162,6 +174,9 @@ func (o Options) WithDefaults() Options {
 	if o.PDFToTextPath == "" {
 		o.PDFToTextPath = "pdftotext"
 	}
+	if o.PDFToTextSandbox == "" {
+		o.PDFToTextSandbox = SandboxAuto
+	}
 	if o.MaxZipEntries <= 0 {
 		o.MaxZipEntries = 5000
 	}
@@ -185,6 +200,11 @@ func (o Options) validate() error {
 	case EnginePDFium, EnginePDFToText:
 	default:
 		return fmt.Errorf("extract: PDFEngine %q: want %q or %q", o.PDFEngine, EnginePDFium, EnginePDFToText)
+	}
+	switch o.PDFToTextSandbox {
+	case SandboxAuto, SandboxBwrap, SandboxOff:
+	default:
+		return fmt.Errorf("extract: PDFToTextSandbox %q: want %q, %q or %q", o.PDFToTextSandbox, SandboxAuto, SandboxBwrap, SandboxOff)
 	}
 	// 65536 pages of 64 KiB is the 4 GiB a 32-bit WebAssembly memory can address.
 	if o.PDFEngine == EnginePDFium && o.PDFMemoryLimitMB > 4096 {

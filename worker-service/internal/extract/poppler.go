@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -25,6 +27,8 @@ type popplerEngine struct {
 	pdftotext, pdfinfo, sh string
 	opts                   Options
 	slots                  chan struct{}
+	// sandbox is the bubblewrap argv the tools run under (empty: none).
+	sandbox []string
 }
 
 func lookPDFToText(name string) (string, error) {
@@ -50,7 +54,60 @@ func newPopplerEngine(opts Options) (*popplerEngine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: sh not found (needed to set resource limits): %v", ErrEngine, err)
 	}
-	return &popplerEngine{pdftotext: text, pdfinfo: info, sh: sh, opts: opts, slots: make(chan struct{}, opts.PDFWorkers)}, nil
+	p := &popplerEngine{pdftotext: text, pdfinfo: info, sh: sh, opts: opts, slots: make(chan struct{}, opts.PDFWorkers)}
+	if opts.PDFToTextSandbox != SandboxOff {
+		sb, err := bwrapSandbox(p)
+		switch {
+		case err == nil:
+			p.sandbox = sb
+		case opts.PDFToTextSandbox == SandboxBwrap:
+			return nil, fmt.Errorf("%w: PDFToTextSandbox %q: %v", ErrEngine, SandboxBwrap, err)
+		}
+	}
+	return p, nil
+}
+
+// Sandboxed reports whether the poppler tools run inside bubblewrap.
+func (p *popplerEngine) sandboxed() bool { return len(p.sandbox) > 0 }
+
+// bwrapSandbox builds the bubblewrap command line the tools run under: new user, network,
+// IPC, PID, UTS and cgroup namespaces, no capabilities, a read-only /usr (with the usual
+// merged-/usr links), fonts and the loader cache, an empty /tmp, and nothing else of the host
+// filesystem; the sandbox dies with the worker. It runs a probe and fails where bubblewrap is
+// missing or cannot create namespaces (some containers).
+func bwrapSandbox(p *popplerEngine) ([]string, error) {
+	bw, err := exec.LookPath("bwrap")
+	if err != nil {
+		return nil, fmt.Errorf("bubblewrap not installed: %v", err)
+	}
+	args := []string{bw, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+		"--ro-bind", "/usr", "/usr", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--chdir", "/"}
+	for _, d := range []string{"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"} {
+		fi, err := os.Lstat(d)
+		switch {
+		case err != nil:
+		case fi.Mode()&os.ModeSymlink != 0:
+			if target, err := os.Readlink(d); err == nil {
+				args = append(args, "--symlink", target, d)
+			}
+		case fi.IsDir():
+			args = append(args, "--ro-bind", d, d)
+		}
+	}
+	args = append(args, "--ro-bind-try", "/etc/fonts", "/etc/fonts", "--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache")
+	for _, bin := range []string{p.pdftotext, p.pdfinfo, p.sh} {
+		if dir := filepath.Dir(bin); !strings.HasPrefix(dir, "/usr/") && !slices.Contains(args, dir) {
+			args = append(args, "--ro-bind", dir, dir)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	probe := exec.CommandContext(ctx, args[0], append(args[1:], "--", p.sh, "-c", "exit 0")...)
+	probe.Env = []string{"PATH=/usr/bin:/bin"}
+	if out, err := probe.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("bubblewrap cannot run here: %v: %s", err, lastLine(string(out)))
+	}
+	return append(args, "--"), nil
 }
 
 func (p *popplerEngine) close() error { return nil }
@@ -142,7 +199,8 @@ func (p *popplerEngine) run(ctx context.Context, bin string, args []string, data
 	// read without them; the script is fixed and the tool's argv is passed as "$0" "$@".
 	script := fmt.Sprintf(`ulimit -v %d && ulimit -t %d && ulimit -f 0 && ulimit -c 0 && exec "$0" "$@"`,
 		p.opts.PDFMemoryLimitMB<<10, cpu)
-	cmd := exec.CommandContext(ctx, p.sh, append([]string{"-c", script, bin}, args...)...)
+	argv := append(append(slices.Clone(p.sandbox), p.sh, "-c", script, bin), args...)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "LANG=C.UTF-8", "HOME=/nonexistent"}
 	cmd.Dir = "/"
 	cmd.Stdin = bytes.NewReader(data)

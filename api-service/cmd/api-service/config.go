@@ -30,6 +30,16 @@ type config struct {
 	// re-published; OutboxMinAge is how old such a document must be.
 	SweepInterval time.Duration `envconfig:"OUTBOX_SWEEP_INTERVAL" default:"15s"`
 	OutboxMinAge  time.Duration `envconfig:"OUTBOX_MIN_AGE" default:"30s"`
+
+	// The embeddings provider of search queries: set the same values as the workers', so that
+	// queries and chunks are embedded alike.
+	EmbeddingsProvider     string  `envconfig:"EMBEDDINGS_PROVIDER" default:"local"`
+	OpenAIAPIKey           string  `envconfig:"OPENAI_API_KEY"`
+	OpenAIBaseURL          string  `envconfig:"OPENAI_BASE_URL"`
+	EmbeddingsModel        string  `envconfig:"EMBEDDINGS_MODEL"`
+	EmbeddingsDimensions   int     `envconfig:"EMBEDDINGS_DIMENSIONS"`
+	EmbeddingsRateLimitRPS float64 `envconfig:"EMBEDDINGS_RATE_LIMIT_RPS" default:"0"`
+	EmbeddingsRateLimitTPM int     `envconfig:"EMBEDDINGS_RATE_LIMIT_TPM" default:"0"`
 }
 
 func loadConfig() (config, error) {
@@ -95,6 +105,9 @@ func (c config) validate() error {
 	}
 	if c.SweepInterval <= 0 || c.OutboxMinAge <= 0 {
 		errs = append(errs, errors.New("OUTBOX_SWEEP_INTERVAL and OUTBOX_MIN_AGE: must be positive"))
+	}
+	if c.EmbeddingsProvider != "local" && c.EmbeddingsProvider != "openai" {
+		errs = append(errs, fmt.Errorf("EMBEDDINGS_PROVIDER: %q is not local or openai", c.EmbeddingsProvider))
 	}
 	if _, err := logging.ParseLevel(c.LogLevel); err != nil {
 		errs = append(errs, err)

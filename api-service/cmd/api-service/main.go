@@ -17,6 +17,7 @@ import (
 
 	"github.com/quirehq/quire/api-service/internal/api"
 	"github.com/quirehq/quire/shared/docstore"
+	"github.com/quirehq/quire/shared/embed"
 	"github.com/quirehq/quire/shared/jobqueue"
 	"github.com/quirehq/quire/shared/logging"
 	"github.com/quirehq/quire/shared/taskstatus"
@@ -62,10 +63,20 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer docs.Close()
+	emb, err := embed.New(ctx, embed.Config{
+		Provider: cfg.EmbeddingsProvider, APIKey: cfg.OpenAIAPIKey, BaseURL: cfg.OpenAIBaseURL,
+		Model: cfg.EmbeddingsModel, Dimensions: cfg.EmbeddingsDimensions,
+		RateLimitRPS: cfg.EmbeddingsRateLimitRPS, RateLimitTPM: cfg.EmbeddingsRateLimitTPM,
+		// A search waits on its query's embedding: retry once, and not for long.
+		MaxRetries: 1, Timeout: 10 * time.Second, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
 
 	srv := api.New(api.Config{Tokens: tokens, AdminToken: cfg.AdminToken, MaxUploadBytes: cfg.MaxUploadBytes}, api.Deps{
 		NATS: nc, JetStream: js, Uploads: top.Uploads, Statuses: taskstatus.New(top.Tasks, js, cfg.ResultTTL),
-		Docs: docs, Idempotency: top.Idempotency, Logger: log,
+		Docs: docs, Idempotency: top.Idempotency, Embedder: emb, Logger: log,
 	})
 	httpSrv := &http.Server{
 		Addr:              cfg.HTTPAddr,

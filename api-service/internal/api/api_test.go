@@ -18,6 +18,7 @@ import (
 
 	"github.com/quirehq/quire/api-service/internal/api"
 	"github.com/quirehq/quire/shared/docstore"
+	"github.com/quirehq/quire/shared/embed"
 	"github.com/quirehq/quire/shared/job"
 	"github.com/quirehq/quire/shared/jobqueue"
 	"github.com/quirehq/quire/shared/natstest"
@@ -53,12 +54,16 @@ func newEnv(t *testing.T, maxUpload int64) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(docs.Close)
+	emb, err := embed.NewLocal(0)
+	if err != nil {
+		t.Fatal(err)
+	}
 	a := api.New(api.Config{
 		Tokens:         map[string]string{tokenAcme: "acme", tokenOther: "other"},
 		MaxUploadBytes: maxUpload,
 	}, api.Deps{
 		NATS: nc, JetStream: js, Uploads: top.Uploads, Statuses: taskstatus.New(top.Tasks, js, time.Hour),
-		Docs: docs, Idempotency: top.Idempotency, Logger: slog.New(slog.NewTextHandler(t.Output(), nil)),
+		Docs: docs, Idempotency: top.Idempotency, Embedder: emb, Logger: slog.New(slog.NewTextHandler(t.Output(), nil)),
 	})
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quirehq/quire/shared/docstore"
+	"github.com/quirehq/quire/shared/embed"
 	"github.com/quirehq/quire/shared/jobqueue"
 	"github.com/quirehq/quire/shared/taskstatus"
 )
@@ -36,7 +37,10 @@ type Deps struct {
 	Docs      *docstore.Store
 	// Idempotency is the IDEMPOTENCY bucket; without it Idempotency-Key is ignored.
 	Idempotency jetstream.KeyValue
-	Logger      *slog.Logger
+	// Embedder embeds search queries, with the workers' provider and model; without it search
+	// ranks by full text only.
+	Embedder embed.Embedder
+	Logger   *slog.Logger
 }
 
 // Server serves the API.
@@ -49,6 +53,7 @@ type Server struct {
 	docs      *docstore.Store
 	publisher *jobqueue.Publisher
 	idem      jetstream.KeyValue
+	embedder  embed.Embedder
 	log       *slog.Logger
 	engine    *gin.Engine
 	now       func() time.Time
@@ -64,7 +69,7 @@ func New(cfg Config, d Deps) *Server {
 	}
 	s := &Server{
 		cfg: cfg, nc: d.NATS, js: d.JetStream, uploads: d.Uploads, statuses: d.Statuses, docs: d.Docs,
-		publisher: jobqueue.NewPublisher(d.JetStream), idem: d.Idempotency, log: d.Logger, now: time.Now,
+		publisher: jobqueue.NewPublisher(d.JetStream), idem: d.Idempotency, embedder: d.Embedder, log: d.Logger, now: time.Now,
 	}
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
@@ -91,6 +96,7 @@ func New(cfg Config, d Deps) *Server {
 	v1.GET("/dlq", s.listDeadLetters)
 	v1.POST("/dlq/:id/retry", s.idempotent(), s.retryDeadLetter)
 	v1.DELETE("/dlq/:id", s.deleteDeadLetter)
+	v1.GET("/agents/:agent_id/search", s.search)
 	s.engine = e
 	return s
 }

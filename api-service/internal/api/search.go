@@ -1,0 +1,109 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/quirehq/quire/shared/docstore"
+)
+
+const (
+	maxSearchQueryChars = 1000
+	maxSearchK          = 50
+	defaultSearchK      = 10
+	// searchEmbedTimeout bounds embedding the query; past it the search answers from full
+	// text alone rather than keep the client waiting on the embeddings endpoint.
+	searchEmbedTimeout = 10 * time.Second
+)
+
+// searchResult is one hit of GET /api/v1/agents/{agent_id}/search.
+type searchResult struct {
+	ChunkID    int64   `json:"chunk_id"`
+	DocumentID int64   `json:"document_id"`
+	Filename   string  `json:"filename"`
+	URL        string  `json:"url"`
+	Title      string  `json:"title"`
+	Page       int     `json:"page"`
+	Heading    string  `json:"heading"`
+	Ordinal    int     `json:"ordinal"`
+	Content    string  `json:"content"`
+	Score      float64 `json:"score"`
+}
+
+// search answers GET /api/v1/agents/{agent_id}/search?q=...&k=10 with the caller's chunks of
+// that agent that best match q: full-text and vector rankings fused by reciprocal rank fusion
+// (docstore.Store.Search). The query is embedded with the same provider and model as the
+// workers'. If embedding fails (endpoint down, timeout), the answer comes from full text alone
+// and says so in "ranking".
+func (s *Server) search(c *gin.Context) {
+	agent, err := agentID(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	q := strings.TrimSpace(c.Query("q"))
+	switch {
+	case q == "":
+		s.fail(c, errBadRequest("q is required"))
+		return
+	case !utf8.ValidString(q):
+		s.fail(c, errBadRequest("q is not valid UTF-8"))
+		return
+	case utf8.RuneCountInString(q) > maxSearchQueryChars:
+		s.fail(c, errBadRequest("q is longer than 1000 characters"))
+		return
+	}
+	k := defaultSearchK
+	if v := c.Query("k"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxSearchK {
+			s.fail(c, errBadRequest("k must be an integer in 1..50"))
+			return
+		}
+		k = n
+	}
+	ctx := c.Request.Context()
+	query := docstore.SearchQuery{TenantID: tenantOf(c), AgentID: agent, Text: q, K: k}
+	ranking := "hybrid"
+	if s.embedder == nil {
+		ranking = "full_text"
+	} else {
+		ectx, cancel := context.WithTimeout(ctx, searchEmbedTimeout)
+		vecs, err := s.embedder.Embed(ectx, []string{q})
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return // the client went away
+		case err != nil || len(vecs) != 1:
+			s.log.Warn("search: embedding the query failed; answering from full text", "err", err)
+			ranking = "full_text"
+		default:
+			query.Embedding, query.Model = vecs[0], s.embedder.Model()
+		}
+	}
+	hits, err := s.docs.Search(ctx, query)
+	if err != nil {
+		if errors.Is(err, docstore.ErrBadQuery) {
+			s.fail(c, errBadRequest(err.Error()))
+			return
+		}
+		s.log.Error("search failed", "err", err)
+		s.fail(c, storeError(err, ""))
+		return
+	}
+	results := make([]searchResult, len(hits))
+	for i, h := range hits {
+		results[i] = searchResult{
+			ChunkID: h.ChunkID, DocumentID: h.DocumentID, Filename: h.Filename, URL: h.URL, Title: h.Title,
+			Page: h.Page, Heading: h.Heading, Ordinal: h.Ordinal, Content: h.Content, Score: h.Score,
+		}
+	}
+	c.JSON(http.StatusOK, gin.H{"query": q, "k": k, "ranking": ranking, "results": results})
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/quirehq/quire/shared/doctype"
 	"github.com/quirehq/quire/shared/job"
@@ -50,6 +51,7 @@ func (p *Pipeline) Webpage(ctx context.Context, j *job.Job) error {
 	if err := rep.Progress(ctx, progressExtract, "extracting text"); err != nil {
 		return err
 	}
+	start := time.Now()
 	doc, err := p.extractPage(ctx, page)
 	if err != nil {
 		if ctx.Err() == nil && errors.Is(err, extract.ErrEngine) {
@@ -58,6 +60,7 @@ func (p *Pipeline) Webpage(ctx context.Context, j *job.Job) error {
 		return extractError(ctx, fmt.Errorf("ingest: extract %s: %w", page.URL, err))
 	}
 
+	p.stage("extract", start)
 	sum := textSHA256(doc)
 	kept, err := p.keepUnchanged(ctx, j, doc, sum)
 	if err != nil {

@@ -22,6 +22,10 @@ import (
 // they are read, compression ratio), and the XML with encoding/xml, which never expands
 // entities; any DTD is refused.
 func (e *Extractor) docx(ctx context.Context, r io.ReaderAt, size int64, lim *limiter) (*Document, error) {
+	var magic [8]byte
+	if n, _ := r.ReadAt(magic[:], 0); n == len(magic) && string(magic[:]) == oleMagic {
+		return nil, fmt.Errorf("%w: docx: this is a binary Word .doc or a password-protected Office file; save it as an unprotected .docx", ErrUnsupported)
+	}
 	zr, err := zip.NewReader(r, size)
 	if err != nil {
 		return nil, fmt.Errorf("%w: docx: not a readable zip archive: %v", ErrCorrupt, err)
@@ -65,6 +69,9 @@ func (e *Extractor) docx(ctx context.Context, r io.ReaderAt, size int64, lim *li
 	doc.Title = pk.title()
 	return doc, nil
 }
+
+// oleMagic starts OLE2 compound files: binary .doc, and encrypted OOXML packages.
+const oleMagic = "\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1"
 
 var headerFooterPart = regexp.MustCompile(`^word/(header|footer)[0-9]*\.xml$`)
 

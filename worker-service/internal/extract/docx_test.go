@@ -160,6 +160,7 @@ func TestDOCXHostile(t *testing.T) {
 		{name: "external entity", data: makeZip(t, zipPart{"word/document.xml", []byte(xxe)}), wantErr: ErrCorrupt},
 		{name: "undeclared entity", data: makeZip(t, zipPart{"word/document.xml", []byte(undeclared)}), wantErr: ErrCorrupt},
 		{name: "deep nesting", data: makeZip(t, zipPart{"word/document.xml", []byte(deep)})},
+		{name: "legacy doc", data: []byte("\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1" + strings.Repeat("\x00", 512)), wantErr: ErrUnsupported},
 		{name: "not a zip", data: []byte(strings.Repeat("GNU GENERAL PUBLIC LICENSE\n", 100)), wantErr: ErrCorrupt},
 		{name: "truncated zip", data: valid[:len(valid)/2], wantErr: ErrCorrupt},
 		{name: "missing document.xml", data: makeZip(t, docxParts("")[:2]...), wantErr: ErrCorrupt},

@@ -237,24 +237,30 @@ type Extractor struct {
 
 // New returns an Extractor with opts (zero fields take defaults). Close releases it. The PDF
 // engine starts on the first PDF (PDFium compiles its WebAssembly module once, then every
-// extraction reuses it); with EnginePDFToText, New fails if pdftotext cannot be found.
+// extraction reuses it); with EnginePDFToText, New fails if pdftotext cannot be found (or
+// bubblewrap, with SandboxBwrap). ctx is not used after New returns.
 func New(ctx context.Context, opts Options) (*Extractor, error) {
 	opts = opts.WithDefaults()
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
+	e := &Extractor{opts: opts}
 	if opts.PDFEngine == EnginePDFToText {
-		if _, err := lookPDFToText(opts.PDFToTextPath); err != nil {
+		// Cheap to start (look-ups and a sandbox probe): fail now rather than on a document.
+		eng, err := newPopplerEngine(opts)
+		if err != nil {
 			return nil, err
 		}
+		e.pdfOnce.Do(func() { e.pdf = eng })
 	}
-	return &Extractor{opts: opts}, nil
+	return e, nil
 }
 
 // Options returns the options e runs with, defaults filled in.
 func (e *Extractor) Options() Options { return e.opts }
 
-// Close releases the resources of e (engines, caches). It is safe to call more than once.
+// Close releases the resources of e (engines, caches), once in-flight extractions have
+// returned. It is safe to call more than once.
 func (e *Extractor) Close() error {
 	e.closeOnce.Do(func() {
 		// Make a later first use fail instead of starting an engine after Close.

@@ -67,7 +67,7 @@ func newPopplerEngine(opts Options) (*popplerEngine, error) {
 	return p, nil
 }
 
-// Sandboxed reports whether the poppler tools run inside bubblewrap.
+// sandboxed reports whether the poppler tools run inside bubblewrap.
 func (p *popplerEngine) sandboxed() bool { return len(p.sandbox) > 0 }
 
 // bwrapSandbox builds the bubblewrap command line the tools run under: new user, network,

@@ -198,3 +198,25 @@ func TestWebpageAnswers503WhenNATSIsDown(t *testing.T) {
 		t.Fatalf("documents left behind by refused requests: %v", list)
 	}
 }
+
+func TestWebpageHonoursIdempotencyKey(t *testing.T) {
+	e := newEnv(t, 0)
+	post := func() map[string]any {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/api/v1/documents/agent/7/crawl", strings.NewReader(`{"url":"https://example.com/"}`))
+		req.Header.Set("Authorization", "Bearer "+tokenAcme)
+		req.Header.Set("Idempotency-Key", "crawl-once")
+		resp, body := do(t, req)
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("crawl = %d %v", resp.StatusCode, body)
+		}
+		return body
+	}
+	first, second := post(), post()
+	if first["task_id"] != second["task_id"] {
+		t.Fatalf("repeated key gave tasks %v and %v", first["task_id"], second["task_id"])
+	}
+	if n := streamMsgs(t, e.js, "JOBS_LOW"); n != 1 {
+		t.Fatalf("JOBS_LOW holds %d crawl jobs, want 1", n)
+	}
+}

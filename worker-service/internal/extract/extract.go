@@ -134,7 +134,8 @@ type Options struct {
 	// (zip bombs). Defaults to 200.
 	MaxZipRatio int
 
-	// MaxHTMLBytes caps the size of an HTML document (uploaded or fetched). Defaults to 32 MiB.
+	// MaxHTMLBytes caps the size of an HTML document (uploaded or fetched); parsing takes about
+	// ten times its size in memory. Defaults to 16 MiB.
 	MaxHTMLBytes int
 }
 
@@ -190,7 +191,7 @@ func (o Options) WithDefaults() Options {
 		o.MaxZipRatio = 200
 	}
 	if o.MaxHTMLBytes <= 0 {
-		o.MaxHTMLBytes = 32 << 20
+		o.MaxHTMLBytes = 16 << 20
 	}
 	return o
 }

@@ -126,11 +126,11 @@ func runFloor(ctx context.Context, e *env, total int, steps *stepTimes) (loadRes
 	defer docs.Close()
 	statuses := taskstatus.New(top.Tasks, js, time.Hour)
 	pub := jobqueue.NewPublisher(js)
-	files := make([][]byte, total)
+	files := make([][]byte, total+2*uploadClients)
 	for i := range files {
 		files[i] = textFile(i)
 	}
-	return closedLoop(total, uploadClients, func(i int) error {
+	op := func(i int) error {
 		id := fmt.Sprintf("floor-%06d", i)
 		t := time.Now()
 		if _, err := top.Uploads.Put(ctx, jetstreamMeta(id), bytes.NewReader(files[i])); err != nil {
@@ -154,7 +154,14 @@ func runFloor(ctx context.Context, e *env, total int, steps *stepTimes) (loadRes
 		err := pub.Publish(ctx, j, id)
 		steps.add(3, t)
 		return err
-	})
+	}
+	// Warm-up, not measured: every connection of the pool opened, the first blocks written.
+	warm := 2 * uploadClients
+	if _, err := closedLoop(warm, uploadClients, func(i int) error { return op(total + i) }); err != nil {
+		return loadResult{}, err
+	}
+	*steps = stepTimes{}
+	return closedLoop(total, uploadClients, op)
 }
 
 // stepTimes sums the time spent in each step of the floor.
@@ -253,15 +260,16 @@ func runAPI(ctx context.Context, e *env, sz sizes, drain bool, logf func(string,
 		return nil, fmt.Errorf("api warm-up: %w", err)
 	}
 	logf("api: %d uploads of 10 KB text, %d clients, no worker running", sz.uploads, uploadClients)
-	cpu0 := api.cpu()
+	cpu0, pg0, self0 := api.cpu(), e.pgCPU(), cpuTime()
 	res, err := closedLoop(sz.uploads, uploadClients, func(i int) error { return upload(bodies[warm+i]) })
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}
-	apiCPU := api.cpu() - cpu0
+	apiCPU, pgCPU, selfCPU := api.cpu()-cpu0, e.pgCPU()-pg0, cpuTime()-self0
 	_, apiPeak := api.rssMB()
-	logf("api: %.0f uploads/s, p50 %.2f ms, p99 %.2f ms; api-service CPU %.2f ms/upload; RSS idle %.0f MB, peak %.0f MB",
-		res.rate, ms(res.p50), ms(res.p99), ms(apiCPU)/float64(sz.uploads), apiIdle, apiPeak)
+	perUpload := func(d time.Duration) float64 { return ms(d) / float64(sz.uploads) }
+	logf("api: %.0f uploads/s, p50 %.2f ms, p99 %.2f ms; CPU per upload: api-service %.2f ms, PostgreSQL %.2f ms, NATS server + load generator %.2f ms; RSS idle %.0f MB, peak %.0f MB",
+		res.rate, ms(res.p50), ms(res.p99), perUpload(apiCPU), perUpload(pgCPU), perUpload(selfCPU), apiIdle, apiPeak)
 
 	ratio := res.rate / floor.rate
 	rows := []row{{
@@ -303,13 +311,15 @@ func runDrain(ctx context.Context, e *env, srv *natsServer, dbURL string, queued
 		return nil, err
 	}
 	defer w.stop()
+	pg0, self0 := e.pgCPU(), cpuTime()
 	if err := mon.wait(10 * time.Minute); err != nil {
 		return nil, fmt.Errorf("%w\n%s", err, w.output())
 	}
 	first, last := mon.span()
 	rate := float64(queued-1) / last.Sub(first).Seconds()
 	_, peak := w.rssMB()
-	workerCPU := w.cpu()
+	workerCPU, pgCPU, selfCPU := w.cpu(), e.pgCPU()-pg0, cpuTime()-self0
+	logf("drain: mean per job (worker /metrics): %s", stageMeans(metricsAddr))
 
 	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
@@ -323,8 +333,9 @@ func runDrain(ctx context.Context, e *env, srv *natsServer, dbURL string, queued
 	if completed != queued {
 		return nil, fmt.Errorf("%d of %d documents completed after every job was acknowledged", completed, queued)
 	}
-	logf("drain: %.0f documents/s (%d chunks), worker CPU %.2f ms/document (start-up included), worker peak RSS %.0f MB",
-		rate, chunks, ms(workerCPU)/float64(queued), peak)
+	perDoc := func(d time.Duration) float64 { return ms(d) / float64(queued) }
+	logf("drain: %.0f documents/s (%d chunks); CPU per document: worker %.2f ms (start-up included), PostgreSQL %.2f ms, NATS server %.2f ms; worker peak RSS %.0f MB",
+		rate, chunks, perDoc(workerCPU), perDoc(pgCPU), perDoc(selfCPU), peak)
 	return []row{{
 		Figure: fmt.Sprintf("Drain: one worker, defaults, %d queued 10 KB text docs → SUCCESS (docs/s)", queued),
 		Quire:  fmt.Sprintf("%.0f", rate), Raw: "old stack 205",
@@ -336,3 +347,54 @@ func runDrain(ctx context.Context, e *env, srv *natsServer, dbURL string, queued
 }
 
 func jetstreamMeta(name string) jetstream.ObjectMeta { return jetstream.ObjectMeta{Name: name} }
+
+// stageMeans reads the worker's /metrics and returns the mean of each job stage and of a
+// whole job attempt, as "stage=1.2ms" pairs, to say where a document's time goes.
+func stageMeans(metricsAddr string) string {
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		return err.Error()
+	}
+	defer func() { _ = resp.Body.Close() }()
+	raw, _ := io.ReadAll(resp.Body)
+	sums, counts := map[string]float64{}, map[string]float64{}
+	var order []string
+	for _, line := range strings.Split(string(raw), "\n") {
+		name, val, ok := strings.Cut(line, " ")
+		if !ok || strings.HasPrefix(line, "#") {
+			continue
+		}
+		var key string
+		switch {
+		case strings.HasPrefix(name, "quire_job_stage_duration_seconds_"):
+			if i := strings.Index(name, `stage="`); i >= 0 {
+				key = name[i+7:]
+				key = key[:strings.IndexByte(key, '"')]
+			}
+		case strings.HasPrefix(name, "quire_job_duration_seconds_"):
+			key = "job"
+		default:
+			continue
+		}
+		var v float64
+		if _, err := fmt.Sscan(val, &v); err != nil || key == "" {
+			continue
+		}
+		switch {
+		case strings.Contains(name, "_sum"):
+			if _, seen := sums[key]; !seen {
+				order = append(order, key)
+			}
+			sums[key] += v
+		case strings.Contains(name, "_count"):
+			counts[key] += v
+		}
+	}
+	var parts []string
+	for _, k := range order {
+		if counts[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%s %.1f ms", k, 1000*sums[k]/counts[k]))
+		}
+	}
+	return strings.Join(parts, ", ")
+}

@@ -237,17 +237,57 @@ func freeAddr() (string, error) {
 
 // cpu is the user+system CPU time the process has used so far.
 func (p *proc) cpu() time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	f := procStat(p.cmd.Process.Pid)
 	if len(f) < 13 {
 		return 0
 	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * (time.Second / 100) // USER_HZ is 100 on Linux
+	return ticks(f[11]) + ticks(f[12])
+}
+
+// pgCPU is the CPU time used by the PostgreSQL cluster: the postmaster, its exited children
+// (cutime/cstime) and its live backends.
+func (e *env) pgCPU() time.Duration {
+	b, err := os.ReadFile(filepath.Join(e.dir, "pg", "postmaster.pid"))
+	if err != nil {
+		return 0
+	}
+	master, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
+	if err != nil {
+		return 0
+	}
+	total := time.Duration(0)
+	entries, _ := os.ReadDir("/proc")
+	for _, ent := range entries {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil {
+			continue
+		}
+		f := procStat(pid)
+		if len(f) < 15 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		switch {
+		case pid == master:
+			total += ticks(f[11]) + ticks(f[12]) + ticks(f[13]) + ticks(f[14])
+		case ppid == master:
+			total += ticks(f[11]) + ticks(f[12])
+		}
+	}
+	return total
+}
+
+// procStat returns the fields of /proc/<pid>/stat after the command name (state first).
+func procStat(pid int) []string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil
+	}
+	s := string(b)
+	return strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+}
+
+func ticks(s string) time.Duration {
+	n, _ := strconv.ParseInt(s, 10, 64)
+	return time.Duration(n) * (time.Second / 100) // USER_HZ is 100 on Linux
 }

@@ -93,9 +93,6 @@ func (c Config) WithDefaults() Config {
 	if c.MaxRetries == 0 {
 		c.MaxRetries = 5
 	}
-	if c.MaxRetries < 0 {
-		c.MaxRetries = 0
-	}
 	if c.MaxRetryAfter <= 0 {
 		c.MaxRetryAfter = 2 * time.Minute
 	}

@@ -159,14 +159,16 @@ func (o *OpenAI) embedBatch(ctx context.Context, texts []string, tokens int) ([]
 		case outcomeFail:
 			return nil, fmt.Errorf("embed: request: %w", err)
 		}
-		if attempt > o.cfg.MaxRetries {
-			return nil, fmt.Errorf("embed: request failed after %d attempts: %w", attempt, err)
+		if attempt > max(o.cfg.MaxRetries, 0) || info.retryAfter > o.cfg.MaxRetryAfter {
+			err = fmt.Errorf("embed: request failed after %d attempts: %w", attempt, err)
+			if info.retryAfter > 0 {
+				// The caller should not come back before the server said.
+				return nil, &RetryLaterError{After: info.retryAfter, Err: err}
+			}
+			return nil, err
 		}
 		delay := bo.NextBackOff()
 		if info.retryAfter > 0 {
-			if info.retryAfter > o.cfg.MaxRetryAfter {
-				return nil, &RetryLaterError{After: info.retryAfter, Err: fmt.Errorf("embed: server asks to retry after %v (over %v): %w", info.retryAfter, o.cfg.MaxRetryAfter, err)}
-			}
 			delay = info.retryAfter
 			// Every caller sharing this embedder holds back, not only this one.
 			o.lim.pause(o.clock.now().Add(delay))
@@ -203,8 +205,9 @@ func (o *OpenAI) vectors(resp openai.EmbeddingResponse, n int) ([][]float32, err
 	return out, nil
 }
 
-// RetryLaterError reports that the endpoint asked (with Retry-After) for a pause longer than
-// Config.MaxRetryAfter: the caller should try again no sooner than After.
+// RetryLaterError reports a failed request whose last answer asked (with Retry-After) for a
+// pause that retrying here could not honour, longer than Config.MaxRetryAfter or after the
+// last retry: the caller should try again no sooner than After.
 type RetryLaterError struct {
 	After time.Duration
 	Err   error

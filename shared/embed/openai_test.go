@@ -16,10 +16,11 @@ func newTestOpenAI(t *testing.T, f *fakeOpenAI, cfg Config) (*OpenAI, *fakeClock
 	cfg.Provider = ProviderOpenAI
 	cfg.APIKey = "test-key"
 	cfg.BaseURL = f.baseURL()
-	o, err := NewOpenAI(cfg)
+	e, err := New(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	o := e.(*OpenAI)
 	fc := &fakeClock{}
 	fc.install(o)
 	return o, fc
@@ -194,6 +195,11 @@ func TestOpenAIRetries(t *testing.T) {
 			name:       "retries run out",
 			replies:    slices.Repeat([]fakeReply{{status: 502, errType: "server_error", message: "bad gateway"}}, 5),
 			maxRetries: 2, wantErr: errRetryable, wantRequests: 3,
+		},
+		{
+			name:       "no retries when MaxRetries is negative",
+			replies:    []fakeReply{{status: 500, errType: "server_error", message: "boom"}},
+			maxRetries: -1, wantErr: errRetryable, wantRequests: 1,
 		},
 		{
 			name:    "400 input too long is permanent",

@@ -60,6 +60,7 @@ func newEnv(t *testing.T, maxUpload int64) *env {
 	}
 	a := api.New(api.Config{
 		Tokens:         map[string]string{tokenAcme: "acme", tokenOther: "other"},
+		AdminToken:     tokenAdmin,
 		MaxUploadBytes: maxUpload,
 	}, api.Deps{
 		NATS: nc, JetStream: js, Uploads: top.Uploads, Statuses: taskstatus.New(top.Tasks, js, time.Hour),

@@ -15,6 +15,7 @@ import (
 	"github.com/quirehq/quire/shared/docstore"
 	"github.com/quirehq/quire/shared/embed"
 	"github.com/quirehq/quire/shared/jobqueue"
+	"github.com/quirehq/quire/shared/metrics"
 	"github.com/quirehq/quire/shared/taskstatus"
 )
 
@@ -57,6 +58,11 @@ type Server struct {
 	log       *slog.Logger
 	engine    *gin.Engine
 	now       func() time.Time
+
+	// Metrics (metrics.go): GET /metrics, the HTTP collectors, the queue reading.
+	metricsHandler http.Handler
+	httpMetrics    *metrics.API
+	queueStats     *metrics.QueueCollector
 }
 
 // New returns a Server with every route registered.
@@ -71,17 +77,24 @@ func New(cfg Config, d Deps) *Server {
 		cfg: cfg, nc: d.NATS, js: d.JetStream, uploads: d.Uploads, statuses: d.Statuses, docs: d.Docs,
 		publisher: jobqueue.NewPublisher(d.JetStream), idem: d.Idempotency, embedder: d.Embedder, log: d.Logger, now: time.Now,
 	}
+	s.initMetrics(d.JetStream)
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	e.ContextWithFallback = true
 	e.HandleMethodNotAllowed = true
-	e.Use(s.recoverer(), s.accessLog())
+	e.Use(s.observeHTTP(), s.recoverer(), s.accessLog())
 	e.NoRoute(func(c *gin.Context) { s.fail(c, errNotFound("no such route")) })
 	e.NoMethod(func(c *gin.Context) {
 		s.fail(c, &httpError{status: http.StatusMethodNotAllowed, code: "method_not_allowed", msg: "method not allowed on this route"})
 	})
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", s.serveMetrics)
+	// Operator routes take the admin token (API_ADMIN_TOKEN), not a tenant token (admin.go).
+	admin := e.Group("/api/v1/queues", s.authenticateAdmin())
+	admin.GET("", s.listQueues)
+	admin.POST("/:priority/pause", s.pauseQueue)
+	admin.POST("/:priority/resume", s.resumeQueue)
 
 	v1 := e.Group("/api/v1", s.authenticate())
 	v1.POST("/documents/agent/:agent_id/upload", s.idempotent(), s.upload)

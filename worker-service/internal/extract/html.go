@@ -61,6 +61,7 @@ func (e *Extractor) html(ctx context.Context, data []byte, contentType, pageURL 
 				if t := strings.TrimSpace(art.Title()); t != "" {
 					doc.Title = t
 				}
+				stripBoilerplate(art.Node) // readability keeps the whole body of short pages
 				main := htmlSections(art.Node)
 				if float64(textSize(main)) >= readabilityMinShare*float64(textSize(fallback)) {
 					fallback = main
@@ -153,13 +154,11 @@ func nodeText(n *html.Node) string {
 }
 
 // boilerplateFree returns the page's single <main> (or role=main) element if it has one,
-// otherwise its body, after detaching navigation, banners, footers, asides, forms and
-// hidden elements.
+// otherwise its body, after detaching boilerplate (see stripBoilerplate).
 func boilerplateFree(root *html.Node) *html.Node {
 	var (
 		body  *html.Node
 		mains []*html.Node
-		drop  []*html.Node
 	)
 	var walk func(n *html.Node, d int)
 	walk = func(n *html.Node, d int) {
@@ -173,21 +172,13 @@ func boilerplateFree(root *html.Node) *html.Node {
 			case n.DataAtom == atom.Main || getAttr(n, "role") == "main":
 				mains = append(mains, n)
 			}
-			if isBoilerplate(n) {
-				drop = append(drop, n)
-				return
-			}
 		}
 		for c := n.FirstChild; c != nil; c = c.NextSibling {
 			walk(c, d+1)
 		}
 	}
+	stripBoilerplate(root)
 	walk(root, 0)
-	for _, n := range drop {
-		if n.Parent != nil {
-			n.Parent.RemoveChild(n)
-		}
-	}
 	if len(mains) == 1 {
 		return mains[0]
 	}
@@ -197,10 +188,44 @@ func boilerplateFree(root *html.Node) *html.Node {
 	return root
 }
 
-func isBoilerplate(n *html.Node) bool {
+// stripBoilerplate detaches navigation, asides, forms, hidden elements, and the page-level
+// header and footer (banner and contentinfo: a header or footer inside an article, section
+// or main belongs to that content and stays).
+func stripBoilerplate(root *html.Node) {
+	var drop []*html.Node
+	var walk func(n *html.Node, d int, inContent bool)
+	walk = func(n *html.Node, d int, inContent bool) {
+		if d > htmlMaxDepth {
+			return
+		}
+		if n.Type == html.ElementNode {
+			if isBoilerplate(n, inContent) {
+				drop = append(drop, n)
+				return
+			}
+			switch n.DataAtom {
+			case atom.Article, atom.Section, atom.Main:
+				inContent = true
+			}
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c, d+1, inContent)
+		}
+	}
+	walk(root, 0, false)
+	for _, n := range drop {
+		if n.Parent != nil {
+			n.Parent.RemoveChild(n)
+		}
+	}
+}
+
+func isBoilerplate(n *html.Node, inContent bool) bool {
 	switch n.DataAtom {
-	case atom.Nav, atom.Header, atom.Footer, atom.Aside, atom.Form:
+	case atom.Nav, atom.Aside, atom.Form:
 		return true
+	case atom.Header, atom.Footer:
+		return !inContent
 	}
 	switch getAttr(n, "role") {
 	case "navigation", "banner", "contentinfo", "search", "complementary":

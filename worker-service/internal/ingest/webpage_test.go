@@ -71,7 +71,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	statuses := taskstatus.New(top.Tasks, js, time.Hour)
-	fetcher := webfetch.New(webfetch.Config{AllowPrivate: o.allowPrivate, Timeout: 5 * time.Second})
+	fetcher := webfetch.New(webfetch.Config{AllowPrivate: o.allowPrivate, Timeout: 5 * time.Second, MaxBytes: 1 << 20})
 	t.Cleanup(fetcher.CloseIdleConnections)
 	hosts := webfetch.NewHostLimiter(2, 0)
 	p := &ingest.Pipeline{
@@ -391,6 +391,11 @@ func TestWebpagePermanentFailuresAreDeadLettered(t *testing.T) {
 		case "/image":
 			w.Header().Set("Content-Type", "image/png")
 			_, _ = w.Write([]byte("\x89PNG\r\n\x1a\n"))
+		case "/huge": // no Content-Length: cut while reading
+			w.Header().Set("Content-Type", "text/html")
+			for range 64 {
+				_, _ = w.Write([]byte(strings.Repeat("<p>lorem ipsum</p>", 2000)))
+			}
 		case "/to-file":
 			http.Redirect(w, r, "file:///etc/passwd", http.StatusFound)
 		case "/to-credentials":
@@ -404,6 +409,7 @@ func TestWebpagePermanentFailuresAreDeadLettered(t *testing.T) {
 		{"/missing", "404"},
 		{"/gone", "410"},
 		{"/image", "unsupported content type"},
+		{"/huge", "body too large"},
 		{"/to-file", "invalid url"},
 		{"/to-credentials", "invalid url"},
 	}

@@ -84,6 +84,10 @@ func start(t *testing.T, bin string, env map[string]string) *service {
 	}
 	go func() { _ = s.cmd.Wait(); close(s.done) }()
 	t.Cleanup(func() {
+		if t.Failed() {
+			// A goroutine dump of a stuck service says where it is stuck.
+			s.stop(syscall.SIGQUIT)
+		}
 		s.stop(syscall.SIGKILL)
 		if t.Failed() {
 			t.Logf("--- %s output ---\n%s", bin, s.output())
@@ -171,8 +175,16 @@ func (c *client) do(method, path string, body io.Reader, contentType string) (in
 
 func (c *client) upload(agent, filename string, content []byte) (int, map[string]any) {
 	c.t.Helper()
+	return c.uploadFields(agent, filename, content, nil)
+}
+
+func (c *client) uploadFields(agent, filename string, content []byte, fields map[string]string) (int, map[string]any) {
+	c.t.Helper()
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
+	for k, v := range fields {
+		_ = mw.WriteField(k, v)
+	}
 	fw, _ := mw.CreateFormFile("file", filename)
 	_, _ = fw.Write(content)
 	_ = mw.Close()

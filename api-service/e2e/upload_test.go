@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quirehq/quire/shared/job"
@@ -26,7 +27,11 @@ type stack struct {
 
 func newStack(t *testing.T, extra map[string]string) *stack {
 	t.Helper()
-	ns := natstest.Run(t)
+	return newStackOn(t, natstest.Run(t), extra)
+}
+
+func newStackOn(t *testing.T, ns *server.Server, extra map[string]string) *stack {
+	t.Helper()
 	_, js := natstest.Connect(t, ns)
 	db := pgtest.NewDB(t)
 	env := map[string]string{

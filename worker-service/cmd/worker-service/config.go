@@ -54,6 +54,9 @@ type config struct {
 	// FaultExitOnFilename makes the worker process exit when it processes a document with
 	// this filename. It exists for crash-safety tests of the poison-job path; leave it unset.
 	FaultExitOnFilename string `envconfig:"QUIRE_FAULT_EXIT_ON_FILENAME"`
+	// FaultSlowJob makes every job wait this long (or until cancelled) before it starts working,
+	// so that tests can kill, stop or cancel workers mid-job. Leave it unset.
+	FaultSlowJob time.Duration `envconfig:"QUIRE_FAULT_SLOW_JOB"`
 }
 
 func loadConfig() (config, error) {

@@ -176,16 +176,27 @@ func healthHandler(w *worker.Worker, natsUp func() bool, docs *docstore.Store) h
 	return mux
 }
 
-// faultHook makes the process exit when it starts a document named
-// QUIRE_FAULT_EXIT_ON_FILENAME: a worker killed by a poison job, for crash-safety tests.
+// faultHook injects the test-only faults of QUIRE_FAULT_*: the process exits when it starts a
+// document named QUIRE_FAULT_EXIT_ON_FILENAME (a worker killed by a poison job), and every job
+// first waits QUIRE_FAULT_SLOW_JOB (so that tests can interrupt jobs mid-way).
 func faultHook(cfg config, log *slog.Logger, h worker.Handler) worker.Handler {
-	if cfg.FaultExitOnFilename == "" {
+	if cfg.FaultExitOnFilename == "" && cfg.FaultSlowJob == 0 {
 		return h
 	}
 	return worker.HandlerFunc(func(ctx context.Context, j *job.Job) error {
-		if j.Filename == cfg.FaultExitOnFilename {
+		if cfg.FaultExitOnFilename != "" && j.Filename == cfg.FaultExitOnFilename {
 			log.Error("fault injection: exiting on poison document", "task_id", j.TaskID)
 			os.Exit(3)
+		}
+		if cfg.FaultSlowJob > 0 {
+			if err := worker.ReporterFrom(ctx).Progress(ctx, 1, "started (slowed by QUIRE_FAULT_SLOW_JOB)"); err != nil {
+				return err
+			}
+			select {
+			case <-time.After(cfg.FaultSlowJob):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
 		return h.Handle(ctx, j)
 	})

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -180,27 +181,74 @@ func (p *Pipeline) embed(ctx context.Context, chunks []chunk.Chunk) ([][]float32
 	return out, nil
 }
 
+// objectStall is how long a read of uploaded bytes may make no progress before it is abandoned
+// (and the job retried): a broker restart mid-transfer must not hang the job until JOB_TIMEOUT.
+const objectStall = 10 * time.Second
+
 func (p *Pipeline) readObject(ctx context.Context, name string) ([]byte, error) {
-	r, err := p.Uploads.Get(ctx, name)
+	rctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	// The watchdog covers the lookup too: a request lost in a broker restart never answers.
+	sr := &stallReader{}
+	sr.last.Store(time.Now().UnixNano())
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		t := time.NewTicker(objectStall / 10)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-t.C:
+				if now.Sub(time.Unix(0, sr.last.Load())) > objectStall {
+					cancel(fmt.Errorf("ingest: read upload %s: no progress for %v", name, objectStall))
+					return
+				}
+			}
+		}
+	}()
+	stalled := func(err error) error {
+		if cause := context.Cause(rctx); cause != nil && ctx.Err() == nil {
+			return cause
+		}
+		return fmt.Errorf("ingest: read upload %s: %w", name, err)
+	}
+	r, err := p.Uploads.Get(rctx, name)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrObjectNotFound) {
 			return nil, worker.Permanent(fmt.Errorf("ingest: uploaded bytes %s are gone: %w", name, err))
 		}
-		return nil, fmt.Errorf("ingest: read upload %s: %w", name, err)
+		return nil, stalled(err)
 	}
 	defer func() { _ = r.Close() }()
 	limit := p.MaxObjectBytes
 	if limit <= 0 {
 		limit = 1 << 30
 	}
-	data, err := io.ReadAll(io.LimitReader(r, limit+1))
+	sr.r = io.LimitReader(r, limit+1)
+	data, err := io.ReadAll(sr)
 	if err != nil {
-		return nil, fmt.Errorf("ingest: read upload %s: %w", name, err)
+		return nil, stalled(err)
 	}
 	if int64(len(data)) > limit {
 		return nil, worker.Permanent(fmt.Errorf("ingest: upload %s exceeds %d bytes", name, limit))
 	}
 	return data, nil
+}
+
+// stallReader records when it last returned data.
+type stallReader struct {
+	r    io.Reader
+	last atomic.Int64
+}
+
+func (s *stallReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if n > 0 {
+		s.last.Store(time.Now().UnixNano())
+	}
+	return n, err
 }
 
 func (p *Pipeline) stage(name string, start time.Time) {

@@ -94,6 +94,9 @@ const (
 	OutcomeHandedBack   Outcome = "handed_back"
 )
 
+// statusTimeout bounds one write of a task status.
+const statusTimeout = 5 * time.Second
+
 // Worker runs jobs from the job streams.
 type Worker struct {
 	cfg      Config
@@ -310,7 +313,7 @@ func (w *Worker) process(runCtx context.Context, p job.Priority, msg jetstream.M
 	if attempt > w.cfg.MaxRetries+1 {
 		// The previous deliveries never settled: their workers died.
 		log.Error("job dead-lettered: its deliveries kept losing their worker")
-		w.deadLetterTracked(ctx, msg, p, j, tr, attempt, streamSeq, ErrWorkerLost)
+		w.deadLetterTracked(ctx, msg, p, j, tr, attempt-1, streamSeq, ErrWorkerLost)
 		w.observeUnattempted(p, j, OutcomeDeadLettered)
 		return
 	}
@@ -549,6 +552,9 @@ type reporter struct {
 }
 
 func (r *reporter) Progress(ctx context.Context, current int, message string) error {
+	// A status write must not hang a job while NATS reconnects; progress is best effort.
+	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
+	defer cancel()
 	err := r.tr.Update(ctx, func(st *job.Status) error {
 		if st.State == job.StateRevoked {
 			return ErrRevoked

@@ -471,7 +471,7 @@ func TestJobWhoseWorkersKeepDyingIsDeadLettered(t *testing.T) {
 	if calls.Load() != 0 {
 		t.Fatalf("handler ran %d times for a job past its deliveries", calls.Load())
 	}
-	if dls := h.deadLetters(t); len(dls) != 1 || dls[0].Header.Get("Quire-Attempts") != "3" {
+	if dls := h.deadLetters(t); len(dls) != 1 || dls[0].Header.Get("Quire-Attempts") != "2" {
 		t.Fatalf("dead letters = %d", len(dls))
 	}
 }

@@ -147,7 +147,7 @@ func (p *producer) publish(i int) (jetstream.PubAckFuture, error) {
 			Queue: j.Priority, Kind: j.Kind, TenantID: j.TenantID, AgentID: j.AgentID, CreatedAt: time.Now().UTC(), UpdatedAt: time.Now().UTC()})
 		// kv.Create, asynchronously: a put that expects no earlier revision.
 		if _, err := p.js.PublishMsgAsync(&nats.Msg{Subject: "$KV." + job.TasksBucket + "." + id, Data: st},
-			jetstream.WithExpectLastSequencePerSubject(0)); err != nil {
+			jetstream.WithExpectLastSequencePerSubject(0), jetstream.WithStallWait(time.Minute)); err != nil {
 			return nil, err
 		}
 	}
@@ -158,7 +158,8 @@ func (p *producer) publish(i int) (jetstream.PubAckFuture, error) {
 	msg := &nats.Msg{Subject: j.Subject(), Data: body, Header: nats.Header{}}
 	msg.Header.Set(job.HeaderTaskID, id)
 	msg.Header.Set(job.HeaderTenantID, j.TenantID)
-	return p.js.PublishMsgAsync(msg, jetstream.WithMsgID(id))
+	// A slow consumer side makes the producer wait for acks rather than fail.
+	return p.js.PublishMsgAsync(msg, jetstream.WithMsgID(id), jetstream.WithStallWait(time.Minute))
 }
 
 func (p *producer) complete(timeout time.Duration) error {

@@ -528,3 +528,38 @@ func TestStatusRetention(t *testing.T) {
 		t.Fatalf("task after its status expired = %v", st)
 	}
 }
+
+func TestExhaustedRetriesDeadLetterThenRetryFromTheAPI(t *testing.T) {
+	s := newStack(t, map[string]string{"MAX_RETRIES": "2", "RETRY_BASE_DELAY": "100ms", "RETRY_MAX_DELAY": "400ms"})
+	api := s.startAPI(t)
+	w := s.startWorker(t, map[string]string{"QUIRE_FAULT_FAIL_ON_FILENAME": "flaky.txt"})
+	_, up := api.upload("7", "flaky.txt", []byte("fails until its dependency is back"))
+	id := up["task_id"].(string)
+	st := api.waitTask(id, 30*time.Second, "FAILURE")
+	if st["attempts"] != 3.0 {
+		t.Fatalf("failed task = %v, want 3 attempts (MAX_RETRIES=2)", st)
+	}
+	code, list := api.do(http.MethodGet, "/api/v1/dlq", nil, "")
+	dls, _ := list["dead_letters"].([]any)
+	if code != 200 || len(dls) != 1 {
+		t.Fatalf("GET /api/v1/dlq = %d %v", code, list)
+	}
+	dl := dls[0].(map[string]any)
+	if dl["task_id"] != id || dl["attempts"] != 3.0 || !strings.Contains(dl["error"].(string), "fault injection") {
+		t.Fatalf("dead letter = %v", dl)
+	}
+	// The dependency is back (a worker without the fault); retry from the dead-letter queue.
+	w.stop(syscall.SIGTERM)
+	s.startWorker(t, nil)
+	code, out := api.do(http.MethodPost, "/api/v1/dlq/"+jsonNum(dl["id"])+"/retry", nil, "")
+	if code != http.StatusAccepted {
+		t.Fatalf("retry = %d %v", code, out)
+	}
+	st = api.waitTask(id, 30*time.Second, "SUCCESS")
+	if st["attempts"] != 1.0 {
+		t.Fatalf("retried task = %v, want attempts reset to 1", st)
+	}
+	if _, list = api.do(http.MethodGet, "/api/v1/dlq", nil, ""); len(list["dead_letters"].([]any)) != 0 {
+		t.Fatalf("dead letters after a successful retry: %v", list)
+	}
+}

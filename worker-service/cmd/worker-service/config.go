@@ -57,6 +57,9 @@ type config struct {
 	// FaultSlowJob makes every job wait this long (or until cancelled) before it starts working,
 	// so that tests can kill, stop or cancel workers mid-job. Leave it unset.
 	FaultSlowJob time.Duration `envconfig:"QUIRE_FAULT_SLOW_JOB"`
+	// FaultFailOnFilename makes every attempt at a document with this filename fail with a
+	// retryable error, for tests of retries and dead letters. Leave it unset.
+	FaultFailOnFilename string `envconfig:"QUIRE_FAULT_FAIL_ON_FILENAME"`
 }
 
 func loadConfig() (config, error) {

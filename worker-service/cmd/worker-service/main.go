@@ -177,16 +177,20 @@ func healthHandler(w *worker.Worker, natsUp func() bool, docs *docstore.Store) h
 }
 
 // faultHook injects the test-only faults of QUIRE_FAULT_*: the process exits when it starts a
-// document named QUIRE_FAULT_EXIT_ON_FILENAME (a worker killed by a poison job), and every job
+// document named QUIRE_FAULT_EXIT_ON_FILENAME (a worker killed by a poison job), attempts at a
+// document named QUIRE_FAULT_FAIL_ON_FILENAME fail, and every job
 // first waits QUIRE_FAULT_SLOW_JOB (so that tests can interrupt jobs mid-way).
 func faultHook(cfg config, log *slog.Logger, h worker.Handler) worker.Handler {
-	if cfg.FaultExitOnFilename == "" && cfg.FaultSlowJob == 0 {
+	if cfg.FaultExitOnFilename == "" && cfg.FaultSlowJob == 0 && cfg.FaultFailOnFilename == "" {
 		return h
 	}
 	return worker.HandlerFunc(func(ctx context.Context, j *job.Job) error {
 		if cfg.FaultExitOnFilename != "" && j.Filename == cfg.FaultExitOnFilename {
 			log.Error("fault injection: exiting on poison document", "task_id", j.TaskID)
 			os.Exit(3)
+		}
+		if cfg.FaultFailOnFilename != "" && j.Filename == cfg.FaultFailOnFilename {
+			return errors.New("fault injection: QUIRE_FAULT_FAIL_ON_FILENAME")
 		}
 		if cfg.FaultSlowJob > 0 {
 			if err := worker.ReporterFrom(ctx).Progress(ctx, 1, "started (slowed by QUIRE_FAULT_SLOW_JOB)"); err != nil {

@@ -11,8 +11,9 @@ import (
 )
 
 // pausedUntil is the deadline POST /api/v1/queues/{priority}/pause gives the consumer: far
-// enough ahead to mean "until resumed". `nats consumer info JOBS_<PRIORITY> workers` shows it.
-var pausedUntil = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+// enough ahead to mean "until resumed", and within the ~292 years a time.Duration spans, so that
+// `nats consumer info JOBS_<PRIORITY> workers` shows the same date as its remaining time.
+var pausedUntil = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // queueView is one priority in GET /api/v1/queues, read from the JetStream info of the durable
 // consumer `workers` on its job stream.

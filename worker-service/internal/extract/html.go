@@ -46,8 +46,8 @@ func (e *Extractor) html(ctx context.Context, data []byte, contentType, pageURL 
 	doc := &Document{Type: doctype.HTML, Title: pageTitle(page)}
 	depth, elems := treeShape(page)
 
-	fallbackRoot := boilerplateFree(page)
-	fallback := htmlSections(fallbackRoot)
+	sections := htmlSections(boilerplateFree(page)) // the fallback: the page minus boilerplate
+	whole := textSize(sections)
 	if depth <= readabilityMaxDepth && elems <= readabilityMaxElems {
 		// readability rewrites the tree it is given, so it gets its own copy.
 		if cp, err := html.Parse(strings.NewReader(text)); err == nil {
@@ -63,8 +63,8 @@ func (e *Extractor) html(ctx context.Context, data []byte, contentType, pageURL 
 				}
 				stripBoilerplate(art.Node) // readability keeps the whole body of short pages
 				main := htmlSections(art.Node)
-				if float64(textSize(main)) >= readabilityMinShare*float64(textSize(fallback)) {
-					fallback = main
+				if float64(textSize(main)) >= readabilityMinShare*float64(whole) {
+					sections = main
 				}
 			}
 		}
@@ -72,7 +72,7 @@ func (e *Extractor) html(ctx context.Context, data []byte, contentType, pageURL 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	doc.Sections = fallback
+	doc.Sections = sections
 	if err := lim.add(doc.Len()); err != nil {
 		return nil, err
 	}

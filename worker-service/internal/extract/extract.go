@@ -231,6 +231,9 @@ type Extractor struct {
 	pdfOnce sync.Once
 	pdf     pdfEngine
 	pdfErr  error
+	// pdfSlots admits Options.PDFWorkers PDFs at a time; a document's Timeout starts once it
+	// has a slot, so time spent queueing behind other PDFs does not count against it.
+	pdfSlots chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
@@ -245,7 +248,7 @@ func New(ctx context.Context, opts Options) (*Extractor, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	e := &Extractor{opts: opts}
+	e := &Extractor{opts: opts, pdfSlots: make(chan struct{}, opts.PDFWorkers)}
 	if opts.PDFEngine == EnginePDFToText {
 		// Cheap to start (look-ups and a sandbox probe): fail now rather than on a document.
 		eng, err := newPopplerEngine(opts)
@@ -291,11 +294,21 @@ var errTimeout = errors.New("extract: timeout")
 
 // Extract reads the document of type t from r (size bytes) and returns its text. A panic in a
 // parser is recovered into an ErrCorrupt error; a document running past Options.Timeout fails
-// with ErrTooLarge; the cancellation of ctx itself is returned as ctx's error. progress, if
-// not nil, is called from the calling goroutine (per page for PDFs).
+// with ErrTooLarge (for a PDF, the clock starts once one of the Options.PDFWorkers slots is
+// free); the cancellation of ctx itself is returned as ctx's error. A failing r is returned
+// as is (not a property of the document). progress, if not nil, is called from the calling
+// goroutine (per page for PDFs).
 func (e *Extractor) Extract(ctx context.Context, r io.ReaderAt, size int64, t doctype.Type, progress Progress) (*Document, error) {
 	if progress == nil {
 		progress = func(int, int) {}
+	}
+	if t == doctype.PDF && size > 0 {
+		select {
+		case e.pdfSlots <- struct{}{}:
+			defer func() { <-e.pdfSlots }()
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
 	}
 	return e.run(ctx, func(ctx context.Context, lim *limiter) (*Document, error) {
 		if size <= 0 {

@@ -273,3 +273,30 @@ func TestPopplerSandbox(t *testing.T) {
 		})
 	}
 }
+
+// TestPDFQueueing: with one slot, a document that waits for it behind a slow one still gets
+// its whole Timeout once it runs.
+func TestPDFQueueing(t *testing.T) {
+	bomb := bombPDF()
+	small := makePDF(pdfSpec{pages: [][]string{{sentence1}}})
+	for _, engine := range pdfEngines() {
+		t.Run(engine, func(t *testing.T) {
+			e := newExtractor(t, Options{PDFEngine: engine, PDFWorkers: 1, Timeout: time.Second, PDFMemoryLimitMB: 2048})
+			slow := make(chan error, 1)
+			go func() {
+				_, err := extractBytes(t, e, bomb, doctype.PDF)
+				slow <- err
+			}()
+			time.Sleep(100 * time.Millisecond) // let the bomb take the slot
+			start := time.Now()
+			doc, err := extractBytes(t, e, small, doctype.PDF)
+			if err != nil || !strings.Contains(allText(doc), "lazy dog") {
+				t.Fatalf("queued document: %v (after %v)", err, time.Since(start))
+			}
+			if err := <-slow; !errors.Is(err, ErrTooLarge) {
+				t.Fatalf("bomb: err = %v, want ErrTooLarge (timeout)", err)
+			}
+			t.Logf("queued document done after %v", time.Since(start))
+		})
+	}
+}

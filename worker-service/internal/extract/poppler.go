@@ -22,11 +22,11 @@ import (
 // fixed argv and no shell interpretation of anything from the document, a clean environment,
 // resource limits set before exec (address space Options.PDFMemoryLimitMB, CPU time, no file
 // writes, no core dumps), its own process group killed as a whole when the document's
-// context ends, and SIGKILL if the worker dies. At most Options.PDFWorkers run at once.
+// context ends, and SIGKILL if the worker dies. The Extractor runs at most Options.PDFWorkers
+// documents through it at once.
 type popplerEngine struct {
 	pdftotext, pdfinfo, sh string
 	opts                   Options
-	slots                  chan struct{}
 	// sandbox is the bubblewrap argv the tools run under (empty: none).
 	sandbox []string
 }
@@ -54,7 +54,7 @@ func newPopplerEngine(opts Options) (*popplerEngine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: sh not found (needed to set resource limits): %v", ErrEngine, err)
 	}
-	p := &popplerEngine{pdftotext: text, pdfinfo: info, sh: sh, opts: opts, slots: make(chan struct{}, opts.PDFWorkers)}
+	p := &popplerEngine{pdftotext: text, pdfinfo: info, sh: sh, opts: opts}
 	if opts.PDFToTextSandbox != SandboxOff {
 		sb, err := bwrapSandbox(p)
 		switch {
@@ -113,13 +113,6 @@ func bwrapSandbox(p *popplerEngine) ([]string, error) {
 func (p *popplerEngine) close() error { return nil }
 
 func (p *popplerEngine) extract(ctx context.Context, data []byte, pages func(int, string) error, page func(int, string) error) error {
-	select {
-	case p.slots <- struct{}{}:
-		defer func() { <-p.slots }()
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-
 	var info bytes.Buffer
 	if err := p.run(ctx, p.pdfinfo, []string{"-enc", "UTF-8", "-"}, data, func(r io.Reader) error {
 		_, err := io.Copy(&info, io.LimitReader(r, 1<<20))

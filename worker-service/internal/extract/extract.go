@@ -89,9 +89,9 @@ type Options struct {
 	// MaxTextBytes caps the extracted text; a larger document fails with ErrTooLarge as soon as
 	// the cap is crossed. Defaults to 32 MiB.
 	MaxTextBytes int
-	// Timeout bounds the extraction of one document; past it Extract fails with ErrTooLarge
-	// (the caller's own cancellation is returned as the context's error instead). Defaults to
-	// 60 s.
+	// Timeout bounds the extraction of one document (a PDF's from when it gets one of the
+	// PDFWorkers slots); past it Extract fails with ErrTooLarge (the caller's own cancellation
+	// is returned as the context's error instead). Defaults to 60 s.
 	Timeout time.Duration
 	// MaxPages caps the pages of a PDF (ErrTooLarge). Defaults to 5000.
 	MaxPages int

@@ -281,6 +281,9 @@ func runAPI(ctx context.Context, e *env, sz sizes, drain bool, logf func(string,
 		Quire:  fmt.Sprintf("%.2f / %.2f", ms(res.p50), ms(res.p99)), Raw: fmt.Sprintf("%.2f / %.2f (floor)", ms(floor.p50), ms(floor.p99)),
 		Ratio: fmt.Sprintf("%.1f× (p99)", ms(res.p99)/ms(floor.p99)), Goal: "p99 ≤ 25 ms", Met: met(res.p99 <= 25*time.Millisecond),
 	}, {
+		Figure: "API CPU per upload: api-service + PostgreSQL + NATS server and load generator (ms)",
+		Quire:  fmt.Sprintf("%.2f + %.2f + %.2f", perUpload(apiCPU), perUpload(pgCPU), perUpload(selfCPU)),
+	}, {
 		Figure: "api-service RSS idle / peak after the uploads (MB)",
 		Quire:  fmt.Sprintf("%.0f / %.0f", apiIdle, apiPeak), Raw: "old FastAPI stack ~130", Met: "",
 	}}
@@ -340,6 +343,9 @@ func runDrain(ctx context.Context, e *env, srv *natsServer, dbURL string, queued
 		Figure: fmt.Sprintf("Drain: one worker, defaults, %d queued 10 KB text docs → SUCCESS (docs/s)", queued),
 		Quire:  fmt.Sprintf("%.0f", rate), Raw: "old stack 205",
 		Ratio: fmt.Sprintf("%.1f× old", rate/205), Goal: "≥ 410/s", Met: met(rate >= 410),
+	}, {
+		Figure: "Drain CPU per document: worker (start-up included) + PostgreSQL + NATS server (ms)",
+		Quire:  fmt.Sprintf("%.2f + %.2f + %.2f", perDoc(workerCPU), perDoc(pgCPU), perDoc(selfCPU)),
 	}, {
 		Figure: "worker-service peak RSS during the drain (MB)",
 		Quire:  fmt.Sprintf("%.0f", peak), Raw: "old Celery worker ~210",

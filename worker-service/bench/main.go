@@ -89,8 +89,11 @@ func run(ctx context.Context, sz sizes, mode, binDir, out string, only []string)
 	if err != nil {
 		return err
 	}
+	var logLines []string
 	logf := func(format string, args ...any) {
-		fmt.Fprintf(os.Stderr, "%s  "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+		line := fmt.Sprintf("%s  "+format, append([]any{time.Now().Format("15:04:05")}, args...)...)
+		logLines = append(logLines, line)
+		fmt.Fprintln(os.Stderr, line)
 	}
 	began := time.Now()
 	e, err := newEnv(ctx, binDir)
@@ -111,6 +114,11 @@ func run(ctx context.Context, sz sizes, mode, binDir, out string, only []string)
 			Figure: fmt.Sprintf("W1 throughput, %d no-op jobs, concurrency 8 (jobs/s)", sz.w1Jobs),
 			Quire:  fmt.Sprintf("%.0f", quire.rate), Raw: fmt.Sprintf("%.0f", raw.rate),
 			Ratio: fmt.Sprintf("%.0f%%", 100*ratio), Goal: "≥ 50% of raw", Met: met(ratio >= 0.5),
+		})
+		rows = append(rows, row{
+			Figure: "W1 CPU per job, all processes (NATS server, producer, consumers) (µs)",
+			Quire:  fmt.Sprintf("%.0f", float64(quire.cpuPerJob)/1e3), Raw: fmt.Sprintf("%.0f", float64(raw.cpuPerJob)/1e3),
+			Ratio: fmt.Sprintf("%.1f×", float64(quire.cpuPerJob)/float64(raw.cpuPerJob)),
 		})
 		lr := ms(quire.p50) / ms(raw.p50)
 		rows = append(rows, row{
@@ -133,7 +141,11 @@ func run(ctx context.Context, sz sizes, mode, binDir, out string, only []string)
 	fmt.Fprintf(&buf, "%s · %s · %d CPUs · %s/%s · %s · took %v\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), cpuModel(), runtime.NumCPU(),
 		runtime.GOOS, runtime.GOARCH, runtime.Version(), time.Since(began).Round(time.Second))
 	writeTable(&buf, rows)
-	fmt.Fprintf(&buf, "\nhost %s; rerun with `make bench` (`make bench-quick` for the one-minute subset).\n", host)
+	fmt.Fprintf(&buf, "\nRaw JetStream: async publish, Consume (default buffer), KV put, ack. Quire: the worker runtime "+
+		"(internal/worker) with a no-op handler, fed a PENDING status and the job as the API does. Best of the rounds for each side. "+
+		"API and drain use bin/api-service and bin/worker-service; each figure has its own in-process NATS server (file storage) and "+
+		"one throwaway PostgreSQL serves them all. Host %s; load average at the end %s. Rerun with `make bench` "+
+		"(`make bench-quick` for the one-minute subset).\n\n```\n%s\n```\n", host, loadAvg(), strings.Join(logLines, "\n"))
 	fmt.Print("\n" + buf.String())
 	if out != "" {
 		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
@@ -145,6 +157,14 @@ func run(ctx context.Context, sz sizes, mode, binDir, out string, only []string)
 		logf("results written to %s", out)
 	}
 	return nil
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.Join(strings.Fields(string(b))[:3], " ")
 }
 
 func cpuModel() string {

@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -80,17 +82,21 @@ func (s *Store) Search(ctx context.Context, q SearchQuery) ([]SearchHit, error) 
 	if q.Text == "" && len(q.Embedding) == 0 {
 		return nil, fmt.Errorf("%w: no text and no embedding", ErrBadQuery)
 	}
+	// The two rankings run at once, on two connections.
 	var text, vector []int64
-	var err error
+	var textErr, vectorErr error
+	var wg sync.WaitGroup
 	if q.Text != "" {
-		if text, err = s.textRanking(ctx, q, searchDepth); err != nil {
-			return nil, err
-		}
+		wg.Go(func() { text, textErr = s.textRanking(ctx, q, searchDepth) })
 	}
 	if len(q.Embedding) > 0 {
-		if vector, err = (sketchIndex{pool: s.pool, candidates: vectorCandidates}).nearest(ctx, q, searchDepth); err != nil {
-			return nil, err
-		}
+		wg.Go(func() {
+			vector, vectorErr = (sketchIndex{pool: s.pool, candidates: vectorCandidates}).nearest(ctx, q, searchDepth)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(textErr, vectorErr); err != nil {
+		return nil, err
 	}
 	hits := fuse(text, vector, q.K)
 	if len(hits) == 0 {
@@ -151,20 +157,36 @@ func (s *Store) textRanking(ctx context.Context, q SearchQuery, n int) ([]int64,
 		anyExpr = `(SELECT quire_tsquery_or(plainto_tsquery('simple', lex))
 			FROM unnest(tsvector_to_array(to_tsvector('simple', $3))) AS lex)`
 	}
-	rows, err := s.pool.Query(ctx, `
+	var ids []int64
+	err := readNoJIT(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `
 		WITH tq AS (SELECT websearch_to_tsquery('simple', $3) AS q_all, `+anyExpr+` AS q_any)
 		SELECT c.id FROM chunks c, tq
 		WHERE c.tenant_id = $1 AND c.agent_id = $2 AND tq.q_any IS NOT NULL AND c.tsv @@ tq.q_any
 		ORDER BY c.tsv @@ tq.q_all DESC, ts_rank(c.tsv, tq.q_any, 1) DESC, c.id
 		LIMIT $4`, q.TenantID, q.AgentID, q.Text, n)
-	if err != nil {
-		return nil, fmt.Errorf("docstore: full-text search: %w", err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			return err
+		}
+		ids, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("docstore: full-text search: %w", err)
 	}
 	return ids, nil
+}
+
+// readNoJIT runs f in a read-only transaction without JIT compilation: these queries call
+// functions over every row of an agent, and compiling them costs more than it saves (about a
+// second at 100k chunks).
+func readNoJIT(ctx context.Context, pool *pgxpool.Pool, f func(pgx.Tx) error) error {
+	return pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SET LOCAL jit = off"); err != nil {
+			return err
+		}
+		return f(tx)
+	})
 }
 
 // vectorIndex ranks an agent's chunks by similarity to a query vector. sketchIndex, which
@@ -174,9 +196,11 @@ type vectorIndex interface {
 	nearest(ctx context.Context, q SearchQuery, n int) ([]int64, error)
 }
 
-// sketchIndex scans the sign sketches of the agent's chunks of the query's model and length,
-// keeps the candidates whose sketches agree best with the query's (ternary dot product over
-// the square root of the chunk's non-zero count), and ranks those by exact cosine similarity.
+// sketchIndex scans the sign sketches of the agent's chunks of the query's model (from
+// chunks_sketch_idx; the length test sits in the ORDER BY so that the planner estimates the
+// agent's row count right and hash-joins documents), keeps the candidates whose sketches agree best with the query's
+// (ternary dot product over the square root of the chunk's non-zero count), and ranks those
+// by exact cosine similarity, computed here.
 type sketchIndex struct {
 	pool       *pgxpool.Pool
 	candidates int
@@ -185,27 +209,95 @@ type sketchIndex struct {
 var _ vectorIndex = sketchIndex{}
 
 func (x sketchIndex) nearest(ctx context.Context, q SearchQuery, n int) ([]int64, error) {
-	rows, err := x.pool.Query(ctx, `
-		WITH qv AS (SELECT $4::real[] AS e, quire_sign_bits($4::real[], true) AS p, quire_sign_bits($4::real[], false) AS m),
-		cand AS (
-			SELECT c.id, c.embedding FROM chunks c JOIN documents d ON d.id = c.document_id, qv
-			WHERE c.tenant_id = $1 AND c.agent_id = $2 AND d.tenant_id = $1 AND d.embedding_model = $3
-				AND cardinality(c.embedding) = cardinality(qv.e)
-			ORDER BY (bit_count(c.embedding_pos & qv.p) + bit_count(c.embedding_neg & qv.m)
-				- bit_count(c.embedding_pos & qv.m) - bit_count(c.embedding_neg & qv.p))::float8
-				/ sqrt(greatest(bit_count(c.embedding_pos) + bit_count(c.embedding_neg), 1)) DESC, c.id
-			LIMIT $5)
-		SELECT cand.id FROM cand, qv
-		ORDER BY quire_cosine(cand.embedding, qv.e) DESC NULLS LAST, cand.id
-		LIMIT $6`, q.TenantID, q.AgentID, q.Model, q.Embedding, x.candidates, n)
+	pos, neg := signBits(q.Embedding)
+	type scored struct {
+		id  int64
+		sim float64
+	}
+	var out []scored
+	err := readNoJIT(ctx, x.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `
+			SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id
+			WHERE c.tenant_id = $1 AND c.agent_id = $2 AND d.tenant_id = $1 AND d.agent_id = $2 AND d.embedding_model = $3
+			ORDER BY CASE WHEN length(c.embedding_pos) = $4 THEN
+				(bit_count(c.embedding_pos & $5::bit varying) + bit_count(c.embedding_neg & $6::bit varying)
+				- bit_count(c.embedding_pos & $6::bit varying) - bit_count(c.embedding_neg & $5::bit varying))::float8
+				/ sqrt(greatest(bit_count(c.embedding_pos) + bit_count(c.embedding_neg), 1)) END DESC NULLS LAST, c.id
+			LIMIT $7`, q.TenantID, q.AgentID, q.Model, len(q.Embedding), pos, neg, x.candidates)
+		if err != nil {
+			return err
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			return err
+		}
+		rows, err = tx.Query(ctx, `SELECT id, embedding FROM chunks WHERE id = ANY($1)`, ids)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (scored, error) {
+			var sc scored
+			var e []float32
+			if err := r.Scan(&sc.id, &e); err != nil {
+				return sc, err
+			}
+			if len(e) != len(q.Embedding) {
+				sc.id = 0 // another length: not comparable
+			}
+			sc.sim = cosine(q.Embedding, e)
+			return sc, nil
+		})
+		return err
+	})
+	out = slices.DeleteFunc(out, func(sc scored) bool { return sc.id == 0 })
 	if err != nil {
 		return nil, fmt.Errorf("docstore: vector search: %w", err)
 	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil {
-		return nil, fmt.Errorf("docstore: vector search: %w", err)
+	slices.SortFunc(out, func(a, b scored) int {
+		if c := cmp.Compare(b.sim, a.sim); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.id, b.id)
+	})
+	ids := make([]int64, 0, min(n, len(out)))
+	for _, sc := range out[:min(n, len(out))] {
+		ids = append(ids, sc.id)
 	}
 	return ids, nil
+}
+
+// signBits is the sketch of v as quire_sign_bits computes it for stored chunks: a bit string
+// with 1 where v is positive, and one with 1 where v is negative.
+func signBits(v []float32) (pos, neg string) {
+	p, m := make([]byte, len(v)), make([]byte, len(v))
+	for i, x := range v {
+		p[i], m[i] = '0', '0'
+		switch {
+		case x > 0:
+			p[i] = '1'
+		case x < 0:
+			m[i] = '1'
+		}
+	}
+	return string(p), string(m)
+}
+
+// cosine is the cosine similarity of a and b; 0 when either is zero or their lengths differ.
+func cosine(a, b []float32) float64 {
+	if len(a) != len(b) {
+		return 0
+	}
+	var dot, na, nb float64
+	for i := range a {
+		x, y := float64(a[i]), float64(b[i])
+		dot += x * y
+		na += x * x
+		nb += y * y
+	}
+	if na == 0 || nb == 0 {
+		return 0
+	}
+	return dot / math.Sqrt(na*nb)
 }
 
 // hitDetails fills in the chunk and document fields of hits, keeping their order.

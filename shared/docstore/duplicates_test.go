@@ -1,0 +1,66 @@
+package docstore_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/quirehq/quire/shared/docstore"
+	"github.com/quirehq/quire/shared/job"
+)
+
+func TestFindCompletedBySHA(t *testing.T) {
+	s, _ := open(t)
+	ctx := t.Context()
+	const sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+	insert := func(tenant, agent, sha string, kind job.Kind) *docstore.Document {
+		t.Helper()
+		d := &docstore.Document{TenantID: tenant, AgentID: agent, Kind: kind, Filename: "a.pdf", SHA256: sha,
+			TaskID: fmt.Sprintf("sha-task-%d", taskSeq.Add(1)), Priority: "high"}
+		if err := s.InsertDocument(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	complete := func(d *docstore.Document) {
+		t.Helper()
+		if err := s.Complete(ctx, d.ID, docstore.Completion{EmbeddingModel: "m", Chunks: []docstore.Chunk{{Content: "x", TokenCount: 1}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	queued := insert("acme", "7", sha, job.KindDocument)
+	if _, err := s.FindCompletedBySHA(ctx, "acme", "7", sha); !errors.Is(err, job.ErrNotFound) {
+		t.Fatalf("queued document matched: %v", err)
+	}
+	failed := insert("acme", "7", sha, job.KindDocument)
+	if err := s.Fail(ctx, failed.ID, "corrupt"); err != nil {
+		t.Fatal(err)
+	}
+	page := insert("acme", "7", sha, job.KindWebpage)
+	complete(page)
+	other := insert("other", "7", sha, job.KindDocument)
+	complete(other)
+	otherAgent := insert("acme", "8", sha, job.KindDocument)
+	complete(otherAgent)
+	if _, err := s.FindCompletedBySHA(ctx, "acme", "7", sha); !errors.Is(err, job.ErrNotFound) {
+		t.Fatalf("a failed document, a web page, another tenant's or agent's matched: %v", err)
+	}
+
+	complete(queued)
+	newer := insert("acme", "7", sha, job.KindDocument)
+	complete(newer)
+	got, err := s.FindCompletedBySHA(ctx, "acme", "7", sha)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != newer.ID || got.Status != job.DocCompleted || got.ChunkCount != 1 || got.SHA256 != sha {
+		t.Fatalf("found %+v, want the newest completed document %d", got, newer.ID)
+	}
+	if _, err := s.FindCompletedBySHA(ctx, "acme", "7", ""); !errors.Is(err, job.ErrNotFound) {
+		t.Fatalf("empty sha256 matched: %v", err)
+	}
+	if _, err := s.FindCompletedBySHA(ctx, "other", "7", sha); err != nil {
+		t.Fatalf("other tenant's own document: %v", err)
+	}
+}

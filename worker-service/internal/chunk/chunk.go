@@ -4,7 +4,6 @@ package chunk
 
 import (
 	"strings"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/quirehq/quire/worker-service/internal/extract"
@@ -283,31 +282,17 @@ func pack(out []Chunk, units []unit, heading string, opts Options) []Chunk {
 	return out
 }
 
-// join renders units with their source separators; the overlap runs into the first new unit.
+// join renders units with their source separators ("" glues the pieces of a split word or
+// CJK sentences back together); the overlap runs into the first new unit.
 func join(carry, units []unit) string {
 	var b strings.Builder
 	for i, u := range append(append([]unit(nil), carry...), units...) {
 		if i > 0 {
-			sep := u.sep
-			if sep == "" && needsSpace(b.String(), u.text) {
-				sep = " "
-			}
-			b.WriteString(sep)
+			b.WriteString(u.sep)
 		}
 		b.WriteString(u.text)
 	}
 	return b.String()
-}
-
-// needsSpace keeps two Latin words from gluing when a unit had no separator of its own.
-func needsSpace(before, after string) bool {
-	r1, _ := utf8.DecodeLastRuneInString(before)
-	r2, _ := utf8.DecodeRuneInString(after)
-	return isSpaced(r1) && isSpaced(r2)
-}
-
-func isSpaced(r rune) bool {
-	return (unicode.IsLetter(r) || unicode.IsDigit(r)) && !unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Thai)
 }
 
 // overlap returns the tail of a chunk's units worth at most opts.Overlap tokens: whole

@@ -157,18 +157,23 @@ func TestSplitInvariants(t *testing.T) {
 
 func TestSplitBoundaries(t *testing.T) {
 	c := counter(t)
-	long := strings.Repeat("这是一个没有标点的很长的中文句子", 200) // one "word" of 6,400 characters
+	long := strings.Repeat("这是一个没有标点的很长的中文句子", 200)           // one "word" of 6,400 characters
+	blob := strings.Repeat("QWxhZGRpbjpvcGVuIHNlc2FtZQ", 200) // an encoded blob: one long word
 	doc := &extract.Document{Sections: []extract.Section{
 		{Text: "First paragraph stays whole.\n\nSecond paragraph, also whole."},
 		{Text: long, Heading: "CJK"},
+		{Text: blob, Heading: "Blob"},
 		{Text: "第一句。第二句！第三句？", Heading: "Punctuation"},
 	}}
 	chunks := Split(doc, Options{Size: 64, Overlap: 8, Counter: c})
 	if chunks[0].Content != "First paragraph stays whole.\n\nSecond paragraph, also whole." {
 		t.Errorf("chunk 0 = %q", chunks[0].Content)
 	}
-	var cjk strings.Builder
+	var cjk, blobText strings.Builder
 	for _, ch := range chunks {
+		if ch.Heading == "Blob" {
+			blobText.WriteString(ch.Content)
+		}
 		if ch.TokenCount > 64 {
 			t.Errorf("chunk %d: %d tokens", ch.Ordinal, ch.TokenCount)
 		}
@@ -178,6 +183,9 @@ func TestSplitBoundaries(t *testing.T) {
 	}
 	if !strings.Contains(cjk.String(), long[:300]) || cjk.Len() < len(long) {
 		t.Errorf("CJK text lost: %d of %d bytes", cjk.Len(), len(long))
+	}
+	if blobText.String() != blob {
+		t.Errorf("blob split into chunks does not join back: %d of %d bytes", blobText.Len(), len(blob))
 	}
 	last := chunks[len(chunks)-1]
 	if last.Heading != "Punctuation" || last.Content != "第一句。第二句！第三句？" {

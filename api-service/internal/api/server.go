@@ -90,6 +90,7 @@ func New(cfg Config, d Deps) *Server {
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", s.serveMetrics)
+	e.GET("/api/v1/openapi.json", s.serveOpenAPI)
 	// Operator routes take the admin token (API_ADMIN_TOKEN), not a tenant token (admin.go).
 	admin := e.Group("/api/v1/queues", s.authenticateAdmin())
 	admin.GET("", s.listQueues)

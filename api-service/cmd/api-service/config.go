@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"strings"
 	"time"
@@ -30,6 +31,11 @@ type config struct {
 	// re-published; OutboxMinAge is how old such a document must be.
 	SweepInterval time.Duration `envconfig:"OUTBOX_SWEEP_INTERVAL" default:"15s"`
 	OutboxMinAge  time.Duration `envconfig:"OUTBOX_MIN_AGE" default:"30s"`
+
+	// RateLimit is each tenant's requests per second on /api/v1 (0: no limit); RateBurst the
+	// burst above it (0: RateLimit rounded up, at least 1).
+	RateLimit float64 `envconfig:"API_RATE_LIMIT" default:"0"`
+	RateBurst int     `envconfig:"API_RATE_BURST" default:"0"`
 
 	// The embeddings provider of search queries: set the same values as the workers', so that
 	// queries and chunks are embedded alike.
@@ -93,6 +99,12 @@ func (c config) validate() error {
 	}
 	if c.MaxUploadBytes < 1 {
 		errs = append(errs, fmt.Errorf("MAX_UPLOAD_BYTES: %d is not positive", c.MaxUploadBytes))
+	}
+	if c.RateLimit < 0 || math.IsNaN(c.RateLimit) || math.IsInf(c.RateLimit, 0) {
+		errs = append(errs, fmt.Errorf("API_RATE_LIMIT: %v is not a rate (want requests per second per tenant, 0 for no limit)", c.RateLimit))
+	}
+	if c.RateBurst < 0 {
+		errs = append(errs, fmt.Errorf("API_RATE_BURST: %d is negative (want 0 for the default, or the burst size)", c.RateBurst))
 	}
 	if c.ResultTTL < time.Second {
 		errs = append(errs, fmt.Errorf("RESULT_TTL: %v is under the 1s minimum", c.ResultTTL))

@@ -36,6 +36,9 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{"bad ttl", "RESULT_TTL", "1ms", "RESULT_TTL"},
 		{"short admin token", "API_ADMIN_TOKEN", "admin", "API_ADMIN_TOKEN"},
 		{"bad database url", "DATABASE_URL", "mysql://x", "DATABASE_URL"},
+		{"negative rate limit", "API_RATE_LIMIT", "-1", "API_RATE_LIMIT"},
+		{"rate limit not a number", "API_RATE_LIMIT", "NaN", "API_RATE_LIMIT"},
+		{"negative burst", "API_RATE_BURST", "-2", "API_RATE_BURST"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -74,7 +74,10 @@ func run(ctx context.Context) error {
 		return err
 	}
 
-	srv := api.New(api.Config{Tokens: tokens, AdminToken: cfg.AdminToken, MaxUploadBytes: cfg.MaxUploadBytes}, api.Deps{
+	srv := api.New(api.Config{
+		Tokens: tokens, AdminToken: cfg.AdminToken, MaxUploadBytes: cfg.MaxUploadBytes,
+		RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst,
+	}, api.Deps{
 		NATS: nc, JetStream: js, Uploads: top.Uploads, Statuses: taskstatus.New(top.Tasks, js, cfg.ResultTTL),
 		Docs: docs, Idempotency: top.Idempotency, Embedder: emb, Logger: log,
 	})

@@ -27,6 +27,11 @@ type Config struct {
 	AdminToken string
 	// MaxUploadBytes caps an uploaded file (MAX_UPLOAD_BYTES, default 50 MiB).
 	MaxUploadBytes int64
+	// RateLimit is each tenant's request rate per second on /api/v1 (API_RATE_LIMIT); 0, the
+	// default, turns the limit off. RateBurst is the burst above it (API_RATE_BURST; 0 means
+	// RateLimit rounded up, at least 1). Over the limit a request gets 429 with Retry-After.
+	RateLimit float64
+	RateBurst int
 }
 
 // Deps are the API's connections.
@@ -97,7 +102,7 @@ func New(cfg Config, d Deps) *Server {
 	admin.POST("/:priority/pause", s.pauseQueue)
 	admin.POST("/:priority/resume", s.resumeQueue)
 
-	v1 := e.Group("/api/v1", s.authenticate())
+	v1 := e.Group("/api/v1", s.authenticate(), s.rateLimit())
 	v1.POST("/documents/agent/:agent_id/upload", s.idempotent(), s.upload)
 	v1.POST("/documents/agent/:agent_id/webpage", s.idempotent(), s.webpage)
 	v1.POST("/documents/agent/:agent_id/crawl", s.idempotent(), s.crawl)

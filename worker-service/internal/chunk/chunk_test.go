@@ -22,27 +22,36 @@ func counter(t testing.TB) Counter {
 }
 
 func TestNewCounter(t *testing.T) {
+	for model, want := range map[string]string{
+		"text-embedding-3-small": "cl100k_base", "text-embedding-ada-002": "cl100k_base", "nomic-embed-text": "cl100k_base",
+		"": "cl100k_base", "gpt-4": "cl100k_base", "gpt-4o": "o200k_base", "gpt-4o-mini": "o200k_base", "O200K_BASE": "o200k_base",
+	} {
+		if got := encodingFor(model); got != want {
+			t.Errorf("encodingFor(%q) = %s, want %s", model, got, want)
+		}
+	}
+	o200k, err := NewCounter("gpt-4o-mini")
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
-		model, text, encoding string
-		want                  int
+		c         Counter
+		text, enc string
+		want      int
 	}{
 		// Reference counts from OpenAI's tiktoken.
-		{"text-embedding-3-small", "tiktoken is great!", "cl100k_base", 6},
-		{"text-embedding-ada-002", "hello world", "cl100k_base", 2},
-		{"nomic-embed-text", "antidisestablishmentarianism", "cl100k_base", 6},
-		{"", "<|endoftext|>", "cl100k_base", 7},
-		{"gpt-4o-mini", "hello world", "o200k_base", 2},
+		{counter(t), "tiktoken is great!", "cl100k_base", 6},
+		{counter(t), "hello world", "cl100k_base", 2},
+		{counter(t), "antidisestablishmentarianism", "cl100k_base", 6},
+		{counter(t), "<|endoftext|>", "cl100k_base", 7},
+		{o200k, "hello world", "o200k_base", 2},
 	}
 	for _, tt := range tests {
-		c, err := NewCounter(tt.model)
-		if err != nil {
-			t.Fatalf("NewCounter(%q): %v", tt.model, err)
+		if got := tt.c.(*BPECounter).Encoding(); got != tt.enc {
+			t.Errorf("encoding = %s, want %s", got, tt.enc)
 		}
-		if got := c.(*BPECounter).Encoding(); got != tt.encoding {
-			t.Errorf("NewCounter(%q) encoding = %s, want %s", tt.model, got, tt.encoding)
-		}
-		if got := c.Count(tt.text); got != tt.want {
-			t.Errorf("%s: Count(%q) = %d, want %d", tt.model, tt.text, got, tt.want)
+		if got := tt.c.Count(tt.text); got != tt.want {
+			t.Errorf("%s: Count(%q) = %d, want %d", tt.enc, tt.text, got, tt.want)
 		}
 	}
 }

@@ -294,7 +294,15 @@ func runAPI(ctx context.Context, e *env, sz sizes, drain bool, logf func(string,
 	if err != nil {
 		return nil, fmt.Errorf("drain: %w", err)
 	}
-	return append(rows, drow...), nil
+	rows = append(rows, drow...)
+	if sz.backlog == 0 {
+		return rows, nil
+	}
+	brow, err := runBacklog(ctx, e, srv, dbURL, sz, func(i int) error { return upload(newUploadBody(1_000_000 + i)) }, logf)
+	if err != nil {
+		return nil, fmt.Errorf("backlog: %w", err)
+	}
+	return append(rows, brow...), nil
 }
 
 // runDrain starts one bin/worker-service with default settings on the queued documents and

@@ -291,3 +291,25 @@ func ticks(s string) time.Duration {
 	n, _ := strconv.ParseInt(s, 10, 64)
 	return time.Duration(n) * (time.Second / 100) // USER_HZ is 100 on Linux
 }
+
+// jsInfo returns the number of messages in stream.
+func (e *env) jsInfo(srv *natsServer, stream string) (uint64, error) {
+	nc, err := nats.Connect(srv.url())
+	if err != nil {
+		return 0, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return 0, err
+	}
+	s, err := js.Stream(context.Background(), stream)
+	if err != nil {
+		return 0, err
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		return 0, err
+	}
+	return info.State.Msgs, nil
+}

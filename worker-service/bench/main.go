@@ -33,10 +33,11 @@ import (
 type sizes struct {
 	w1Jobs, w1Paced, w1Rounds int
 	uploads, floorOps         int
+	backlog, backlogUploads   int
 }
 
 var (
-	fullSizes  = sizes{w1Jobs: 20000, w1Paced: 2000, w1Rounds: 2, uploads: 2000, floorOps: 2000}
+	fullSizes  = sizes{w1Jobs: 20000, w1Paced: 2000, w1Rounds: 2, uploads: 2000, floorOps: 2000, backlog: 100_000, backlogUploads: 500}
 	quickSizes = sizes{w1Jobs: 5000, w1Paced: 600, w1Rounds: 1, uploads: 600, floorOps: 600}
 )
 
@@ -49,6 +50,7 @@ func main() {
 	flag.StringVar(&w1Only, "w1side", "", "run only this side of W1 (raw or quire), for profiling")
 	w1Jobs := flag.Int("w1jobs", 0, "override the number of W1 jobs")
 	w1Paced := flag.Int("w1paced", 0, "override the number of paced W1 jobs")
+	backlog := flag.Int("backlog", -1, "override the number of queued jobs of the backlog figure (0 skips it)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -69,6 +71,10 @@ func main() {
 	}
 	if *w1Jobs > 0 {
 		sz.w1Jobs = *w1Jobs
+	}
+	if *backlog >= 0 {
+		sz.backlog = *backlog
+		sz.backlogUploads = max(sz.backlogUploads, 500)
 	}
 	if *w1Paced > 0 {
 		sz.w1Paced = *w1Paced

@@ -122,6 +122,7 @@ type producer struct {
 	js         jetstream.JetStream
 	withStatus bool
 	run        string
+	docBase    int64 // document ids are docBase+1, docBase+2, ...
 }
 
 func newProducer(srv *natsServer, withStatus bool, run string) (*producer, error) {
@@ -141,7 +142,7 @@ func newProducer(srv *natsServer, withStatus bool, run string) (*producer, error
 func (p *producer) publish(i int) (jetstream.PubAckFuture, error) {
 	id := fmt.Sprintf("%s-%07d", p.run, i)
 	j := &job.Job{TaskID: id, Kind: job.KindDocument, TenantID: "bench", AgentID: "agent-1", Priority: job.PriorityHigh,
-		Object: id, Filename: "noop.txt", ContentType: "text/plain", DocumentID: int64(i + 1), EnqueuedAt: time.Now().UTC()}
+		Object: id, Filename: "noop.txt", ContentType: "text/plain", DocumentID: p.docBase + int64(i) + 1, EnqueuedAt: time.Now().UTC()}
 	if p.withStatus {
 		st, _ := json.Marshal(&job.Status{TaskID: id, State: job.StatePending, Status: "queued", Total: 100, DocumentID: j.DocumentID,
 			Queue: j.Priority, Kind: j.Kind, TenantID: j.TenantID, AgentID: j.AgentID, CreatedAt: time.Now().UTC(), UpdatedAt: time.Now().UTC()})

@@ -81,36 +81,38 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 
 // Document is a row of the documents table.
 type Document struct {
-	ID             int64      `json:"id"`
-	TenantID       string     `json:"-"`
-	AgentID        string     `json:"agent_id"`
-	Kind           job.Kind   `json:"kind"`
-	Filename       string     `json:"filename,omitempty"`
-	URL            string     `json:"url,omitempty"`
-	Title          string     `json:"title,omitempty"`
-	ContentType    string     `json:"content_type,omitempty"`
-	SizeBytes      int64      `json:"size_bytes"`
-	SHA256         string     `json:"sha256,omitempty"`
-	Status         string     `json:"status"`
-	TaskID         string     `json:"task_id"`
-	Priority       string     `json:"priority"`
-	ChunkCount     int        `json:"chunk_count"`
-	Error          string     `json:"error,omitempty"`
-	EmbeddingModel string     `json:"embedding_model,omitempty"`
-	PublishedAt    *time.Time `json:"-"`
-	CreatedAt      time.Time  `json:"created_at"`
-	UpdatedAt      time.Time  `json:"updated_at"`
-	CompletedAt    *time.Time `json:"completed_at,omitempty"`
+	ID             int64    `json:"id"`
+	TenantID       string   `json:"-"`
+	AgentID        string   `json:"agent_id"`
+	Kind           job.Kind `json:"kind"`
+	Filename       string   `json:"filename,omitempty"`
+	URL            string   `json:"url,omitempty"`
+	Title          string   `json:"title,omitempty"`
+	ContentType    string   `json:"content_type,omitempty"`
+	SizeBytes      int64    `json:"size_bytes"`
+	SHA256         string   `json:"sha256,omitempty"`
+	Status         string   `json:"status"`
+	TaskID         string   `json:"task_id"`
+	Priority       string   `json:"priority"`
+	ChunkCount     int      `json:"chunk_count"`
+	Error          string   `json:"error,omitempty"`
+	EmbeddingModel string   `json:"embedding_model,omitempty"`
+	// Job is the JSON of the job the row stands for (the outbox payload), if recorded.
+	Job         []byte     `json:"-"`
+	PublishedAt *time.Time `json:"-"`
+	CreatedAt   time.Time  `json:"created_at"`
+	UpdatedAt   time.Time  `json:"updated_at"`
+	CompletedAt *time.Time `json:"completed_at,omitempty"`
 }
 
 const documentColumns = `id, tenant_id, agent_id, kind, filename, url, title, content_type, size_bytes, sha256,
-	status, task_id, priority, chunk_count, error, embedding_model, published_at, created_at, updated_at, completed_at`
+	status, task_id, priority, chunk_count, error, embedding_model, job, published_at, created_at, updated_at, completed_at`
 
 func scanDocument(row pgx.Row) (*Document, error) {
 	var d Document
 	err := row.Scan(&d.ID, &d.TenantID, &d.AgentID, &d.Kind, &d.Filename, &d.URL, &d.Title, &d.ContentType,
 		&d.SizeBytes, &d.SHA256, &d.Status, &d.TaskID, &d.Priority, &d.ChunkCount, &d.Error, &d.EmbeddingModel,
-		&d.PublishedAt, &d.CreatedAt, &d.UpdatedAt, &d.CompletedAt)
+		&d.Job, &d.PublishedAt, &d.CreatedAt, &d.UpdatedAt, &d.CompletedAt)
 	if err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil, job.ErrNotFound
@@ -126,15 +128,23 @@ func (s *Store) InsertDocument(ctx context.Context, d *Document) error {
 		d.Status = job.DocQueued
 	}
 	err := s.pool.QueryRow(ctx, `
-		INSERT INTO documents (tenant_id, agent_id, kind, filename, url, content_type, size_bytes, sha256, status, task_id, priority)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+		INSERT INTO documents (tenant_id, agent_id, kind, filename, url, content_type, size_bytes, sha256, status, task_id, priority, job)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 		RETURNING id, created_at, updated_at`,
-		d.TenantID, d.AgentID, d.Kind, d.Filename, d.URL, d.ContentType, d.SizeBytes, d.SHA256, d.Status, d.TaskID, d.Priority,
+		d.TenantID, d.AgentID, d.Kind, d.Filename, d.URL, d.ContentType, d.SizeBytes, d.SHA256, d.Status, d.TaskID, d.Priority, jsonOrNull(d.Job),
 	).Scan(&d.ID, &d.CreatedAt, &d.UpdatedAt)
 	if err != nil {
 		return fmt.Errorf("docstore: insert document: %w", err)
 	}
 	return nil
+}
+
+// jsonOrNull passes a JSON document to PostgreSQL, or NULL for none.
+func jsonOrNull(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return string(b)
 }
 
 // MarkPublished records that the job of document id is stored in its job stream.

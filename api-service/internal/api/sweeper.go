@@ -2,9 +2,11 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"time"
 
+	"github.com/quirehq/quire/shared/docstore"
 	"github.com/quirehq/quire/shared/job"
 )
 
@@ -37,17 +39,9 @@ func (s *Server) Sweep(ctx context.Context, minAge time.Duration) (int, error) {
 	}
 	n := 0
 	for _, d := range docs {
-		p, err := job.ParsePriority(d.Priority)
-		if err != nil {
-			p = job.PriorityHigh
-		}
-		j := &job.Job{
-			TaskID: d.TaskID, Kind: d.Kind, TenantID: d.TenantID, AgentID: d.AgentID, DocumentID: d.ID,
-			Priority: p, Filename: d.Filename, ContentType: d.ContentType, URL: d.URL, EnqueuedAt: s.now().UTC(),
-		}
-		if d.Kind == job.KindDocument {
-			j.Object = d.TaskID
-		}
+		j := outboxJob(d)
+		j.EnqueuedAt = s.now().UTC()
+		p := j.Priority
 		st := &job.Status{
 			TaskID: d.TaskID, State: job.StatePending, Status: "queued", Total: 100, DocumentID: d.ID,
 			Queue: p, Kind: d.Kind, TenantID: d.TenantID, AgentID: d.AgentID, URL: d.URL, CreatedAt: d.CreatedAt,
@@ -65,4 +59,26 @@ func (s *Server) Sweep(ctx context.Context, minAge time.Duration) (int, error) {
 		n++
 	}
 	return n, nil
+}
+
+// outboxJob is the job a documents row stands for: the one recorded in the row, or, for rows
+// written before jobs were recorded, one rebuilt from the row's columns.
+func outboxJob(d *docstore.Document) *job.Job {
+	var j job.Job
+	if len(d.Job) > 0 && json.Unmarshal(d.Job, &j) == nil && j.TaskID == d.TaskID {
+		j.V, j.DocumentID = job.Version, d.ID
+		return &j
+	}
+	p, err := job.ParsePriority(d.Priority)
+	if err != nil {
+		p = job.PriorityHigh
+	}
+	j = job.Job{
+		V: job.Version, TaskID: d.TaskID, Kind: d.Kind, TenantID: d.TenantID, AgentID: d.AgentID, DocumentID: d.ID,
+		Priority: p, Filename: d.Filename, ContentType: d.ContentType, URL: d.URL,
+	}
+	if d.Kind == job.KindDocument {
+		j.Object = d.TaskID
+	}
+	return &j
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -151,6 +152,11 @@ func (s *Server) upload(c *gin.Context) {
 // returns errUnavailable; the upload object is removed too.
 func (s *Server) enqueue(ctx context.Context, doc *docstore.Document, j *job.Job) error {
 	undoCtx := context.WithoutCancel(ctx)
+	// The row is the job's outbox: it keeps the job (its document id is the row's) so that the
+	// sweeper can publish exactly this job if the API stops before publishing it.
+	if payload, err := json.Marshal(j); err == nil {
+		doc.Job = payload
+	}
 	if err := s.docs.InsertDocument(ctx, doc); err != nil {
 		s.log.Error("enqueue: insert document", "task_id", doc.TaskID, "err", err)
 		s.removeObject(j.Object)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -148,6 +149,10 @@ func (p *Pipeline) fanOut(ctx context.Context, crawl *job.Job, v webfetch.Visit)
 		d := &docstore.Document{
 			TenantID: crawl.TenantID, AgentID: crawl.AgentID, Kind: job.KindWebpage, URL: v.URL,
 			TaskID: taskID, Priority: string(job.PriorityLow),
+		}
+		// The row keeps its job for the API's outbox sweeper (parent crawl included).
+		if payload, err := json.Marshal(child); err == nil {
+			d.Job = payload
 		}
 		if err := p.Docs.InsertDocument(ctx, d); err != nil {
 			return false, fmt.Errorf("ingest: crawl page %s: %w", v.URL, err)

@@ -1,0 +1,44 @@
+package api_test
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/quirehq/quire/shared/docstore"
+	"github.com/quirehq/quire/shared/job"
+)
+
+func TestSweeperPublishesTheRecordedJob(t *testing.T) {
+	e := newEnv(t, 0)
+	recorded := &job.Job{
+		V: job.Version, TaskID: "crawl-orphan", Kind: job.KindCrawl, TenantID: "acme", AgentID: "7",
+		Priority: job.PriorityLow, URL: "https://example.com/docs/", MaxPages: 7, MaxDepth: 3,
+	}
+	payload, err := json.Marshal(recorded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &docstore.Document{TenantID: "acme", AgentID: "7", Kind: job.KindCrawl, URL: recorded.URL, TaskID: recorded.TaskID, Priority: "low", Job: payload}
+	if err := e.docs.InsertDocument(t.Context(), d); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := e.api.Sweep(t.Context(), 0); err != nil || n != 1 {
+		t.Fatalf("Sweep = %d, %v; want 1", n, err)
+	}
+	st, err := e.js.Stream(t.Context(), "JOBS_LOW")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.GetMsg(t.Context(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := job.Decode(m.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Subject != "jobs.low.crawl" || got.MaxPages != 7 || got.MaxDepth != 3 || got.DocumentID != d.ID || m.Header.Get("Nats-Msg-Id") != "crawl-orphan" {
+		t.Fatalf("re-published %s %+v (Nats-Msg-Id %q); want the recorded crawl job with document id %d",
+			m.Subject, got, m.Header.Get("Nats-Msg-Id"), d.ID)
+	}
+}

@@ -1,0 +1,198 @@
+package api_test
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// doRaw sends req and returns the response with its body.
+func doRaw(t *testing.T, req *http.Request) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, raw
+}
+
+// multipartBody builds an upload body with one file part.
+func multipartBody(t *testing.T, filename string, content []byte) (*bytes.Buffer, string) {
+	t.Helper()
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	fw, err := mw.CreateFormFile("file", filename)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fw.Write(content); err != nil {
+		t.Fatal(err)
+	}
+	if err := mw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return &body, mw.FormDataContentType()
+}
+
+// authRoute is one /api/v1 route of the auth table.
+type authRoute struct {
+	method, template string
+	// path is the concrete path, to a resource of tenant acme where the route has one.
+	path string
+	// body makes a fresh request body and its content type; nil for none.
+	body func() (io.Reader, string)
+	// want is the success status for the owner (tenant acme, or the admin on admin routes).
+	want int
+	// owned routes name one resource of acme: another tenant gets 404. On the others (an
+	// agent's lists and search) another tenant succeeds but sees none of acme's data, which
+	// notLeaked checks.
+	owned     bool
+	notLeaked func(t *testing.T, raw []byte)
+	// ownerSees is in the owner's answer (so that notLeaked's check means something).
+	ownerSees string
+	admin     bool
+}
+
+func jsonBody(s string) func() (io.Reader, string) {
+	return func() (io.Reader, string) { return strings.NewReader(s), "application/json" }
+}
+
+// TestEveryRouteAuthTable runs every /api/v1 route with no token, a wrong token, another
+// tenant's token and the owner's, on real resources, and checks each answer against the
+// OpenAPI document. A route registered without a row here fails the test.
+func TestEveryRouteAuthTable(t *testing.T) {
+	e := newEnv(t, 0)
+	sc := specChecker{loadSpec(t)}
+
+	// Tenant acme's resources, made through the API and the stores as a worker would.
+	done := storeDoc(t, e.docs, "acme", "7", "pumps.txt", "The cooling pump must be inspected every week.")
+	_, up := e.upload(t, tokenAcme, "7", "queued.txt", []byte("queued for cancelling\n"), nil)
+	cancelTask := up["task_id"].(string)
+	_, up = e.upload(t, tokenAcme, "7", "delete-me.txt", []byte("to be deleted\n"), nil)
+	deleteDoc := jsonNumber(up["id"])
+	e.deadLetter(t, "acme", "dead-retry")
+	e.deadLetter(t, "acme", "dead-delete")
+	const retrySeq, deleteSeq = "1", "2"
+
+	uploadBody := func() (io.Reader, string) { return multipartBody(t, "note.txt", []byte("a note\n")) }
+	noDocuments := func(t *testing.T, raw []byte) {
+		if strings.Contains(string(raw), "pumps.txt") || strings.Contains(string(raw), "queued.txt") || strings.Contains(string(raw), cancelTask) {
+			t.Errorf("another tenant sees acme's documents: %s", raw)
+		}
+	}
+	routes := []authRoute{
+		{method: "POST", template: "/api/v1/documents/agent/:agent_id/upload", path: "/api/v1/documents/agent/7/upload", body: uploadBody, want: 202},
+		{method: "POST", template: "/api/v1/documents/agent/:agent_id/webpage", path: "/api/v1/documents/agent/7/webpage", body: jsonBody(`{"url":"https://docs.example.com/a"}`), want: 202},
+		{method: "POST", template: "/api/v1/documents/agent/:agent_id/crawl", path: "/api/v1/documents/agent/7/crawl", body: jsonBody(`{"url":"https://docs.example.com/","max_pages":3}`), want: 202},
+		{method: "GET", template: "/api/v1/documents/agent/:agent_id", path: "/api/v1/documents/agent/7", want: 200, notLeaked: noDocuments, ownerSees: "pumps.txt"},
+		{method: "GET", template: "/api/v1/documents/:id", path: fmt.Sprintf("/api/v1/documents/%d", done.ID), want: 200, owned: true},
+		{method: "GET", template: "/api/v1/documents/:id/chunks", path: fmt.Sprintf("/api/v1/documents/%d/chunks", done.ID), want: 200, owned: true},
+		{method: "DELETE", template: "/api/v1/documents/:id", path: "/api/v1/documents/" + deleteDoc, want: 200, owned: true},
+		{method: "GET", template: "/api/v1/tasks/:task_id", path: "/api/v1/tasks/" + done.TaskID, want: 200, owned: true},
+		{method: "DELETE", template: "/api/v1/tasks/:task_id", path: "/api/v1/tasks/" + cancelTask, want: 200, owned: true},
+		{method: "GET", template: "/api/v1/dlq", path: "/api/v1/dlq", want: 200, ownerSees: "dead-retry", notLeaked: func(t *testing.T, raw []byte) {
+			if strings.Contains(string(raw), "dead-") {
+				t.Errorf("another tenant sees acme's dead letters: %s", raw)
+			}
+		}},
+		{method: "POST", template: "/api/v1/dlq/:id/retry", path: "/api/v1/dlq/" + retrySeq + "/retry", want: 202, owned: true},
+		{method: "DELETE", template: "/api/v1/dlq/:id", path: "/api/v1/dlq/" + deleteSeq, want: 200, owned: true},
+		{method: "GET", template: "/api/v1/agents/:agent_id/search", path: "/api/v1/agents/7/search?q=cooling+pump", want: 200, ownerSees: "inspected every week", notLeaked: func(t *testing.T, raw []byte) {
+			if strings.Contains(string(raw), "inspected every week") {
+				t.Errorf("another tenant finds acme's chunks: %s", raw)
+			}
+		}},
+		{method: "GET", template: "/api/v1/queues", path: "/api/v1/queues", want: 200, admin: true},
+		{method: "POST", template: "/api/v1/queues/:priority/pause", path: "/api/v1/queues/low/pause", want: 200, admin: true},
+		{method: "POST", template: "/api/v1/queues/:priority/resume", path: "/api/v1/queues/low/resume", want: 200, admin: true},
+	}
+
+	// Every registered /api/v1 route but the public document has a row.
+	rows := map[string]bool{}
+	for _, r := range routes {
+		rows[r.method+" "+r.template] = true
+	}
+	for _, r := range e.api.Engine().Routes() {
+		if strings.HasPrefix(r.Path, "/api/v1/") && r.Path != "/api/v1/openapi.json" && !rows[r.Method+" "+r.Path] {
+			t.Errorf("route %s %s has no row in the auth table", r.Method, r.Path)
+		}
+	}
+
+	call := func(t *testing.T, r authRoute, auth string) (*http.Response, []byte) {
+		var body io.Reader
+		var ctype string
+		if r.body != nil {
+			body, ctype = r.body()
+		}
+		req, err := http.NewRequest(r.method, e.srv.URL+r.path, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ctype != "" {
+			req.Header.Set("Content-Type", ctype)
+		}
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, raw := doRaw(t, req)
+		sc.check(t, r.method, r.template, resp.StatusCode, resp.Header.Get("Content-Type"), raw)
+		return resp, raw
+	}
+	for _, r := range routes {
+		t.Run(r.method+" "+r.template, func(t *testing.T) {
+			for _, c := range []struct{ name, auth string }{
+				{"no token", ""},
+				{"wrong token", "Bearer wrong-token-0123456789"},
+				{"wrong scheme", "Basic " + tokenAcme},
+				{"empty bearer", "Bearer "},
+			} {
+				resp, raw := call(t, r, c.auth)
+				if resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") {
+					t.Errorf("%s: %d, WWW-Authenticate %q, body %s; want 401 with a Bearer challenge", c.name, resp.StatusCode, resp.Header.Get("WWW-Authenticate"), raw)
+				}
+			}
+			other := "Bearer " + tokenOther
+			if r.admin {
+				other = "Bearer " + tokenAcme // a tenant, not the admin
+			}
+			resp, raw := call(t, r, other)
+			switch {
+			case r.admin:
+				if resp.StatusCode != http.StatusForbidden {
+					t.Errorf("tenant token on an admin route: %d %s, want 403", resp.StatusCode, raw)
+				}
+			case r.owned:
+				if resp.StatusCode != http.StatusNotFound {
+					t.Errorf("other tenant: %d %s, want 404", resp.StatusCode, raw)
+				}
+			default:
+				if resp.StatusCode != r.want {
+					t.Errorf("other tenant on its own agent data: %d %s, want %d", resp.StatusCode, raw, r.want)
+				}
+				if r.notLeaked != nil {
+					r.notLeaked(t, raw)
+				}
+			}
+			owner := "Bearer " + tokenAcme
+			if r.admin {
+				owner = "Bearer " + tokenAdmin
+			}
+			resp, raw = call(t, r, owner)
+			if resp.StatusCode != r.want {
+				t.Errorf("owner: %d %s, want %d", resp.StatusCode, raw, r.want)
+			}
+			if !strings.Contains(string(raw), r.ownerSees) {
+				t.Errorf("owner's answer lacks %q: %s", r.ownerSees, raw)
+			}
+		})
+	}
+}

@@ -133,6 +133,8 @@ func TestPDFBomb(t *testing.T) {
 				}
 			case !permanent(err):
 				t.Fatalf("err = %v, want a permanent error", err)
+			case strings.Contains(err.Error(), "\n"):
+				t.Errorf("error message spans lines: %q", err)
 			}
 			t.Logf("%s: %v after %v", engine, err, time.Since(start))
 		})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/klippa-app/go-pdfium"
 	pdfiumerrors "github.com/klippa-app/go-pdfium/errors"
@@ -94,7 +95,9 @@ func (p *pdfiumEngine) extract(ctx context.Context, data []byte, pages func(int,
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("%w: pdfium %s: %v", ErrCorrupt, what, err)
+		// Traps carry a multi-line wasm stack trace: keep the first line for the task error.
+		msg, _, _ := strings.Cut(err.Error(), "\n")
+		return fmt.Errorf("%w: pdfium %s: %s", ErrCorrupt, what, msg)
 	}
 
 	empty := ""

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -26,19 +27,21 @@ type deadLetter struct {
 	Attempts        int          `json:"attempts"`
 	OriginalSubject string       `json:"original_subject"`
 	DeadLetteredAt  string       `json:"dead_lettered_at,omitempty"`
+	// TenantID is shown only to the operator (the dashboard), never in the tenant's JSON.
+	TenantID string `json:"-"`
 }
 
 // dlqScanLimit bounds how many dead letters one list request reads looking for the caller's.
 const dlqScanLimit = 5000
 
-func (s *Server) dlqStream(c *gin.Context) (jetstream.Stream, bool) {
-	st, err := s.js.Stream(c.Request.Context(), job.DLQStream)
+// dlqStreamOf returns the JOBS_DLQ stream, or errUnavailable.
+func (s *Server) dlqStreamOf(ctx context.Context) (jetstream.Stream, error) {
+	st, err := s.js.Stream(ctx, job.DLQStream)
 	if err != nil {
 		s.log.Error("dlq stream", "err", err)
-		s.fail(c, errUnavailable)
-		return nil, false
+		return nil, errUnavailable
 	}
-	return st, true
+	return st, nil
 }
 
 // tenantOfMessage reads the tenant of a dead letter: its header, else its job body.
@@ -53,16 +56,50 @@ func tenantOfMessage(m *jetstream.RawStreamMsg) (string, *job.Job) {
 	return "", nil
 }
 
-func toDeadLetter(m *jetstream.RawStreamMsg, j *job.Job) deadLetter {
+func toDeadLetter(m *jetstream.RawStreamMsg, tenant string, j *job.Job) deadLetter {
 	d := deadLetter{
 		ID: m.Sequence, TaskID: m.Header.Get(job.HeaderTaskID), Error: m.Header.Get(job.HeaderError),
 		OriginalSubject: m.Header.Get(job.HeaderOriginalSubject), DeadLetteredAt: m.Header.Get(job.HeaderDeadLetteredAt),
+		TenantID: tenant,
 	}
 	d.Attempts, _ = strconv.Atoi(m.Header.Get(job.HeaderAttempts))
 	if j != nil {
 		d.Kind, d.Queue, d.AgentID, d.DocumentID, d.Filename, d.URL = j.Kind, j.Priority, j.AgentID, j.DocumentID, j.Filename, j.URL
 	}
 	return d
+}
+
+// scanDeadLetters reads the dead letters of st from sequence from on, oldest first, and returns
+// up to limit of those keep accepts. It reads at most dlqScanLimit messages; more reports that
+// the scan stopped before the end of the stream (a page was filled, or the bound was reached),
+// and last is the sequence of the last message read. Both the tenant's JSON list and the
+// operator dashboard's cross-tenant list read through it.
+func (s *Server) scanDeadLetters(ctx context.Context, st jetstream.Stream, from uint64, limit int, keep func(d *deadLetter) bool) (out []deadLetter, more bool, last uint64, err error) {
+	out = []deadLetter{}
+	seq := max(from, 1)
+	for scanned := 0; scanned < dlqScanLimit; scanned++ {
+		m, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(job.DLQSubjects))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			s.log.Error("dlq read", "err", err)
+			return nil, false, 0, errUnavailable
+		}
+		seq, last = m.Sequence+1, m.Sequence
+		t, j := tenantOfMessage(m)
+		if d := toDeadLetter(m, t, j); keep(&d) {
+			if len(out) == limit {
+				more = true
+				break
+			}
+			out = append(out, d)
+		}
+		if scanned == dlqScanLimit-1 {
+			more = true
+		}
+	}
+	return out, more, last, nil
 }
 
 // listDeadLetters pages through the caller's dead letters, oldest first; `cursor` is the id to
@@ -87,34 +124,15 @@ func (s *Server) listDeadLetters(c *gin.Context) {
 		}
 		seq = n + 1
 	}
-	st, ok := s.dlqStream(c)
-	if !ok {
+	st, err := s.dlqStreamOf(c.Request.Context())
+	if err != nil {
+		s.fail(c, err)
 		return
 	}
-	out := []deadLetter{}
-	var last uint64
-	more := false
-	for scanned := 0; scanned < dlqScanLimit; scanned++ {
-		m, err := st.GetMsg(c.Request.Context(), seq, jetstream.WithGetMsgSubject(job.DLQSubjects))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			break
-		}
-		if err != nil {
-			s.log.Error("dlq read", "err", err)
-			s.fail(c, errUnavailable)
-			return
-		}
-		seq, last = m.Sequence+1, m.Sequence
-		if t, j := tenantOfMessage(m); t == tenant {
-			if len(out) == limit {
-				more = true
-				break
-			}
-			out = append(out, toDeadLetter(m, j))
-		}
-		if scanned == dlqScanLimit-1 {
-			more = true
-		}
+	out, more, last, err := s.scanDeadLetters(c.Request.Context(), st, seq, limit, func(d *deadLetter) bool { return d.TenantID == tenant })
+	if err != nil {
+		s.fail(c, err)
+		return
 	}
 	resp := gin.H{"dead_letters": out}
 	if more && len(out) > 0 {
@@ -125,6 +143,21 @@ func (s *Server) listDeadLetters(c *gin.Context) {
 	c.JSON(http.StatusOK, resp)
 }
 
+// loadDeadLetter reads dead letter id of any tenant: its message, tenant and job (nil when the
+// body is not a valid job). Not found is a 404 *httpError.
+func (s *Server) loadDeadLetter(ctx context.Context, st jetstream.Stream, id uint64) (*jetstream.RawStreamMsg, string, *job.Job, error) {
+	m, err := st.GetMsg(ctx, id)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, "", nil, errNotFound("dead letter not found")
+	}
+	if err != nil {
+		s.log.Error("dlq read", "err", err)
+		return nil, "", nil, errUnavailable
+	}
+	t, j := tenantOfMessage(m)
+	return m, t, j, nil
+}
+
 // deadLetterOf loads dead letter :id of the caller's tenant (404 otherwise).
 func (s *Server) deadLetterOf(c *gin.Context) (jetstream.Stream, *jetstream.RawStreamMsg, *job.Job, bool) {
 	id, err := strconv.ParseUint(c.Param("id"), 10, 64)
@@ -132,21 +165,16 @@ func (s *Server) deadLetterOf(c *gin.Context) (jetstream.Stream, *jetstream.RawS
 		s.fail(c, errBadRequest("dead letter id must be a positive integer"))
 		return nil, nil, nil, false
 	}
-	st, ok := s.dlqStream(c)
-	if !ok {
-		return nil, nil, nil, false
-	}
-	m, err := st.GetMsg(c.Request.Context(), id)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		s.fail(c, errNotFound("dead letter not found"))
-		return nil, nil, nil, false
-	}
+	st, err := s.dlqStreamOf(c.Request.Context())
 	if err != nil {
-		s.log.Error("dlq read", "err", err)
-		s.fail(c, errUnavailable)
+		s.fail(c, err)
 		return nil, nil, nil, false
 	}
-	t, j := tenantOfMessage(m)
+	m, t, j, err := s.loadDeadLetter(c.Request.Context(), st, id)
+	if err != nil {
+		s.fail(c, err)
+		return nil, nil, nil, false
+	}
 	if t != tenantOf(c) {
 		s.fail(c, errNotFound("dead letter not found"))
 		return nil, nil, nil, false
@@ -154,32 +182,38 @@ func (s *Server) deadLetterOf(c *gin.Context) (jetstream.Stream, *jetstream.RawS
 	return st, m, j, true
 }
 
-// retryDeadLetter re-queues a dead letter on its original subject with its attempts reset:
-// the status goes back to PENDING, the document to queued, and the dead letter is removed.
-// The re-publish uses Nats-Msg-Id "<task id>:r<dead letter id>", which the duplicate window
-// cannot mistake for the first publish.
+// retryDeadLetter serves POST /api/v1/dlq/{id}/retry: [Server.requeueDeadLetter] on a dead
+// letter of the caller's tenant.
 func (s *Server) retryDeadLetter(c *gin.Context) {
-	ctx := c.Request.Context()
 	st, m, j, ok := s.deadLetterOf(c)
 	if !ok {
 		return
 	}
-	if j == nil {
-		s.fail(c, errConflict("this dead letter is not a valid job and cannot be retried; delete it"))
+	if err := s.requeueDeadLetter(c.Request.Context(), st, m, j); err != nil {
+		s.fail(c, err)
 		return
+	}
+	c.JSON(http.StatusAccepted, gin.H{"id": m.Sequence, "task_id": j.TaskID, "status": "queued", "message": "job re-queued with its attempts reset"})
+}
+
+// requeueDeadLetter re-queues dead letter m (job j) on its original subject with its attempts
+// reset: the status goes back to PENDING, the document to queued, and the dead letter is
+// removed. The re-publish uses Nats-Msg-Id "<task id>:r<dead letter id>", which the duplicate
+// window cannot mistake for the first publish. It returns an *httpError: 409 when the dead
+// letter is not a valid job or its document was deleted, 503 when NATS or PostgreSQL fails.
+func (s *Server) requeueDeadLetter(ctx context.Context, st jetstream.Stream, m *jetstream.RawStreamMsg, j *job.Job) error {
+	if j == nil {
+		return errConflict("this dead letter is not a valid job and cannot be retried; delete it")
 	}
 	if j.DocumentID != 0 {
 		if _, err := s.docs.GetDocument(ctx, j.TenantID, j.DocumentID); err != nil {
 			if errors.Is(err, job.ErrNotFound) {
-				s.fail(c, errConflict("the document of this dead letter was deleted; delete the dead letter"))
-				return
+				return errConflict("the document of this dead letter was deleted; delete the dead letter")
 			}
-			s.fail(c, errUnavailable)
-			return
+			return errUnavailable
 		}
 		if err := s.docs.SetStatus(ctx, j.DocumentID, job.DocQueued, ""); err != nil {
-			s.fail(c, errUnavailable)
-			return
+			return errUnavailable
 		}
 	}
 	status := &job.Status{
@@ -188,34 +222,42 @@ func (s *Server) retryDeadLetter(c *gin.Context) {
 		CreatedAt: s.now().UTC(),
 	}
 	if err := s.statuses.Put(ctx, status); err != nil {
-		s.fail(c, errUnavailable)
-		return
+		return errUnavailable
 	}
 	j.EnqueuedAt = s.now().UTC()
 	if err := s.publisher.Publish(ctx, j, j.TaskID+":r"+strconv.FormatUint(m.Sequence, 10)); err != nil {
 		s.log.Error("dlq retry: publish", "task_id", j.TaskID, "err", err)
-		s.fail(c, errUnavailable)
-		return
+		return errUnavailable
 	}
 	if err := st.DeleteMsg(ctx, m.Sequence); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 		s.log.Warn("dlq retry: remove dead letter", "task_id", j.TaskID, "err", err)
 	}
 	s.log.Info("dead letter re-queued", "task_id", j.TaskID, "dead_letter", m.Sequence)
-	c.JSON(http.StatusAccepted, gin.H{"id": m.Sequence, "task_id": j.TaskID, "status": "queued", "message": "job re-queued with its attempts reset"})
+	return nil
 }
 
-// deleteDeadLetter purges a dead letter and the uploaded bytes it kept.
+// deleteDeadLetter serves DELETE /api/v1/dlq/{id}: [Server.purgeDeadLetter] on a dead letter
+// of the caller's tenant.
 func (s *Server) deleteDeadLetter(c *gin.Context) {
 	st, m, j, ok := s.deadLetterOf(c)
 	if !ok {
 		return
 	}
-	if err := st.DeleteMsg(c.Request.Context(), m.Sequence); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-		s.fail(c, errUnavailable)
+	if err := s.purgeDeadLetter(c.Request.Context(), st, m, j); err != nil {
+		s.fail(c, err)
 		return
+	}
+	c.JSON(http.StatusOK, gin.H{"id": m.Sequence, "status": "deleted", "deleted_at": time.Now().UTC()})
+}
+
+// purgeDeadLetter removes dead letter m and the uploaded bytes its job j kept (j may be nil).
+func (s *Server) purgeDeadLetter(ctx context.Context, st jetstream.Stream, m *jetstream.RawStreamMsg, j *job.Job) error {
+	if err := st.DeleteMsg(ctx, m.Sequence); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		s.log.Error("dlq purge", "dead_letter", m.Sequence, "err", err)
+		return errUnavailable
 	}
 	if j != nil && j.Object != "" {
 		s.removeObject(j.Object)
 	}
-	c.JSON(http.StatusOK, gin.H{"id": m.Sequence, "status": "deleted", "deleted_at": time.Now().UTC()})
+	return nil
 }

@@ -70,17 +70,39 @@ func (s *Server) search(c *gin.Context) {
 		k = n
 	}
 	ctx := c.Request.Context()
-	query := docstore.SearchQuery{TenantID: tenantOf(c), AgentID: agent, Text: q, K: k}
+	hits, ranking, err := s.searchChunks(ctx, docstore.SearchQuery{TenantID: tenantOf(c), AgentID: agent, Text: q, K: k})
+	if err != nil {
+		if ctx.Err() == nil {
+			s.fail(c, err)
+		}
+		return // on a context error, the client went away
+	}
+	results := make([]searchResult, len(hits))
+	for i, h := range hits {
+		results[i] = searchResult{
+			ChunkID: h.ChunkID, DocumentID: h.DocumentID, Filename: h.Filename, URL: h.URL, Title: h.Title,
+			Page: h.Page, Heading: h.Heading, Ordinal: h.Ordinal, Content: h.Content, Score: h.Score,
+		}
+	}
+	c.JSON(http.StatusOK, gin.H{"query": q, "k": k, "ranking": ranking, "results": results})
+}
+
+// searchChunks embeds query.Text (when an embedder is configured) and runs the search,
+// returning the hits and the ranking used: "hybrid", or "full_text" when there is no embedder
+// or embedding the query failed. Errors are *httpError values (400 for a query the store
+// refuses, 503 otherwise) or ctx's error. The JSON API and the operator dashboard both search
+// through it.
+func (s *Server) searchChunks(ctx context.Context, query docstore.SearchQuery) ([]docstore.SearchHit, string, error) {
 	ranking := "hybrid"
 	if s.embedder == nil {
 		ranking = "full_text"
 	} else {
 		ectx, cancel := context.WithTimeout(ctx, searchEmbedTimeout)
-		vecs, err := s.embedder.Embed(ectx, []string{q})
+		vecs, err := s.embedder.Embed(ectx, []string{query.Text})
 		cancel()
 		switch {
 		case ctx.Err() != nil:
-			return // the client went away
+			return nil, "", ctx.Err()
 		case err != nil || len(vecs) != 1:
 			s.log.Warn("search: embedding the query failed; answering from full text", "err", err)
 			ranking = "full_text"
@@ -91,19 +113,10 @@ func (s *Server) search(c *gin.Context) {
 	hits, err := s.docs.Search(ctx, query)
 	if err != nil {
 		if errors.Is(err, docstore.ErrBadQuery) {
-			s.fail(c, errBadRequest(err.Error()))
-			return
+			return nil, "", errBadRequest(err.Error())
 		}
 		s.log.Error("search failed", "err", err)
-		s.fail(c, storeError(err, ""))
-		return
+		return nil, "", storeError(err, "")
 	}
-	results := make([]searchResult, len(hits))
-	for i, h := range hits {
-		results[i] = searchResult{
-			ChunkID: h.ChunkID, DocumentID: h.DocumentID, Filename: h.Filename, URL: h.URL, Title: h.Title,
-			Page: h.Page, Heading: h.Heading, Ordinal: h.Ordinal, Content: h.Content, Score: h.Score,
-		}
-	}
-	c.JSON(http.StatusOK, gin.H{"query": q, "k": k, "ranking": ranking, "results": results})
+	return hits, ranking, nil
 }

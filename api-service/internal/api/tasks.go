@@ -80,34 +80,40 @@ func (s *Server) getTask(c *gin.Context) {
 	c.JSON(http.StatusOK, taskFromStatus(st))
 }
 
-// cancelTask revokes a queued or running task: the document row is marked cancelled first
-// (it is the record the worker's commit checks), then the status becomes REVOKED and running
-// workers are told at once. A finished task answers 409.
+// cancelTask serves DELETE /api/v1/tasks/{task_id}: [Server.cancelTaskOf] for the caller's
+// tenant.
 func (s *Server) cancelTask(c *gin.Context) {
-	ctx := c.Request.Context()
-	tenant, taskID := tenantOf(c), c.Param("task_id")
-	st, err := s.lookupTask(ctx, tenant, taskID)
-	if err != nil {
+	taskID := c.Param("task_id")
+	if err := s.cancelTaskOf(c.Request.Context(), tenantOf(c), taskID); err != nil {
 		s.fail(c, err)
 		return
 	}
+	c.JSON(http.StatusOK, gin.H{"task_id": taskID, "status": "cancelled", "message": "task cancelled; a running job stops within a second"})
+}
+
+// cancelTaskOf revokes a queued or running task of tenant: the document row is marked
+// cancelled first (it is the record the worker's commit checks), then the status becomes
+// REVOKED and running workers are told at once. It returns an *httpError: 404 for no such task
+// of tenant, 409 for a finished one, 503 when NATS or PostgreSQL fails. The JSON API and the
+// operator dashboard both cancel through it.
+func (s *Server) cancelTaskOf(ctx context.Context, tenant, taskID string) error {
+	st, err := s.lookupTask(ctx, tenant, taskID)
+	if err != nil {
+		return err
+	}
 	if st.State.Terminal() {
-		s.fail(c, errConflict("task already finished ("+string(st.State)+")"))
-		return
+		return errConflict("task already finished (" + string(st.State) + ")")
 	}
 	if st.DocumentID != 0 {
 		if err := s.docs.Cancel(ctx, tenant, st.DocumentID); err != nil {
 			if errors.Is(err, job.ErrConflict) {
-				s.fail(c, errConflict("task already finished"))
-				return
+				return errConflict("task already finished")
 			}
 			if errors.Is(err, job.ErrNotFound) {
-				s.fail(c, errNotFound("task not found"))
-				return
+				return errNotFound("task not found")
 			}
 			s.log.Error("cancel: document", "task_id", taskID, "err", err)
-			s.fail(c, errUnavailable)
-			return
+			return errUnavailable
 		}
 	}
 	_, err = s.statuses.Update(ctx, taskID, func(st *job.Status) error {
@@ -119,16 +125,14 @@ func (s *Server) cancelTask(c *gin.Context) {
 	})
 	switch {
 	case errors.Is(err, job.ErrConflict):
-		s.fail(c, errConflict("task already finished"))
-		return
+		return errConflict("task already finished")
 	case err != nil && !errors.Is(err, job.ErrNotFound):
 		s.log.Error("cancel: status", "task_id", taskID, "err", err)
-		s.fail(c, errUnavailable)
-		return
+		return errUnavailable
 	}
 	if err := s.nc.Publish(job.CancelSubject(taskID), nil); err != nil {
 		s.log.Warn("cancel: announce", "task_id", taskID, "err", err)
 	}
 	s.log.Info("task cancelled", "task_id", taskID)
-	c.JSON(http.StatusOK, gin.H{"task_id": taskID, "status": "cancelled", "message": "task cancelled; a running job stops within a second"})
+	return nil
 }

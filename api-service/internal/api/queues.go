@@ -3,9 +3,11 @@ package api
 import (
 	"context"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quirehq/quire/shared/job"
 )
@@ -34,12 +36,16 @@ type queueView struct {
 	OldestPendingAgeSeconds float64 `json:"oldest_pending_age_seconds"`
 	// Paused is true while delivery is stopped by POST /api/v1/queues/{priority}/pause.
 	Paused bool `json:"paused"`
+	// DeadLetters is the number of this priority's jobs in JOBS_DLQ (subjects dlq.<priority>.>),
+	// all tenants; null if it could not be read.
+	DeadLetters *uint64 `json:"dead_letters"`
 }
 
 // queuesView is the body of GET /api/v1/queues.
 type queuesView struct {
 	Queues []queueView `json:"queues"`
-	// DeadLetters is the number of messages in JOBS_DLQ, all tenants; null if it could not be read.
+	// DeadLetters is the number of messages in JOBS_DLQ, all priorities and tenants; null if it
+	// could not be read.
 	DeadLetters *uint64 `json:"dead_letters"`
 	// ReadAt is when JetStream was read; readings are cached for a few seconds.
 	ReadAt time.Time `json:"read_at"`
@@ -69,6 +75,7 @@ func (s *Server) listQueues(c *gin.Context) {
 		return
 	}
 	view := queuesView{Queues: []queueView{}, ReadAt: r.At.UTC()}
+	dead := s.deadLettersByPriority(c.Request.Context())
 	read := map[job.Priority]bool{}
 	for _, q := range r.Queues {
 		read[q.Priority] = true
@@ -79,7 +86,7 @@ func (s *Server) listQueues(c *gin.Context) {
 		view.Queues = append(view.Queues, queueView{
 			Priority: string(q.Priority), Stream: q.Priority.Stream(),
 			Pending: q.Pending, InFlight: q.AckPending, Redelivered: q.Redelivered, Consumers: q.Waiting,
-			OldestPendingAgeSeconds: age, Paused: q.Paused,
+			OldestPendingAgeSeconds: age, Paused: q.Paused, DeadLetters: dead[q.Priority],
 		})
 	}
 	for _, p := range job.Priorities {
@@ -94,6 +101,35 @@ func (s *Server) listQueues(c *gin.Context) {
 		view.Unavailable = append(view.Unavailable, "dlq")
 	}
 	c.JSON(http.StatusOK, view)
+}
+
+// deadLettersByPriority counts the dead letters of each priority from the subjects of
+// JOBS_DLQ; nil entries if the stream could not be read.
+func (s *Server) deadLettersByPriority(ctx context.Context) map[job.Priority]*uint64 {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	st, err := s.js.Stream(ctx, job.DLQStream)
+	if err != nil {
+		s.log.Warn("queues: dead letters by priority", "err", err)
+		return nil
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(job.DLQSubjects))
+	if err != nil {
+		s.log.Warn("queues: dead letters by priority", "err", err)
+		return nil
+	}
+	out := make(map[job.Priority]*uint64, len(job.Priorities))
+	for _, p := range job.Priorities {
+		var n uint64
+		prefix := "dlq." + string(p) + "."
+		for subj, count := range info.State.Subjects {
+			if strings.HasPrefix(subj, prefix) {
+				n += count
+			}
+		}
+		out[p] = &n
+	}
+	return out
 }
 
 // pauseQueue serves POST /api/v1/queues/{priority}/pause (admin). It pauses the priority's

@@ -129,6 +129,11 @@ func TestQueuesReportsDepthPerPriority(t *testing.T) {
 	if body["dead_letters"] != 1.0 {
 		t.Errorf("dead_letters = %v, want 1", body["dead_letters"])
 	}
+	for p, want := range map[job.Priority]float64{job.PriorityHigh: 0, job.PriorityMedium: 0, job.PriorityLow: 1} {
+		if got := queue(t, body, p)["dead_letters"]; got != want {
+			t.Errorf("queue %s dead_letters = %v, want %v", p, got, want)
+		}
+	}
 	if _, ok := body["unavailable"]; ok {
 		t.Errorf("unavailable = %v, want absent", body["unavailable"])
 	}

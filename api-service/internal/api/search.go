@@ -56,6 +56,9 @@ func (s *Server) search(c *gin.Context) {
 	case !utf8.ValidString(q):
 		s.fail(c, errBadRequest("q is not valid UTF-8"))
 		return
+	case strings.ContainsRune(q, 0):
+		s.fail(c, errBadRequest("q contains a NUL character"))
+		return
 	case utf8.RuneCountInString(q) > maxSearchQueryChars:
 		s.fail(c, errBadRequest("q is longer than 1000 characters"))
 		return
@@ -63,7 +66,7 @@ func (s *Server) search(c *gin.Context) {
 	k := defaultSearchK
 	if v := c.Query("k"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxSearchK {
+		if err != nil || strings.Trim(v, "0123456789") != "" || n < 1 || n > maxSearchK {
 			s.fail(c, errBadRequest("k must be an integer in 1..50"))
 			return
 		}

@@ -127,6 +127,7 @@ func TestSearchRejectsBadParameters(t *testing.T) {
 		{"k zero", tokenAcme, searchPath("7", "pump", "k", "0"), http.StatusBadRequest},
 		{"k too big", tokenAcme, searchPath("7", "pump", "k", "51"), http.StatusBadRequest},
 		{"k not a number", tokenAcme, searchPath("7", "pump", "k", "ten"), http.StatusBadRequest},
+		{"k with a sign", tokenAcme, searchPath("7", "pump", "k", "+5"), http.StatusBadRequest},
 		{"bad agent", tokenAcme, searchPath("a%20b", "pump"), http.StatusBadRequest},
 		{"q of 1000 characters", tokenAcme, searchPath("7", strings.Repeat("é", 1000)), http.StatusOK},
 		{"k 50", tokenAcme, searchPath("7", "pump", "k", "50"), http.StatusOK},

@@ -30,6 +30,8 @@ import (
 	"time"
 )
 
+var corpusDir string
+
 type sizes struct {
 	w1Jobs, w1Paced, w1Rounds int
 	uploads, floorOps         int
@@ -45,7 +47,8 @@ func main() {
 	quick := flag.Bool("quick", false, "one-minute subset with smaller N")
 	binDir := flag.String("bin", "bin", "directory of api-service and worker-service (make build)")
 	out := flag.String("out", "", "write the results table (markdown) to this file")
-	only := flag.String("only", "w1,api,drain", "figures to run, comma-separated: w1, api, drain (drain needs api)")
+	only := flag.String("only", "", "figures to run, comma-separated: w1, api, drain (drain needs api), pdf (default all; -quick: all but pdf)")
+	flag.StringVar(&corpusDir, "corpus", "../shared/corpus", "corpus folder for the pdf figure (its pdf/p*.pdf files)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (in-process NATS, W1 consumers, load generators)")
 	flag.StringVar(&w1Only, "w1side", "", "run only this side of W1 (raw or quire), for profiling")
 	w1Jobs := flag.Int("w1jobs", 0, "override the number of W1 jobs")
@@ -79,7 +82,14 @@ func main() {
 	if *w1Paced > 0 {
 		sz.w1Paced = *w1Paced
 	}
-	if err := run(ctx, sz, mode, *binDir, *out, strings.Split(*only, ",")); err != nil {
+	figures := "w1,api,drain,pdf"
+	if *quick {
+		figures = "w1,api,drain"
+	}
+	if *only != "" {
+		figures = *only
+	}
+	if err := run(ctx, sz, mode, *binDir, *out, strings.Split(figures, ",")); err != nil {
 		pprof.StopCPUProfile()
 		fatal(err)
 	}
@@ -139,6 +149,13 @@ func run(ctx context.Context, sz sizes, mode, binDir, out string, only []string)
 			return err
 		}
 		rows = append(rows, apiRows...)
+	}
+	if slices.Contains(only, "pdf") {
+		pdfRows, err := runPDF(ctx, e, corpusDir, logf)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, pdfRows...)
 	}
 
 	var buf bytes.Buffer

@@ -22,21 +22,29 @@ func NewPublisher(js jetstream.Publisher) *Publisher { return &Publisher{js: js}
 // Publish encodes j and publishes it to its subject with Nats-Msg-Id = msgID (the task id for a
 // first publish, "<task id>:<n>" for a deliberate re-publish), and returns once the stream has
 // stored it. A publish repeated within the duplicate window with the same msgID is stored once.
-// Without a deadline on ctx it gives up after 10 seconds.
+// Without a deadline on ctx it gives up after 10 seconds; until then a stream with no leader
+// (after a node loss) is retried.
 func (p *Publisher) Publish(ctx context.Context, j *job.Job, msgID string) error {
 	body, err := j.Encode()
 	if err != nil {
 		return err
 	}
-	if _, ok := ctx.Deadline(); !ok {
+	deadline, ok := ctx.Deadline()
+	if !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
+		deadline, _ = ctx.Deadline()
 	}
 	msg := &nats.Msg{Subject: j.Subject(), Data: body, Header: nats.Header{}}
 	msg.Header.Set(job.HeaderTaskID, j.TaskID)
 	msg.Header.Set(job.HeaderTenantID, j.TenantID)
-	if _, err := p.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(j.Priority.Stream())); err != nil {
+	// A stream without a leader (an election after a node loss takes seconds) has no
+	// responders: retry until ctx ends rather than fail at once; Nats-Msg-Id keeps it one job.
+	const retryWait = 250 * time.Millisecond
+	retries := max(0, int(time.Until(deadline)/retryWait)+1)
+	if _, err := p.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(j.Priority.Stream()),
+		jetstream.WithRetryAttempts(retries), jetstream.WithRetryWait(retryWait)); err != nil {
 		return fmt.Errorf("jobqueue: publish %s: %w", msg.Subject, err)
 	}
 	return nil

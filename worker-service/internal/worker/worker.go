@@ -97,6 +97,10 @@ const (
 // statusTimeout bounds one write of a task status.
 const statusTimeout = 5 * time.Second
 
+// successRetryFor is how long the SUCCESS status of a committed job is retried before the job
+// is handed back.
+const successRetryFor = 30 * time.Second
+
 // Worker runs jobs from the job streams.
 type Worker struct {
 	cfg      Config
@@ -367,13 +371,7 @@ func (w *Worker) process(runCtx context.Context, p job.Priority, msg jetstream.M
 
 	switch {
 	case err == nil:
-		uerr := tr.Update(ctx, func(st *job.Status) error {
-			st.State, st.Current, st.Status, st.Error = job.StateSuccess, 100, "completed", ""
-			for _, fn := range rep.results {
-				fn(st)
-			}
-			return nil
-		})
+		uerr := w.recordSuccess(ctx, msg, tr, rep)
 		if uerr != nil {
 			// The results are committed; a redelivery re-runs the idempotent job.
 			log.Warn("could not record success; job will be redelivered", "err", uerr)
@@ -420,6 +418,34 @@ func (w *Worker) process(runCtx context.Context, p job.Priority, msg jetstream.M
 		log.Warn("job failed; will retry", "err", err, "retry_in", delay)
 		_ = msg.NakWithDelay(delay)
 		w.observe(p, j, OutcomeRetried, elapsed)
+	}
+}
+
+// recordSuccess writes the SUCCESS status of a job whose results are committed. A write that
+// fails (NATS reconnecting, the TASKS stream electing a leader after a node loss, which takes
+// seconds) is retried for up to successRetryFor, each attempt bounded by statusTimeout, while
+// in-progress acks keep the delivery: handing the job back would run it again for nothing.
+func (w *Worker) recordSuccess(ctx context.Context, msg jetstream.Msg, tr *taskstatus.Tracker, rep *reporter) error {
+	deadline := time.Now().Add(successRetryFor)
+	for {
+		uctx, cancel := context.WithTimeout(ctx, statusTimeout)
+		err := tr.Update(uctx, func(st *job.Status) error {
+			st.State, st.Current, st.Status, st.Error = job.StateSuccess, 100, "completed", ""
+			for _, fn := range rep.results {
+				fn(st)
+			}
+			return nil
+		})
+		cancel()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		_ = msg.InProgress()
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(250 * time.Millisecond):
+		}
 	}
 }
 

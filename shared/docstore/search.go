@@ -157,19 +157,27 @@ func (s *Store) textRanking(ctx context.Context, q SearchQuery, n int) ([]int64,
 		anyExpr = `(SELECT quire_tsquery_or(plainto_tsquery('simple', lex))
 			FROM unnest(tsvector_to_array(to_tsvector('simple', $3))) AS lex)`
 	}
+	// Chunks holding every word rank first, so when there are n of them the any-word matches
+	// (possibly most of the agent's chunks, each to be ranked) need not be read at all.
+	query := func(where string) string {
+		return `WITH tq AS (SELECT websearch_to_tsquery('simple', $3) AS q_all, ` + anyExpr + ` AS q_any)
+		SELECT c.id FROM chunks c, tq
+		WHERE c.tenant_id = $1 AND c.agent_id = $2 AND tq.q_any IS NOT NULL AND ` + where + `
+		ORDER BY c.tsv @@ tq.q_all DESC, ts_rank(c.tsv, tq.q_any, 1) DESC, c.id
+		LIMIT $4`
+	}
 	var ids []int64
 	err := readNoJIT(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `
-		WITH tq AS (SELECT websearch_to_tsquery('simple', $3) AS q_all, `+anyExpr+` AS q_any)
-		SELECT c.id FROM chunks c, tq
-		WHERE c.tenant_id = $1 AND c.agent_id = $2 AND tq.q_any IS NOT NULL AND c.tsv @@ tq.q_any
-		ORDER BY c.tsv @@ tq.q_all DESC, ts_rank(c.tsv, tq.q_any, 1) DESC, c.id
-		LIMIT $4`, q.TenantID, q.AgentID, q.Text, n)
-		if err != nil {
-			return err
+		for _, where := range []string{"c.tsv @@ tq.q_all", "c.tsv @@ tq.q_any"} {
+			rows, err := tx.Query(ctx, query(where), q.TenantID, q.AgentID, q.Text, n)
+			if err != nil {
+				return err
+			}
+			if ids, err = pgx.CollectRows(rows, pgx.RowTo[int64]); err != nil || len(ids) >= n {
+				return err
+			}
 		}
-		ids, err = pgx.CollectRows(rows, pgx.RowTo[int64])
-		return err
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("docstore: full-text search: %w", err)

@@ -428,3 +428,24 @@ func BenchmarkSearch(b *testing.B) {
 		})
 	}
 }
+
+// TestSearchManyAllWordMatches: with more chunks holding every word than a ranking keeps, the
+// any-word matches are not needed and never appear.
+func TestSearchManyAllWordMatches(t *testing.T) {
+	s, _ := open(t)
+	contents := make([]string, 120)
+	for i := range contents {
+		contents[i] = fmt.Sprintf("alpha beta item %d", i)
+	}
+	all := addDoc(t, s, "acme", "7", "all.txt", "", nil, contents...)
+	addDoc(t, s, "acme", "7", "any.txt", "", nil, "alpha alpha alpha alpha")
+	hits := search(t, s, "acme", "7", "alpha beta", nil, 50)
+	if len(hits) != 50 {
+		t.Fatalf("%d hits, want 50", len(hits))
+	}
+	for i, h := range hits {
+		if h.DocumentID != all.ID || h.TextRank != i+1 {
+			t.Fatalf("hit %d = %+v, want a chunk of document %d holding both words", i, h, all.ID)
+		}
+	}
+}

@@ -102,7 +102,7 @@ func New(cfg Config, d Deps) *Server {
 	admin.POST("/:priority/pause", s.pauseQueue)
 	admin.POST("/:priority/resume", s.resumeQueue)
 
-	v1 := e.Group("/api/v1", s.authenticate(), s.rateLimit())
+	v1 := e.Group("/api/v1", s.authenticate(), s.rateLimit(), s.checkParams())
 	v1.POST("/documents/agent/:agent_id/upload", s.idempotent(), s.upload)
 	v1.POST("/documents/agent/:agent_id/webpage", s.idempotent(), s.webpage)
 	v1.POST("/documents/agent/:agent_id/crawl", s.idempotent(), s.crawl)

@@ -158,7 +158,7 @@ func (s *Server) crawl(c *gin.Context) {
 // decodeJSON reads a JSON object of at most maxURLRequestBytes into v: 413 past the cap, 400
 // when it is not one valid JSON object.
 func decodeJSON(c *gin.Context, v any) error {
-	body := http.MaxBytesReader(c.Writer, c.Request.Body, maxURLRequestBytes)
+	body := newUTF8Reader(http.MaxBytesReader(c.Writer, c.Request.Body, maxURLRequestBytes))
 	dec := json.NewDecoder(body)
 	err := dec.Decode(v)
 	if err == nil {

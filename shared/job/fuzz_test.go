@@ -1,0 +1,59 @@
+package job_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/quirehq/quire/shared/job"
+)
+
+// FuzzDecode: Decode never panics, fails only with ErrInvalidJob, and a job it accepts
+// encodes and decodes back to itself.
+func FuzzDecode(f *testing.F) {
+	for _, seed := range []string{
+		`{"v":1,"task_id":"t1","kind":"document","tenant_id":"acme","agent_id":"7","document_id":42,"priority":"high","object":"t1","filename":"notes.txt","content_type":"text/plain","enqueued_at":"2026-01-02T03:04:05Z"}`,
+		`{"v":1,"task_id":"t2","kind":"webpage","tenant_id":"acme","agent_id":"7","priority":"Low","url":"https://example.com/","enqueued_at":"2026-01-02T03:04:05.123456789+02:00"}`,
+		`{"v":1,"task_id":"t3","kind":"crawl","tenant_id":"acme","agent_id":"7","priority":"low","url":"https://example.com/","max_pages":50,"max_depth":2,"depth":1,"parent_task_id":"t0","force":true}`,
+		`{"v":2,"task_id":"t","kind":"document"}`,
+		`{"v":1,"task_id":"\u0000","kind":"webpage","tenant_id":"\ud800","agent_id":"\xff","priority":" HIGH ","url":"x"}`,
+		`{"v":1.0,"v":1,"task_id":"a","task_id":"b","kind":"webpage","tenant_id":"t","agent_id":"a","priority":"high","url":"u","enqueued_at":null}`,
+		`[]`, `null`, `{`, ``, `{"enqueued_at":"0000-01-01T00:00:00-23:59"}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		j, err := job.Decode(data)
+		if err != nil {
+			if !errors.Is(err, job.ErrInvalidJob) {
+				t.Fatalf("Decode(%q) error %v is not ErrInvalidJob", data, err)
+			}
+			if j != nil {
+				t.Fatalf("Decode(%q) returned a job with an error", data)
+			}
+			return
+		}
+		if err := j.Validate(); err != nil {
+			t.Fatalf("Decode(%q) accepted a job that does not validate: %v", data, err)
+		}
+		enc, err := j.Encode()
+		if err != nil {
+			t.Fatalf("Encode of decoded %q: %v", data, err)
+		}
+		back, err := job.Decode(enc)
+		if err != nil {
+			t.Fatalf("Decode(Encode(Decode(%q))) = %v\nencoded: %s", data, err, enc)
+		}
+		if !back.EnqueuedAt.Equal(j.EnqueuedAt) {
+			t.Fatalf("enqueued_at changed in the round trip: %v -> %v", j.EnqueuedAt, back.EnqueuedAt)
+		}
+		back.EnqueuedAt, j.EnqueuedAt = j.EnqueuedAt, j.EnqueuedAt
+		if *back != *j {
+			t.Fatalf("round trip changed the job:\n in %+v\nout %+v", j, back)
+		}
+		// Encoding is stable: a second round gives the same bytes.
+		again, err := back.Encode()
+		if err != nil || string(again) != string(enc) {
+			t.Fatalf("second encoding differs:\n%s\n%s (%v)", enc, again, err)
+		}
+	})
+}

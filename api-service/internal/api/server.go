@@ -116,6 +116,8 @@ func New(cfg Config, d Deps) *Server {
 	v1.POST("/dlq/:id/retry", s.idempotent(), s.retryDeadLetter)
 	v1.DELETE("/dlq/:id", s.deleteDeadLetter)
 	v1.GET("/agents/:agent_id/search", s.search)
+	// The operator dashboard at /ui/ (ui.go).
+	s.mountUI(e)
 	s.engine = e
 	return s
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/quirehq/quire/shared/docstore"
 	"github.com/quirehq/quire/shared/job"
 )
 
@@ -60,15 +61,22 @@ func (s *Server) lookupTask(ctx context.Context, tenant, taskID string) (*job.St
 		s.log.Error("task document lookup", "task_id", taskID, "err", err)
 		return nil, errUnavailable
 	}
-	st = &job.Status{
-		TaskID: taskID, State: job.StateOfDocument(doc.Status), Status: doc.Status, Total: 100,
+	return statusOfDocument(doc), nil
+}
+
+// statusOfDocument derives a task status from its document record, for a task whose live
+// status has expired.
+func statusOfDocument(doc *docstore.Document) *job.Status {
+	st := &job.Status{
+		TaskID: doc.TaskID, State: job.StateOfDocument(doc.Status), Status: doc.Status, Total: 100,
 		DocumentID: doc.ID, ChunkCount: doc.ChunkCount, Queue: job.Priority(doc.Priority), Kind: doc.Kind,
 		Error: doc.Error, URL: doc.URL, CreatedAt: doc.CreatedAt, UpdatedAt: doc.UpdatedAt, TenantID: doc.TenantID,
+		AgentID: doc.AgentID,
 	}
 	if st.State.Terminal() {
 		st.Current = 100
 	}
-	return st, nil
+	return st
 }
 
 func (s *Server) getTask(c *gin.Context) {

@@ -103,6 +103,10 @@ func TestQueuesReportsDepthPerPriority(t *testing.T) {
 	if _, err := e.js.Publish(t.Context(), job.DLQSubject(job.PriorityLow, job.KindDocument), []byte(`{}`)); err != nil {
 		t.Fatal(err)
 	}
+	// A consumer's num_pending follows the stream a moment after a publish; the first reading
+	// (cached afterwards) must see the settled counts.
+	waitPending(t, e.js, job.PriorityHigh, 2)
+	waitPending(t, e.js, job.PriorityLow, 1)
 
 	body := e.queues(t)
 	want := map[job.Priority]float64{job.PriorityHigh: 2, job.PriorityMedium: 0, job.PriorityLow: 1}
@@ -192,6 +196,22 @@ func TestPauseAndResumeAQueue(t *testing.T) {
 	}
 	if n := fetch(t, cons, 5*time.Second); n != 1 {
 		t.Fatalf("the resumed queue delivered %d jobs, want 1", n)
+	}
+}
+
+// waitPending waits until the consumer `workers` of p reports n pending jobs.
+func waitPending(t *testing.T, js jetstream.JetStream, p job.Priority, n uint64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := js.Consumer(t.Context(), p.Stream(), job.ConsumerName)
+		if err == nil && c.CachedInfo().NumPending == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: num_pending never reached %d (%v)", p.Stream(), n, err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -200,8 +200,8 @@ func (p *popplerEngine) run(ctx context.Context, bin string, args []string, data
 	var stderr limitedBuffer
 	stderr.max = 4 << 10
 	cmd.Stderr = &stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.SysProcAttr = groupAttrs()
+	cmd.Cancel = func() error { return killGroup(cmd.Process) }
 	cmd.WaitDelay = 2 * time.Second
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -213,7 +213,7 @@ func (p *popplerEngine) run(ctx context.Context, bin string, args []string, data
 	outErr := out(stdout)
 	if outErr != nil {
 		// Stop reading: kill the whole group rather than leave it blocked on a full pipe.
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = killGroup(cmd.Process)
 		_, _ = io.Copy(io.Discard, stdout)
 	}
 	waitErr := cmd.Wait()

@@ -44,6 +44,15 @@ type config struct {
 	WebpageAllowPrivate  bool   `envconfig:"WEBPAGE_ALLOW_PRIVATE" default:"false"`
 	LogLevel             string `envconfig:"LOG_LEVEL" default:"info"`
 
+	// Extraction (see internal/extract.Options for what each bounds).
+	PDFEngine        string        `envconfig:"PDF_ENGINE" default:"pdfium"`
+	ExtractTimeout   time.Duration `envconfig:"EXTRACT_TIMEOUT" default:"60s"`
+	ExtractMaxText   int           `envconfig:"EXTRACT_MAX_TEXT_BYTES" default:"33554432"`
+	ExtractMaxPages  int           `envconfig:"EXTRACT_MAX_PAGES" default:"5000"`
+	PDFWorkers       int           `envconfig:"PDF_WORKERS"`
+	PDFMemoryLimitMB int           `envconfig:"PDF_MEMORY_LIMIT_MB"`
+	WasmCacheDir     string        `envconfig:"WASM_CACHE_DIR"`
+
 	// EmbeddingsRateLimitRPS and EmbeddingsRateLimitTPM cap the process's embeddings requests
 	// per second and tokens per minute (0: no limit); EmbeddingsMaxTokensPerRequest caps the
 	// tokens of one request (OpenAI allows 300000; TEI's default is 16384).
@@ -142,6 +151,12 @@ func (c config) validate() error {
 	}
 	if c.ChunkOverlap < 0 || c.ChunkOverlap >= c.ChunkSize {
 		errs = append(errs, fmt.Errorf("CHUNK_OVERLAP: %d must be at least 0 and below CHUNK_SIZE", c.ChunkOverlap))
+	}
+	if c.PDFEngine != "pdfium" && c.PDFEngine != "pdftotext" {
+		errs = append(errs, fmt.Errorf("PDF_ENGINE: %q is not pdfium or pdftotext", c.PDFEngine))
+	}
+	if c.ExtractTimeout <= 0 || c.ExtractMaxText <= 0 || c.ExtractMaxPages <= 0 || c.PDFWorkers < 0 || c.PDFMemoryLimitMB < 0 {
+		errs = append(errs, errors.New("EXTRACT_TIMEOUT, EXTRACT_MAX_TEXT_BYTES, EXTRACT_MAX_PAGES, PDF_WORKERS, PDF_MEMORY_LIMIT_MB: must be positive"))
 	}
 	if _, err := logging.ParseLevel(c.LogLevel); err != nil {
 		errs = append(errs, err)

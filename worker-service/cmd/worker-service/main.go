@@ -71,11 +71,20 @@ func run(ctx context.Context) error {
 	}
 	defer docs.Close()
 
-	ex, err := extract.New(ctx, extract.Options{})
+	ex, err := extract.New(ctx, extract.Options{
+		PDFEngine: cfg.PDFEngine, Timeout: cfg.ExtractTimeout, MaxTextBytes: cfg.ExtractMaxText, MaxPages: cfg.ExtractMaxPages,
+		PDFWorkers: cfg.PDFWorkers, PDFMemoryLimitMB: cfg.PDFMemoryLimitMB, CompilationCacheDir: cfg.WasmCacheDir,
+	})
 	if err != nil {
 		return err
 	}
 	defer func() { _ = ex.Close() }()
+	// Chunks are counted with the embeddings model's tokenizer (cl100k_base for the local
+	// provider and OpenAI's embedding models), compiled in: no network at run time.
+	counter, err := chunk.NewCounter(cfg.EmbeddingsModel)
+	if err != nil {
+		return fmt.Errorf("EMBEDDINGS_MODEL: tokenizer: %w", err)
+	}
 	emb, err := newEmbedder(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -92,7 +101,7 @@ func run(ctx context.Context) error {
 	hosts := webfetch.NewHostLimiter(webfetch.DefaultPerHost, webfetch.DefaultDelay)
 	pipeline := &ingest.Pipeline{
 		Docs: docs, Uploads: top.Uploads, Extractor: ex, Embedder: emb,
-		Chunking:  chunk.Options{Size: cfg.ChunkSize, Overlap: cfg.ChunkOverlap},
+		Chunking:  chunk.Options{Size: cfg.ChunkSize, Overlap: cfg.ChunkOverlap, Counter: counter},
 		BatchSize: cfg.EmbeddingsBatchSize, Logger: log,
 		Fetcher: fetcher, Crawler: webfetch.NewCrawler(fetcher, webfetch.CrawlConfig{Limiter: hosts}), Hosts: hosts,
 		Jobs: js, Statuses: statuses,

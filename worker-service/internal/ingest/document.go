@@ -93,11 +93,18 @@ func (p *Pipeline) Document(ctx context.Context, j *job.Job) error {
 		return worker.Permanent(fmt.Errorf("ingest: %w", err))
 	}
 	start := time.Now()
+	last := -1
 	doc, err := p.Extractor.Extract(ctx, bytes.NewReader(data), int64(len(data)), t, func(done, total int) {
-		if total > 0 {
-			cur := progressExtract + (progressChunk-progressExtract)*done/total
-			_ = rep.Progress(ctx, min(cur, progressChunk-1), fmt.Sprintf("extracting text (%d/%d)", done, total))
+		if total <= 0 {
+			return
 		}
+		// One status write per percent, not per page: a 5,000-page PDF moves 30 times.
+		cur := min(progressExtract+(progressChunk-progressExtract)*done/total, progressChunk-1)
+		if cur == last {
+			return
+		}
+		last = cur
+		_ = rep.Progress(ctx, cur, fmt.Sprintf("extracting text (%d/%d)", done, total))
 	})
 	if err != nil {
 		return extractError(ctx, err)
@@ -281,10 +288,24 @@ func embedError(err error) error {
 	return err
 }
 
-// extractError makes extraction failures permanent, except a cancelled or expired context.
+// extractError makes extraction failures permanent: retrying the same bytes cannot help.
+// Not so a cancelled or expired context, an extraction engine that failed to start
+// (extract.ErrEngine) or a read error of the bytes themselves (no extract sentinel): those
+// are retried.
 func extractError(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
+	if ctx.Err() != nil || errors.Is(err, extract.ErrEngine) || !isDocumentError(err) {
 		return err
 	}
 	return worker.Permanent(err)
+}
+
+// isDocumentError reports whether err says something about the document itself.
+func isDocumentError(err error) bool {
+	for _, e := range []error{extract.ErrUnsupported, extract.ErrCorrupt, extract.ErrEncrypted,
+		extract.ErrNeedsOCR, extract.ErrTooLarge, extract.ErrEmpty} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }

@@ -231,6 +231,10 @@ func TestUIBrowserUploadCancelAndDeadLetter(t *testing.T) {
 	if last := seen[len(seen)-1]; !midway || last.Progress != 100 {
 		t.Fatalf("task page went through %+v; want PROGRESS with a partial progress bar, then SUCCESS at 100", seen)
 	}
+	// Screen readers hear the change through the page's polite live region.
+	if said := eval[string](d, `document.getElementById('live-announcer').textContent`); !strings.Contains(said, "SUCCESS") {
+		t.Fatalf("live region announced %q, want the SUCCESS summary", said)
+	}
 	d.screenshot("04-task-success")
 	d.do("open the task list", chromedp.Navigate(api.base+"/ui/tasks"), chromedp.WaitVisible(chromedp.CSS(`tr[data-task="`+watched+`"]`)))
 	d.screenshot("05-tasks")

@@ -319,17 +319,17 @@ func (u *ui) requireAuth() gin.HandlerFunc {
 	}
 }
 
-// sameOrigin refuses requests a browser marks as cross-site: Sec-Fetch-Site other than
-// same-origin or none, or an Origin whose host is not the request's.
+// sameOrigin refuses requests a browser marks as cross-site. Browsers that send
+// Sec-Fetch-Site are trusted on it (same-origin, or none for a typed address), which also
+// holds behind a proxy that rewrites Host; for older ones, an Origin must name the request's
+// host (or the X-Forwarded-Host a proxy set). The CSRF token is checked as well.
 func sameOrigin(r *http.Request) bool {
-	switch r.Header.Get("Sec-Fetch-Site") {
-	case "", "same-origin", "none":
-	default:
-		return false
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
+		return site == "same-origin" || site == "none"
 	}
 	if o := r.Header.Get("Origin"); o != "" {
 		ou, err := url.Parse(o)
-		if err != nil || ou.Host != r.Host {
+		if err != nil || (ou.Host != r.Host && ou.Host != r.Header.Get("X-Forwarded-Host")) {
 			return false
 		}
 	}

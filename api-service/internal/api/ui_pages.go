@@ -25,10 +25,12 @@ import (
 // (progress, attempts, the worker's message) while that status exists, and derived from the
 // row once it has expired, exactly as GET /api/v1/tasks/{task_id} does.
 
-// uiStates maps a task state filter to the document statuses that can hold it.
+// uiStates maps a task state filter to the document statuses that can hold it. A live state
+// that is not final can sit on a row still queued or already processing (the worker reports
+// progress before its handler marks the row), so those select both and the live state decides.
 var uiStates = map[job.State][]string{
-	job.StatePending:  {job.DocQueued},
-	job.StateProgress: {job.DocProcessing},
+	job.StatePending:  {job.DocQueued, job.DocProcessing},
+	job.StateProgress: {job.DocQueued, job.DocProcessing},
 	job.StateRetry:    {job.DocQueued, job.DocProcessing},
 	job.StateSuccess:  {job.DocCompleted},
 	job.StateFailure:  {job.DocFailed},
@@ -132,6 +134,9 @@ func (u *ui) tasksPage(c *gin.Context) {
 		view.Next = q.Encode()
 	}
 	view.Summary = strconv.Itoa(len(view.Tasks)) + " tasks shown"
+	if len(view.Tasks) == 1 {
+		view.Summary = "1 task shown"
+	}
 	for _, s := range view.States {
 		if counts[s] > 0 {
 			view.Summary += ", " + strconv.Itoa(counts[s]) + " " + string(s)

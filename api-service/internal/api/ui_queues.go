@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -181,7 +182,7 @@ func (u *ui) queuesView(ctx context.Context) (queuesViewUI, error) {
 	if len(samples) == 0 {
 		return queuesViewUI{}, err
 	}
-	view := queuesViewUI{Window: humanDuration(uiRateWindow), ReadAt: samples[len(samples)-1].at}
+	view := queuesViewUI{Window: strconv.Itoa(int(uiRateWindow.Minutes())) + " minutes", ReadAt: samples[len(samples)-1].at}
 	if err != nil {
 		u.s.log.Warn("ui: reading queues", "err", err)
 		view.Unavailable = "Some queues could not be read just now; the figures shown are the last ones read."

@@ -1,14 +1,23 @@
 // Quire operator dashboard: refreshes each [data-live] region every 2 seconds by asking the
 // same URL for its live fragment (header X-Quire-Fragment: live). The server renders the
 // fragment with html/template, as the page itself; this script only swaps it in when it
-// changed, and pauses while the tab is hidden. Without JavaScript the pages work, just static.
+// changed, pauses while the tab is hidden, and copies the region's one-line summary into the
+// page's polite live region (#live-announcer) when the summary changes, so that screen readers
+// hear what changed rather than the whole table. Without JavaScript the pages work, just static.
 (function () {
   "use strict";
-  var regions = document.querySelectorAll("[data-live]");
+  var regions = Array.prototype.slice.call(document.querySelectorAll("[data-live]"));
+  var announcer = document.getElementById("live-announcer");
   if (!regions.length || !window.fetch) {
     return;
   }
+  var last = null;
   var busy = false;
+  function summary() {
+    var s = document.querySelector("[data-live] .summary");
+    return s ? s.textContent.replace(/\s+/g, " ").trim() : "";
+  }
+  var said = summary();
   function refresh() {
     if (busy || document.hidden) {
       return;
@@ -20,20 +29,23 @@
       cache: "no-store"
     }).then(function (resp) {
       if (resp.status === 401) {
-        window.location.reload(); // the session expired: the page sends us to sign in
+        window.location.reload(); // the session ended: the page sends us to sign in
         return null;
       }
       return resp.ok ? resp.text() : null;
     }).then(function (html) {
-      if (html === null || html === undefined) {
+      if (typeof html !== "string" || html === last) {
         return;
       }
+      last = html;
       regions.forEach(function (el) {
-        if (el.getAttribute("data-last") !== html) {
-          el.innerHTML = html;
-          el.setAttribute("data-last", html);
-        }
+        el.innerHTML = html;
       });
+      var now = summary();
+      if (announcer && now !== said) {
+        announcer.textContent = now;
+        said = now;
+      }
     }).catch(function () {
       // The server is unreachable for a moment; the next tick tries again.
     }).finally(function () {

@@ -253,6 +253,8 @@ func TestUIBearerTokenForAutomation(t *testing.T) {
 	wantRedirect(t, resp, "/ui/tasks/"+taskID+"?notice=cancelled")
 }
 
+var deadHigh = regexp.MustCompile(`(?s)data-queue="high".*?data-field="dead_lettered">([^<]*)<.*?data-field="failure">([^<]*)<`)
+
 var pendingHigh = regexp.MustCompile(`(?s)data-queue="high".*?data-field="pending">(\d+)<.*?data-field="done">([^<]*)<`)
 
 func TestUIQueuesPageLiveWithRates(t *testing.T) {
@@ -288,6 +290,7 @@ func TestUIQueuesPageLiveWithRates(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	e.deadLetter(t, "acme", "queues-dead-2") // and another job of the high queue is dead-lettered
 	time.Sleep(1100 * time.Millisecond)
 	// The script's polling asks for the live region alone.
 	resp, body = b.get("/ui/queues", "X-Quire-Fragment", "live")
@@ -301,6 +304,10 @@ func TestUIQueuesPageLiveWithRates(t *testing.T) {
 	}
 	if done, err := strconv.ParseFloat(m[2], 64); err != nil || done <= 0 {
 		t.Fatalf("done/min after a finished job = %q, want > 0", m[2])
+	}
+	dead := deadHigh.FindStringSubmatch(body)
+	if dead == nil || dead[1] == "0.0" || dead[1] == "—" || dead[2] != "100.0 %" {
+		t.Fatalf("high queue dead-lettered/min and failure rate = %q, want > 0 and 100 %%:\n%s", dead, body)
 	}
 }
 

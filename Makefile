@@ -5,8 +5,10 @@ MODULES  := shared api-service worker-service
 CORPUS   ?= ../shared/corpus
 # Test flags; CI adds nothing, `make test TESTFLAGS=-race` for the race detector.
 TESTFLAGS ?=
+# How long `make fuzz` runs each fuzz target.
+FUZZTIME ?= 15s
 
-.PHONY: help build run test fmt lint bench bench-quick corpus clean
+.PHONY: help build run test fuzz fmt lint bench bench-quick corpus clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -19,6 +21,10 @@ run: build ## Run NATS, PostgreSQL, the API and a worker locally (data in .data/
 
 test: ## Run every test against real NATS and PostgreSQL (a throwaway cluster unless DATABASE_URL is set)
 	@set -e; for m in $(MODULES); do echo "== $$m"; (cd $$m && $(GO) test -count=1 -timeout 15m $(TESTFLAGS) ./...); done
+
+fuzz: ## Run each fuzz target for FUZZTIME (15s): job.Decode and the upload handler on real NATS and PostgreSQL
+	cd shared && $(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./job/
+	cd api-service && $(GO) test -run '^$$' -fuzz '^FuzzUpload$$' -fuzztime $(FUZZTIME) ./internal/api/
 
 fmt: ## gofmt every module
 	@for m in $(MODULES); do (cd $$m && $(GO) fmt ./...); done

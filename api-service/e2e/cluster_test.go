@@ -35,10 +35,6 @@ func TestClusterNodeLoss(t *testing.T) {
 	t.Run("leader", func(t *testing.T) { runClusterNodeLoss(t, true) })
 }
 
-// clusterTracked are the assets whose leaders are gathered on one node before the kill:
-// the high-priority queue, its consumer, the task statuses and the uploads.
-var clusterTracked = []string{"JOBS_HIGH", "KV_" + job.TasksBucket, "OBJ_" + job.UploadsBucket}
-
 func runClusterNodeLoss(t *testing.T, killLeader bool) {
 	c := natstest.RunCluster(t, 3)
 	nc, js := c.Connect(t)
@@ -57,7 +53,9 @@ func runClusterNodeLoss(t *testing.T, killLeader bool) {
 	}, js: js, dbURL: db}
 	api := s.startAPI(t)
 
-	// Every tracked leader on one node, then kill that node or one that leads none of them.
+	// The leaders of the high-priority queue, its consumer, the task statuses and the uploads
+	// gathered on one node; then kill that node, or one that leads none of them.
+	clusterTracked := []string{"JOBS_HIGH", "KV_" + job.TasksBucket, "OBJ_" + job.UploadsBucket}
 	lead := c.WaitStreamLeader(t, "JOBS_HIGH")
 	for _, name := range clusterTracked {
 		c.MoveStreamLeader(t, nc, name, lead)

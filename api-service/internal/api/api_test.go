@@ -363,3 +363,34 @@ func TestUploadUndoesEverythingWhenPublishFails(t *testing.T) {
 		t.Fatalf("TASKS still holds %s after a failed publish", k)
 	}
 }
+
+func TestReuploadOfTheSameBytesIsADuplicate(t *testing.T) {
+	e := newEnv(t, 0)
+	_, first := e.upload(t, tokenAcme, "7", "a.txt", []byte("the same bytes"), nil)
+	id := int64(first["id"].(float64))
+	// The worker's commit, as the pipeline makes it.
+	if err := e.docs.StartProcessing(t.Context(), id); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.docs.Complete(t.Context(), id, docstore.Completion{EmbeddingModel: "quire-local-hash-v1",
+		Chunks: []docstore.Chunk{{Content: "the same bytes", TokenCount: 3}}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, again := e.upload(t, tokenAcme, "7", "b.txt", []byte("the same bytes"), nil)
+	if resp.StatusCode != http.StatusAccepted || again["duplicate_of"] != first["id"] || again["id"] != first["id"] || again["status"] != "completed" {
+		t.Fatalf("re-upload = %d %v, want 202 duplicate_of %v", resp.StatusCode, again, first["id"])
+	}
+	if n := streamMsgs(t, e.js, "JOBS_HIGH"); n != 1 {
+		t.Fatalf("JOBS_HIGH holds %d jobs after a duplicate, want 1", n)
+	}
+	// Another agent, or force=true, processes it.
+	if _, other := e.upload(t, tokenAcme, "8", "b.txt", []byte("the same bytes"), nil); other["duplicate_of"] != nil {
+		t.Fatalf("another agent's upload was a duplicate: %v", other)
+	}
+	if _, forced := e.upload(t, tokenAcme, "7", "b.txt", []byte("the same bytes"), map[string]string{"force": "true"}); forced["duplicate_of"] != nil || forced["status"] != "queued" {
+		t.Fatalf("force=true = %v", forced)
+	}
+	if n := streamMsgs(t, e.js, "JOBS_HIGH"); n != 3 {
+		t.Fatalf("JOBS_HIGH holds %d jobs, want 3", n)
+	}
+}

@@ -46,6 +46,8 @@ type acceptedResponse struct {
 	URL            string `json:"url,omitempty"`
 	Message        string `json:"message"`
 	ProcessingNote string `json:"processing_note"`
+	// DuplicateOf is the completed document with the same bytes that answered this upload.
+	DuplicateOf int64 `json:"duplicate_of,omitempty"`
 }
 
 var (
@@ -83,6 +85,7 @@ func (s *Server) upload(c *gin.Context) {
 	var (
 		up       *storedUpload
 		priority = job.PriorityHigh
+		force    bool
 	)
 	cleanup := func() {
 		if up != nil {
@@ -121,12 +124,35 @@ func (s *Server) upload(c *gin.Context) {
 				s.fail(c, errBadRequest("priority must be high, medium or low"))
 				return
 			}
+		case "force":
+			v, err := readField(part)
+			if err == nil {
+				force, err = strconv.ParseBool(v)
+			}
+			if err != nil {
+				cleanup()
+				s.fail(c, errBadRequest("force must be true or false"))
+				return
+			}
 		}
 		_ = part.Close()
 	}
 	if up == nil {
 		s.fail(c, errBadRequest("multipart field \"file\" is missing"))
 		return
+	}
+	if !force {
+		if dup, ok := s.duplicateOf(ctx, tenant, agent, up.sha256); ok {
+			// Incremental ingestion: the same bytes were already extracted and embedded with the
+			// current model; nothing is processed again.
+			s.removeObject(taskID)
+			c.JSON(http.StatusAccepted, acceptedResponse{
+				ID: dup.ID, TaskID: dup.TaskID, Status: dup.Status, Filename: dup.Filename, DuplicateOf: dup.ID,
+				Message:        "identical to a document already processed; nothing was re-processed",
+				ProcessingNote: "send the form field force=true to process it again",
+			})
+			return
+		}
 	}
 	doc := &docstore.Document{
 		TenantID: tenant, AgentID: agent, Kind: job.KindDocument, Filename: up.filename,
@@ -191,6 +217,22 @@ func (s *Server) enqueue(ctx context.Context, doc *docstore.Document, j *job.Job
 	}
 	s.log.Info("job enqueued", "task_id", j.TaskID, "document_id", doc.ID, "queue", j.Priority, "kind", j.Kind)
 	return nil
+}
+
+// duplicateOf finds a completed document of the agent with the same bytes, embedded with the
+// model search uses now. A lookup failure only means the upload is processed as new.
+func (s *Server) duplicateOf(ctx context.Context, tenant, agent, sha string) (*docstore.Document, bool) {
+	d, err := s.docs.FindCompletedBySHA(ctx, tenant, agent, sha)
+	if err != nil {
+		if !errors.Is(err, job.ErrNotFound) {
+			s.log.Warn("duplicate lookup failed; processing the upload", "err", err)
+		}
+		return nil, false
+	}
+	if s.embedder != nil && d.EmbeddingModel != "" && d.EmbeddingModel != s.embedder.Model() {
+		return nil, false
+	}
+	return d, true
 }
 
 func (s *Server) removeObject(name string) {

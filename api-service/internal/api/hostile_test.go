@@ -325,3 +325,23 @@ func TestHostileParameters(t *testing.T) {
 		t.Fatalf("search after the probes: %d %s", resp.StatusCode, raw)
 	}
 }
+
+// TestWrongMethodAndUnknownRoute: a known path with another method is 405 with Allow and the
+// error shape; an unknown path is 404 with the error shape, token or not.
+func TestWrongMethodAndUnknownRoute(t *testing.T) {
+	e := newEnv(t, 0)
+	resp, raw := e.send(t, http.MethodPut, "/api/v1/documents/1", "application/json", strings.NewReader(`{}`))
+	wantError(t, "PUT a document", resp, raw, http.StatusMethodNotAllowed)
+	allow := resp.Header.Get("Allow")
+	if !strings.Contains(allow, "GET") || !strings.Contains(allow, "DELETE") {
+		t.Errorf("405 Allow = %q, want GET and DELETE", allow)
+	}
+	if !strings.Contains(string(raw), `"method_not_allowed"`) {
+		t.Errorf("405 body = %s", raw)
+	}
+	for _, p := range []string{"/api/v1/nope", "/api/v2/documents/1", "/api/v1/documents/agent/7/upload/extra"} {
+		req, _ := http.NewRequest(http.MethodGet, e.srv.URL+p, nil)
+		resp, raw := doRaw(t, req)
+		wantError(t, "GET "+p+" without a token", resp, raw, http.StatusNotFound)
+	}
+}

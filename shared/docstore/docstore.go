@@ -223,23 +223,43 @@ func (s *Store) ListDocuments(ctx context.Context, f ListFilter) ([]*Document, e
 	return out, nil
 }
 
+// CompletedError is returned by [Store.StartProcessing] for a document whose results are
+// already committed: a redelivery of a job that finished (its ack was lost, or its worker died
+// between the commit and the ack). The job has nothing left to do.
+type CompletedError struct {
+	ChunkCount int
+}
+
+func (e *CompletedError) Error() string {
+	return fmt.Sprintf("docstore: document already completed with %d chunks", e.ChunkCount)
+}
+
 // StartProcessing moves document id to processing. It fails with job.ErrConflict if the
-// document was cancelled or deleted meanwhile, and job.ErrNotFound if it does not exist.
+// document was cancelled meanwhile, job.ErrNotFound if it does not exist, and a
+// [*CompletedError] if its results are already committed (a new task for the same row, such as
+// a re-fetch or a dead-letter retry, first moves it back to queued).
 func (s *Store) StartProcessing(ctx context.Context, id int64) error {
 	tag, err := s.pool.Exec(ctx, `UPDATE documents SET status = 'processing', error = '', updated_at = now()
-		WHERE id = $1 AND status <> 'cancelled'`, id)
+		WHERE id = $1 AND status NOT IN ('cancelled', 'completed')`, id)
 	if err != nil {
 		return fmt.Errorf("docstore: start document %d: %w", id, err)
 	}
 	if tag.RowsAffected() == 1 {
 		return nil
 	}
-	var n int
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM documents WHERE id = $1`, id).Scan(&n); err != nil {
+	var (
+		status string
+		chunks int
+	)
+	err = s.pool.QueryRow(ctx, `SELECT status, chunk_count FROM documents WHERE id = $1`, id).Scan(&status, &chunks)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("docstore: start document %d: %w", id, job.ErrNotFound)
+	}
+	if err != nil {
 		return fmt.Errorf("docstore: start document %d: %w", id, err)
 	}
-	if n == 0 {
-		return fmt.Errorf("docstore: start document %d: %w", id, job.ErrNotFound)
+	if status == job.DocCompleted {
+		return &CompletedError{ChunkCount: chunks}
 	}
 	return fmt.Errorf("docstore: start document %d: cancelled: %w", id, job.ErrConflict)
 }

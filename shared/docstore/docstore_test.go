@@ -152,3 +152,33 @@ func TestUnpublishedAndListing(t *testing.T) {
 		t.Fatalf("second page = %v, %v", list, err)
 	}
 }
+
+func TestStartProcessingOfACompletedDocumentReportsItsResults(t *testing.T) {
+	s, _ := open(t)
+	ctx := t.Context()
+	d := newDoc("acme")
+	if err := s.InsertDocument(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.StartProcessing(ctx, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Complete(ctx, d.ID, docstore.Completion{Chunks: []docstore.Chunk{{Content: "a", TokenCount: 1}, {Ordinal: 1, Content: "b", TokenCount: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	// A redelivery of the finished job.
+	var done *docstore.CompletedError
+	if err := s.StartProcessing(ctx, d.ID); !errors.As(err, &done) || done.ChunkCount != 2 {
+		t.Fatalf("StartProcessing of a completed document = %v, want CompletedError with 2 chunks", err)
+	}
+	if got, _ := s.GetDocument(ctx, "acme", d.ID); got.Status != job.DocCompleted {
+		t.Fatalf("status after the redelivery = %s, want completed", got.Status)
+	}
+	// A new task for the row (re-queued) processes it again.
+	if err := s.SetStatus(ctx, d.ID, job.DocQueued, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.StartProcessing(ctx, d.ID); err != nil {
+		t.Fatalf("StartProcessing after re-queueing = %v", err)
+	}
+}

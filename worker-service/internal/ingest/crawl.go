@@ -50,8 +50,8 @@ const (
 // the crawl's task id and the page URL, so pages already fanned out are recognised.
 func (p *Pipeline) Crawl(ctx context.Context, j *job.Job) error {
 	rep := worker.ReporterFrom(ctx)
-	if err := p.Docs.StartProcessing(ctx, j.DocumentID); err != nil {
-		return mapStoreError(err)
+	if done, err := p.begin(ctx, j); done || err != nil {
+		return err
 	}
 	maxPages, maxDepth := crawlBounds(j)
 	// A new attempt counts discovered and queued pages afresh; done and failed belong to the

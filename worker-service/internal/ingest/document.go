@@ -78,8 +78,8 @@ func (p *Pipeline) JobFailed(ctx context.Context, j *job.Job, reason string) err
 // Document handles a document job: the uploaded bytes are read from the UPLOADS object store.
 func (p *Pipeline) Document(ctx context.Context, j *job.Job) error {
 	rep := worker.ReporterFrom(ctx)
-	if err := p.Docs.StartProcessing(ctx, j.DocumentID); err != nil {
-		return mapStoreError(err)
+	if done, err := p.begin(ctx, j); done || err != nil {
+		return err
 	}
 	data, err := p.readObject(ctx, j.Object)
 	if err != nil {
@@ -262,6 +262,25 @@ func (p *Pipeline) stage(name string, start time.Time) {
 	if p.Stages != nil {
 		p.Stages.StageDone(name, time.Since(start))
 	}
+}
+
+// begin moves the job's document to processing. done is true when an earlier delivery of the
+// job already committed its results (its ack or final status was lost): the job then reports
+// those results and ends, rather than failing on bytes that are gone.
+func (p *Pipeline) begin(ctx context.Context, j *job.Job) (done bool, err error) {
+	err = p.Docs.StartProcessing(ctx, j.DocumentID)
+	var completed *docstore.CompletedError
+	if errors.As(err, &completed) {
+		p.Logger.Info("results already committed by an earlier delivery", "task_id", j.TaskID, "document_id", j.DocumentID)
+		worker.ReporterFrom(ctx).Result(func(st *job.Status) {
+			st.DocumentID, st.ChunkCount = j.DocumentID, completed.ChunkCount
+		})
+		return true, nil
+	}
+	if err != nil {
+		return false, mapStoreError(err)
+	}
+	return false, nil
 }
 
 // mapStoreError turns a cancelled document into ErrRevoked and a deleted one into a permanent

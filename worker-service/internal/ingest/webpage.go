@@ -38,8 +38,8 @@ import (
 // failed: see [Pipeline.JobFailed]).
 func (p *Pipeline) Webpage(ctx context.Context, j *job.Job) error {
 	rep := worker.ReporterFrom(ctx)
-	if err := p.Docs.StartProcessing(ctx, j.DocumentID); err != nil {
-		return mapStoreError(err)
+	if done, err := p.begin(ctx, j); done || err != nil {
+		return err
 	}
 	if err := rep.Progress(ctx, 0, "fetching"); err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -408,4 +409,99 @@ func (s *Store) Chunks(ctx context.Context, tenantID string, id int64, after, li
 		return nil, fmt.Errorf("docstore: chunks of document %d: %w", id, err)
 	}
 	return out, nil
+}
+
+// Requeue gives completed document id of tenant a new task: status queued, so that the task's
+// job (a re-embedding) may process it again. job.ErrConflict if the document is not completed.
+func (s *Store) Requeue(ctx context.Context, tenantID string, id int64, taskID, priority string) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE documents SET task_id = $3, priority = $4, status = 'queued', error = '',
+		published_at = NULL, job = NULL, updated_at = now() WHERE id = $1 AND tenant_id = $2 AND status = 'completed'`,
+		id, tenantID, taskID, priority)
+	if err != nil {
+		return fmt.Errorf("docstore: requeue document %d: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		d, err := s.GetDocument(ctx, tenantID, id)
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("docstore: requeue document %d: it is %s, not completed: %w", id, d.Status, job.ErrConflict)
+	}
+	return nil
+}
+
+// ChunkText is the ordinal and content of a stored chunk.
+type ChunkText struct {
+	Ordinal int
+	Content string
+}
+
+// ChunkTexts returns the ordinal and content of every chunk of document id, by ordinal.
+func (s *Store) ChunkTexts(ctx context.Context, id int64) ([]ChunkText, error) {
+	rows, err := s.pool.Query(ctx, `SELECT ordinal, content FROM chunks WHERE document_id = $1 ORDER BY ordinal`, id)
+	if err != nil {
+		return nil, fmt.Errorf("docstore: chunks of document %d: %w", id, err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[ChunkText])
+	if err != nil {
+		return nil, fmt.Errorf("docstore: chunks of document %d: %w", id, err)
+	}
+	return out, nil
+}
+
+// ReplaceEmbeddings stores new embeddings of document id made with model (vectors[i] for the
+// chunk with ordinals[i]) and marks it completed, in one transaction. It fails with
+// job.ErrConflict if the document was cancelled or its chunks changed meanwhile.
+func (s *Store) ReplaceEmbeddings(ctx context.Context, id int64, model string, ordinals []int, vectors [][]float32) error {
+	if len(ordinals) != len(vectors) {
+		return fmt.Errorf("docstore: replace embeddings of document %d: %d ordinals for %d vectors", id, len(ordinals), len(vectors))
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var status string
+		if err := tx.QueryRow(ctx, `SELECT status FROM documents WHERE id = $1 FOR UPDATE`, id).Scan(&status); err != nil {
+			if errors.Is(err, pgx.ErrNoRows) {
+				return job.ErrNotFound
+			}
+			return err
+		}
+		if status == job.DocCancelled {
+			return fmt.Errorf("cancelled: %w", job.ErrConflict)
+		}
+		tag, err := tx.Exec(ctx, `UPDATE chunks AS c SET embedding = v.embedding::real[]
+			FROM unnest($2::int[], $3::text[]) AS v(ordinal, embedding)
+			WHERE c.document_id = $1 AND c.ordinal = v.ordinal`, id, ordinals, vectorLiterals(vectors))
+		if err != nil {
+			return err
+		}
+		var n int64
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM chunks WHERE document_id = $1`, id).Scan(&n); err != nil {
+			return err
+		}
+		if tag.RowsAffected() != int64(len(vectors)) || n != int64(len(vectors)) {
+			return fmt.Errorf("%d chunks, %d embeddings: %w", n, len(vectors), job.ErrConflict)
+		}
+		_, err = tx.Exec(ctx, `UPDATE documents SET status = 'completed', embedding_model = $2, error = '', updated_at = now(), completed_at = now() WHERE id = $1`, id, model)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("docstore: replace embeddings of document %d: %w", id, err)
+	}
+	return nil
+}
+
+// vectorLiterals renders vectors as PostgreSQL array literals.
+func vectorLiterals(vectors [][]float32) []string {
+	out := make([]string, len(vectors))
+	for i, v := range vectors {
+		b := make([]byte, 0, len(v)*10+2)
+		b = append(b, '{')
+		for k, x := range v {
+			if k > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendFloat(b, float64(x), 'g', -1, 32)
+		}
+		out[i] = string(append(b, '}'))
+	}
+	return out
 }

@@ -182,3 +182,60 @@ func TestStartProcessingOfACompletedDocumentReportsItsResults(t *testing.T) {
 		t.Fatalf("StartProcessing after re-queueing = %v", err)
 	}
 }
+
+func TestReindexReplacesEmbeddingsOnly(t *testing.T) {
+	s, url := open(t)
+	ctx := t.Context()
+	d := newDoc("acme")
+	if err := s.InsertDocument(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.StartProcessing(ctx, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Complete(ctx, d.ID, docstore.Completion{EmbeddingModel: "old-model", Chunks: []docstore.Chunk{
+		{Ordinal: 0, Content: "first", TokenCount: 1, Embedding: []float32{1, 0}},
+		{Ordinal: 1, Content: "second", TokenCount: 1, Embedding: []float32{0, 1}},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Requeue(ctx, "other", d.ID, "re-1", "high"); !errors.Is(err, job.ErrNotFound) {
+		t.Fatalf("another tenant's Requeue = %v, want ErrNotFound", err)
+	}
+	if err := s.Requeue(ctx, "acme", d.ID, "re-1", "high"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Requeue(ctx, "acme", d.ID, "re-2", "high"); !errors.Is(err, job.ErrConflict) {
+		t.Fatalf("Requeue of a queued document = %v, want ErrConflict", err)
+	}
+	if err := s.StartProcessing(ctx, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	texts, err := s.ChunkTexts(ctx, d.ID)
+	if err != nil || len(texts) != 2 || texts[1].Content != "second" {
+		t.Fatalf("ChunkTexts = %v, %v", texts, err)
+	}
+	if err := s.ReplaceEmbeddings(ctx, d.ID, "new-model", []int{0, 1}, [][]float32{{0.5, 0.25, 1}, {0.125, 2, 3}}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.GetDocument(ctx, "acme", d.ID)
+	if got.Status != job.DocCompleted || got.EmbeddingModel != "new-model" || got.ChunkCount != 2 || got.TaskID != "re-1" {
+		t.Fatalf("document after reindex = %+v", got)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var emb []float32
+	if err := conn.QueryRow(ctx, `SELECT embedding FROM chunks WHERE document_id = $1 AND ordinal = 1`, d.ID).Scan(&emb); err != nil {
+		t.Fatal(err)
+	}
+	if len(emb) != 3 || emb[0] != 0.125 || emb[2] != 3 {
+		t.Fatalf("embedding of chunk 1 = %v", emb)
+	}
+	// A stale reindex (chunks changed) is refused.
+	if err := s.ReplaceEmbeddings(ctx, d.ID, "m", []int{0}, [][]float32{{1}}); !errors.Is(err, job.ErrConflict) {
+		t.Fatalf("ReplaceEmbeddings with too few vectors = %v, want ErrConflict", err)
+	}
+}

@@ -125,6 +125,9 @@ type Job struct {
 	ParentTaskID string `json:"parent_task_id,omitempty"`
 	// Force re-processes a document even when an identical one exists.
 	Force bool `json:"force,omitempty"`
+	// Reindex re-embeds a completed document's stored chunks with the current embeddings
+	// model, without extracting it again (POST /api/v1/documents/{id}/reindex).
+	Reindex bool `json:"reindex,omitempty"`
 }
 
 // Subject is the subject j is published to.
@@ -150,7 +153,7 @@ func (j *Job) Validate() error {
 	if _, err := ParsePriority(string(j.Priority)); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidJob, err)
 	}
-	if j.Kind == KindDocument && (j.Object == "" || j.DocumentID == 0) {
+	if j.Kind == KindDocument && (j.DocumentID == 0 || (j.Object == "" && !j.Reindex)) {
 		return fmt.Errorf("%w: document job without object or document_id", ErrInvalidJob)
 	}
 	if (j.Kind == KindWebpage || j.Kind == KindCrawl) && j.URL == "" {

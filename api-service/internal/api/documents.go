@@ -1,11 +1,13 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
 
 	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
 
 	"github.com/quirehq/quire/shared/docstore"
 	"github.com/quirehq/quire/shared/job"
@@ -30,7 +32,92 @@ func (s *Server) getDocument(c *gin.Context) {
 		s.fail(c, storeError(err, "document not found"))
 		return
 	}
-	c.JSON(http.StatusOK, doc)
+	c.JSON(http.StatusOK, s.documentView(doc))
+}
+
+// documentView is a document as the API shows it.
+type documentView struct {
+	*docstore.Document
+	// StaleEmbeddings: the document's chunks were embedded with another model than the one
+	// search uses now; POST /api/v1/documents/{id}/reindex re-embeds them.
+	StaleEmbeddings bool `json:"stale_embeddings,omitempty"`
+}
+
+func (s *Server) documentView(d *docstore.Document) documentView {
+	v := documentView{Document: d}
+	if s.embedder != nil && d.Status == job.DocCompleted && d.ChunkCount > 0 && d.EmbeddingModel != s.embedder.Model() {
+		v.StaleEmbeddings = true
+	}
+	return v
+}
+
+// reindexDocument re-embeds a completed document's chunks with the current embeddings model,
+// without re-uploading or re-extracting it: the document gets a new task, queued on high.
+func (s *Server) reindexDocument(c *gin.Context) {
+	ctx := c.Request.Context()
+	tenant := tenantOf(c)
+	id, err := documentID(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	doc, err := s.docs.GetDocument(ctx, tenant, id)
+	if err != nil {
+		s.fail(c, storeError(err, "document not found"))
+		return
+	}
+	if doc.Kind == job.KindCrawl {
+		s.fail(c, errConflict("a crawl has no chunks of its own; re-index its pages"))
+		return
+	}
+	taskID := uuid.Must(uuid.NewV7()).String()
+	c.Set(ctxTaskID, taskID)
+	if err := s.docs.Requeue(ctx, tenant, id, taskID, string(job.PriorityHigh)); err != nil {
+		if errors.Is(err, job.ErrConflict) {
+			s.fail(c, errConflict("only a completed document can be re-indexed; this one is "+doc.Status))
+			return
+		}
+		s.fail(c, storeError(err, "document not found"))
+		return
+	}
+	undoCtx := context.WithoutCancel(ctx)
+	undo := func() {
+		if err := s.docs.SetStatus(undoCtx, id, job.DocCompleted, ""); err != nil {
+			s.log.Error("reindex: restore document", "document_id", id, "err", err)
+		}
+		_ = s.statuses.Delete(undoCtx, taskID)
+	}
+	j := &job.Job{
+		TaskID: taskID, Kind: job.KindDocument, TenantID: tenant, AgentID: doc.AgentID, DocumentID: id,
+		Priority: job.PriorityHigh, Filename: doc.Filename, URL: doc.URL, Reindex: true, EnqueuedAt: s.now().UTC(),
+	}
+	st := &job.Status{
+		TaskID: taskID, State: job.StatePending, Status: "queued: re-embedding", Total: 100, DocumentID: id,
+		Queue: j.Priority, Kind: j.Kind, TenantID: tenant, AgentID: doc.AgentID, URL: doc.URL,
+	}
+	if err := s.statuses.Create(ctx, st); err != nil {
+		undo()
+		s.fail(c, errUnavailable)
+		return
+	}
+	if err := s.publisher.Publish(ctx, j, taskID); err != nil {
+		s.log.Error("reindex: publish", "task_id", taskID, "err", err)
+		undo()
+		s.fail(c, errUnavailable)
+		return
+	}
+	if err := s.docs.MarkPublished(undoCtx, id); err != nil {
+		s.log.Warn("reindex: mark published", "task_id", taskID, "err", err)
+	}
+	model := ""
+	if s.embedder != nil {
+		model = " with " + s.embedder.Model()
+	}
+	c.JSON(http.StatusAccepted, acceptedResponse{
+		ID: id, TaskID: taskID, Status: job.DocQueued, Filename: doc.Filename, URL: doc.URL,
+		Message:        "re-embedding the document's chunks" + model,
+		ProcessingNote: "poll GET /api/v1/tasks/" + taskID + " for progress",
+	})
 }
 
 // deleteDocument cancels the document's task if it is still running, then removes the
@@ -107,7 +194,11 @@ func (s *Server) listDocuments(c *gin.Context) {
 	if docs == nil {
 		docs = []*docstore.Document{}
 	}
-	resp := gin.H{"documents": docs}
+	views := make([]documentView, len(docs))
+	for i, d := range docs {
+		views[i] = s.documentView(d)
+	}
+	resp := gin.H{"documents": views}
 	limit := f.Limit
 	if limit == 0 {
 		limit = 50

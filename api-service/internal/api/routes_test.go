@@ -75,6 +75,7 @@ func TestEveryRouteAuthTable(t *testing.T) {
 
 	// Tenant acme's resources, made through the API and the stores as a worker would.
 	done := storeDoc(t, e.docs, "acme", "7", "pumps.txt", "The cooling pump must be inspected every week.")
+	reindexed := storeDoc(t, e.docs, "acme", "7", "valves.txt", "Valves are checked every month.")
 	_, up := e.upload(t, tokenAcme, "7", "queued.txt", []byte("queued for cancelling\n"), nil)
 	cancelTask := up["task_id"].(string)
 	_, up = e.upload(t, tokenAcme, "7", "delete-me.txt", []byte("to be deleted\n"), nil)
@@ -96,6 +97,7 @@ func TestEveryRouteAuthTable(t *testing.T) {
 		{method: "GET", template: "/api/v1/documents/agent/:agent_id", path: "/api/v1/documents/agent/7", want: 200, notLeaked: noDocuments, ownerSees: "pumps.txt"},
 		{method: "GET", template: "/api/v1/documents/:id", path: fmt.Sprintf("/api/v1/documents/%d", done.ID), want: 200, owned: true},
 		{method: "GET", template: "/api/v1/documents/:id/chunks", path: fmt.Sprintf("/api/v1/documents/%d/chunks", done.ID), want: 200, owned: true},
+		{method: "POST", template: "/api/v1/documents/:id/reindex", path: fmt.Sprintf("/api/v1/documents/%d/reindex", reindexed.ID), want: 202, owned: true},
 		{method: "DELETE", template: "/api/v1/documents/:id", path: "/api/v1/documents/" + deleteDoc, want: 200, owned: true},
 		{method: "GET", template: "/api/v1/tasks/:task_id", path: "/api/v1/tasks/" + done.TaskID, want: 200, owned: true},
 		{method: "DELETE", template: "/api/v1/tasks/:task_id", path: "/api/v1/tasks/" + cancelTask, want: 200, owned: true},

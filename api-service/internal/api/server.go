@@ -110,6 +110,7 @@ func New(cfg Config, d Deps) *Server {
 	v1.GET("/documents/:id", s.getDocument)
 	v1.DELETE("/documents/:id", s.deleteDocument)
 	v1.GET("/documents/:id/chunks", s.listChunks)
+	v1.POST("/documents/:id/reindex", s.idempotent(), s.reindexDocument)
 	v1.GET("/tasks/:task_id", s.getTask)
 	v1.DELETE("/tasks/:task_id", s.cancelTask)
 	v1.GET("/dlq", s.listDeadLetters)

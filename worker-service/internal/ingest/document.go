@@ -81,6 +81,9 @@ func (p *Pipeline) Document(ctx context.Context, j *job.Job) error {
 	if done, err := p.begin(ctx, j); done || err != nil {
 		return err
 	}
+	if j.Reindex {
+		return p.reindex(ctx, j)
+	}
 	data, err := p.readObject(ctx, j.Object)
 	if err != nil {
 		return err
@@ -153,6 +156,41 @@ func (p *Pipeline) store(ctx context.Context, j *job.Job, doc *extract.Document)
 			p.Logger.Warn("could not remove uploaded bytes", "task_id", j.TaskID, "err", err)
 		}
 	}
+	return nil
+}
+
+// reindex re-embeds the stored chunks of a completed document with the current model, keeping
+// the extracted text and the chunking as they are.
+func (p *Pipeline) reindex(ctx context.Context, j *job.Job) error {
+	rep := worker.ReporterFrom(ctx)
+	stored, err := p.Docs.ChunkTexts(ctx, j.DocumentID)
+	if err != nil {
+		return err
+	}
+	if len(stored) == 0 {
+		return worker.Permanent(fmt.Errorf("ingest: reindex document %d: it has no chunks", j.DocumentID))
+	}
+	if err := rep.Progress(ctx, progressEmbed, fmt.Sprintf("re-embedding %d chunks with %s", len(stored), p.Embedder.Model())); err != nil {
+		return err
+	}
+	chunks := make([]chunk.Chunk, len(stored))
+	ordinals := make([]int, len(stored))
+	for i, c := range stored {
+		chunks[i] = chunk.Chunk{Ordinal: c.Ordinal, Content: c.Content}
+		ordinals[i] = c.Ordinal
+	}
+	start := time.Now()
+	vectors, err := p.embed(ctx, chunks)
+	if err != nil {
+		return err
+	}
+	p.stage("embed", start)
+	start = time.Now()
+	if err := p.Docs.ReplaceEmbeddings(ctx, j.DocumentID, p.Embedder.Model(), ordinals, vectors); err != nil {
+		return mapStoreError(err)
+	}
+	p.stage("store", start)
+	rep.Result(func(st *job.Status) { st.DocumentID, st.ChunkCount = j.DocumentID, len(stored) })
 	return nil
 }
 

@@ -51,3 +51,35 @@ type resultReporter struct {
 func (r resultReporter) Progress(ctx context.Context, current int, message string) error { return nil }
 func (r resultReporter) Result(fn func(*job.Status))                                     { r.fn(fn) }
 func (r resultReporter) Attempt() int                                                    { return 2 }
+
+// A reindex job re-embeds a completed document's chunks with the current model without its
+// upload (which is gone) and without changing the chunks.
+func TestReindexReEmbedsStoredChunks(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	j := &job.Job{Kind: job.KindDocument, Filename: "notes.txt", ContentType: "text/plain", TaskID: "first-run"}
+	j.Object = j.TaskID
+	if _, err := e.pipeline.Uploads.PutBytes(t.Context(), j.Object, []byte("Chunks stay. Embeddings change with the model.")); err != nil {
+		t.Fatal(err)
+	}
+	e.submit(t, j)
+	first := e.waitState(t, j.TaskID, job.StateSuccess)
+	before := e.chunks(t, j.DocumentID)
+	// What POST /api/v1/documents/{id}/reindex does.
+	if err := e.docs.Requeue(t.Context(), "acme", j.DocumentID, "reindex-1", "high"); err != nil {
+		t.Fatal(err)
+	}
+	re := &job.Job{Kind: job.KindDocument, TaskID: "reindex-1", TenantID: "acme", AgentID: j.AgentID, DocumentID: j.DocumentID,
+		Priority: job.PriorityHigh, Reindex: true, EnqueuedAt: j.EnqueuedAt}
+	e.queue(t, re)
+	st := e.waitState(t, re.TaskID, job.StateSuccess)
+	if st.ChunkCount != first.ChunkCount {
+		t.Fatalf("reindex reported %d chunks, want %d", st.ChunkCount, first.ChunkCount)
+	}
+	after := e.chunks(t, j.DocumentID)
+	if chunkText(after) != chunkText(before) {
+		t.Fatalf("reindex changed the chunks:\n%q\n%q", chunkText(before), chunkText(after))
+	}
+	if d := e.doc(t, j.DocumentID); d.Status != "completed" || d.TaskID != "reindex-1" || d.EmbeddingModel != e.pipeline.Embedder.Model() {
+		t.Fatalf("document after reindex = %+v", d)
+	}
+}

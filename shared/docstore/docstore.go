@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -27,6 +28,15 @@ var migrations embed.FS
 // Store is the PostgreSQL store of documents and chunks.
 type Store struct {
 	pool *pgxpool.Pool
+}
+
+// CheckURL validates DATABASE_URL: a postgres:// or postgresql:// URL.
+func CheckURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return errors.New("DATABASE_URL: want postgres://user@host:port/db")
+	}
+	return nil
 }
 
 // Open connects to dsn, applies pending migrations and returns a Store. Close releases it.

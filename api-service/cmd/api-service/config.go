@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+
+	"github.com/quirehq/quire/shared/docstore"
+	"github.com/quirehq/quire/shared/jobqueue"
 
 	"github.com/quirehq/quire/shared/logging"
 )
@@ -85,11 +87,11 @@ func (c config) tokens() (map[string]string, error) {
 
 func (c config) validate() error {
 	var errs []error
-	if u, err := url.Parse(c.NATSURL); err != nil || u.Scheme == "" || u.Host == "" {
-		errs = append(errs, fmt.Errorf("NATS_URL: %q is not a URL with a scheme and host (try nats://host:4222)", c.NATSURL))
+	if err := jobqueue.CheckURL(c.NATSURL); err != nil {
+		errs = append(errs, err)
 	}
-	if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		errs = append(errs, errors.New("DATABASE_URL: want postgres://user@host:port/db"))
+	if err := docstore.CheckURL(c.DatabaseURL); err != nil {
+		errs = append(errs, err)
 	}
 	if _, err := c.tokens(); err != nil {
 		errs = append(errs, err)

@@ -13,8 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/quirehq/quire/api-service/internal/api"
 	"github.com/quirehq/quire/shared/docstore"
 	"github.com/quirehq/quire/shared/embed"
@@ -45,19 +43,12 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	nc, err := jobqueue.Connect(cfg.NATSURL, cfg.NATSCreds, "quire-api", log)
+	nc, js, top, err := jobqueue.Open(ctx, cfg.NATSURL, cfg.NATSCreds, "quire-api",
+		jobqueue.Config{Replicas: cfg.StreamReplicas, AckWait: cfg.AckWait, DLQMaxAge: cfg.DLQMaxAge}, log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
-	}
-	top, err := jobqueue.Ensure(ctx, js, jobqueue.Config{Replicas: cfg.StreamReplicas, AckWait: cfg.AckWait, DLQMaxAge: cfg.DLQMaxAge})
-	if err != nil {
-		return err
-	}
 	docs, err := docstore.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err

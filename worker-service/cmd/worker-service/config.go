@@ -3,11 +3,13 @@ package main
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+
+	"github.com/quirehq/quire/shared/docstore"
+	"github.com/quirehq/quire/shared/jobqueue"
 
 	"github.com/quirehq/quire/shared/job"
 	"github.com/quirehq/quire/shared/logging"
@@ -100,11 +102,11 @@ func (c config) slots() (map[job.Priority]int, error) {
 
 func (c config) validate() error {
 	var errs []error
-	if u, err := url.Parse(c.NATSURL); err != nil || u.Scheme == "" || u.Host == "" {
-		errs = append(errs, fmt.Errorf("NATS_URL: %q is not a URL with a scheme and host (try nats://host:4222)", c.NATSURL))
+	if err := jobqueue.CheckURL(c.NATSURL); err != nil {
+		errs = append(errs, err)
 	}
-	if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		errs = append(errs, fmt.Errorf("DATABASE_URL: want postgres://user@host:port/db"))
+	if err := docstore.CheckURL(c.DatabaseURL); err != nil {
+		errs = append(errs, err)
 	}
 	if _, err := c.slots(); err != nil {
 		errs = append(errs, err)

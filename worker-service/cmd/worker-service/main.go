@@ -12,8 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/quirehq/quire/shared/docstore"
 	"github.com/quirehq/quire/shared/embed"
 	"github.com/quirehq/quire/shared/job"
@@ -50,21 +48,13 @@ func run(ctx context.Context) error {
 		return err
 	}
 
-	nc, err := jobqueue.Connect(cfg.NATSURL, cfg.NATSCreds, "quire-worker", log)
+	nc, js, top, err := jobqueue.Open(ctx, cfg.NATSURL, cfg.NATSCreds, "quire-worker", jobqueue.Config{
+		Replicas: cfg.StreamReplicas, AckWait: cfg.AckWait, DLQMaxAge: cfg.DLQMaxAge, UpdateConsumers: true,
+	}, log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
-	}
-	top, err := jobqueue.Ensure(ctx, js, jobqueue.Config{
-		Replicas: cfg.StreamReplicas, AckWait: cfg.AckWait, DLQMaxAge: cfg.DLQMaxAge, UpdateConsumers: true,
-	})
-	if err != nil {
-		return err
-	}
 	docs, err := docstore.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err

@@ -123,7 +123,7 @@ func textual(head []byte) (string, bool) {
 	case bytes.HasPrefix(head, []byte{0xEF, 0xBB, 0xBF}):
 		head = head[3:]
 	}
-	if big, ok := utf16NoBOM(head); ok {
+	if big, ok := UTF16NoBOM(head); ok {
 		return decodeUTF16Prefix(head, big), true
 	}
 	ctrl := 0
@@ -146,9 +146,9 @@ func textual(head []byte) (string, bool) {
 	return strings.ToLower(s), true
 }
 
-// utf16NoBOM recognises UTF-16 text without a byte-order mark: mostly ASCII-range text whose
+// UTF16NoBOM recognises UTF-16 text without a byte-order mark: mostly ASCII-range text whose
 // every other byte is zero. It reports whether it is big-endian.
-func utf16NoBOM(head []byte) (big, ok bool) {
+func UTF16NoBOM(head []byte) (big, ok bool) {
 	n := len(head) &^ 1
 	if n < 16 {
 		return false, false

@@ -2,6 +2,7 @@ package extract
 
 import (
 	"bytes"
+	"github.com/quirehq/quire/shared/doctype"
 	"mime"
 	"strings"
 	"unicode/utf8"
@@ -41,7 +42,7 @@ func decodeText(b []byte) (string, string) {
 	if s, name, ok := decodeBOM(b); ok {
 		return s, name
 	}
-	if big, ok := utf16NoBOM(b[:min(len(b), 4096)]); ok {
+	if big, ok := doctype.UTF16NoBOM(b[:min(len(b), 4096)]); ok {
 		if big {
 			return decodeWith(unicode.UTF16(unicode.BigEndian, unicode.IgnoreBOM), b), "utf-16be"
 		}
@@ -54,32 +55,6 @@ func decodeText(b []byte) (string, string) {
 		return decodeWith(enc, b), name
 	}
 	return decodeWith(charmap.Windows1252, b), "windows-1252"
-}
-
-// utf16NoBOM recognises UTF-16 without a byte-order mark (as doctype.Sniff does): every
-// other byte zero. It reports whether the text is big-endian.
-func utf16NoBOM(b []byte) (big, ok bool) {
-	n := len(b) &^ 1
-	if n < 16 {
-		return false, false
-	}
-	var zeroEven, zeroOdd int
-	for i := 0; i < n; i += 2 {
-		if b[i] == 0 {
-			zeroEven++
-		}
-		if b[i+1] == 0 {
-			zeroOdd++
-		}
-	}
-	pairs := n / 2
-	switch {
-	case zeroOdd*10 >= pairs*9 && zeroEven*10 < pairs:
-		return false, true
-	case zeroEven*10 >= pairs*9 && zeroOdd*10 < pairs:
-		return true, true
-	}
-	return false, false
 }
 
 // detect guesses the legacy encoding of b, or returns nil when the guess is weak. Short texts

@@ -2,7 +2,6 @@ package extract
 
 import (
 	"bytes"
-	"github.com/quirehq/quire/shared/doctype"
 	"mime"
 	"strings"
 	"unicode/utf8"
@@ -13,6 +12,8 @@ import (
 	"golang.org/x/text/encoding/charmap"
 	"golang.org/x/text/encoding/htmlindex"
 	"golang.org/x/text/encoding/unicode"
+
+	"github.com/quirehq/quire/shared/doctype"
 )
 
 var (

@@ -32,6 +32,12 @@ func Run(m interface{ Run() int }) int {
 		os.Setenv(adminEnv, u)
 		return m.Run()
 	}
+	if os.Getenv(adminEnv) != "" {
+		// A `go test -fuzz` worker: a child of the test process whose server is still running.
+		// A server of its own would inherit the worker's pipes to the fuzzing coordinator and,
+		// outliving the worker, keep the coordinator waiting for ever.
+		return m.Run()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	dir, err := os.MkdirTemp("", "quire-pgtest-")

@@ -150,8 +150,8 @@ func (j *Job) Validate() error {
 	case j.AgentID == "":
 		return fmt.Errorf("%w: missing agent_id", ErrInvalidJob)
 	}
-	if _, err := ParsePriority(string(j.Priority)); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidJob, err)
+	if p, err := ParsePriority(string(j.Priority)); err != nil || p != j.Priority {
+		return fmt.Errorf("%w: priority %q is not high, medium or low", ErrInvalidJob, j.Priority)
 	}
 	if j.Kind == KindDocument && (j.DocumentID == 0 || (j.Object == "" && !j.Reindex)) {
 		return fmt.Errorf("%w: document job without object or document_id", ErrInvalidJob)

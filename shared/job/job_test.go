@@ -48,6 +48,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"no version", `{"task_id":"t","kind":"document","tenant_id":"a","agent_id":"1","priority":"high","object":"t","document_id":1}`},
 		{"unknown kind", `{"v":1,"task_id":"t","kind":"video","tenant_id":"a","agent_id":"1","priority":"high"}`},
 		{"bad priority", `{"v":1,"task_id":"t","kind":"webpage","tenant_id":"a","agent_id":"1","priority":"urgent","url":"http://x"}`},
+		{"priority not in canonical form", `{"v":1,"task_id":"t","kind":"webpage","tenant_id":"a","agent_id":"1","priority":" HIGH ","url":"http://x"}`},
 		{"document without object", `{"v":1,"task_id":"t","kind":"document","tenant_id":"a","agent_id":"1","priority":"high","document_id":1}`},
 		{"webpage without url", `{"v":1,"task_id":"t","kind":"webpage","tenant_id":"a","agent_id":"1","priority":"low"}`},
 		{"no tenant", `{"v":1,"task_id":"t","kind":"webpage","agent_id":"1","priority":"low","url":"http://x"}`},

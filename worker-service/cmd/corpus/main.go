@@ -293,7 +293,7 @@ func docText(d *extract.Document) string {
 	return b.String()
 }
 
-// tokens splits text into the scoring tokens of ../shared/research/extraction-eval.md: NFKC,
+// tokens splits text into the scoring tokens of the project's extraction evaluation: NFKC,
 // lower case, runs of letters, digits and marks; each Han or kana character is a token.
 func tokens(s string) map[string]int {
 	s = strings.ToLower(norm.NFKC.String(s))

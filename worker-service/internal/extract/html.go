@@ -18,7 +18,7 @@ import (
 const (
 	// readabilityMinShare: readability's article is used unless it keeps less than this share
 	// of the text of the page stripped of its boilerplate (long documentation pages, where it
-	// keeps one section). Measured in ../shared/research/extraction-eval.md.
+	// keeps one section). Measured in the project's extraction evaluation.
 	readabilityMinShare = 0.6
 	// readabilityMaxElems and readabilityMaxDepth bound readability's work, which cannot be
 	// interrupted and grows faster than the page (20,000 paragraphs under one parent take it

@@ -21,15 +21,25 @@ func documentID(c *gin.Context) (int64, error) {
 	return id, nil
 }
 
-func (s *Server) getDocument(c *gin.Context) {
+// documentOf loads document :id of the caller's tenant, answering 400 or 404 itself when it
+// cannot.
+func (s *Server) documentOf(c *gin.Context) (*docstore.Document, bool) {
 	id, err := documentID(c)
 	if err != nil {
 		s.fail(c, err)
-		return
+		return nil, false
 	}
 	doc, err := s.docs.GetDocument(c.Request.Context(), tenantOf(c), id)
 	if err != nil {
 		s.fail(c, storeError(err, "document not found"))
+		return nil, false
+	}
+	return doc, true
+}
+
+func (s *Server) getDocument(c *gin.Context) {
+	doc, ok := s.documentOf(c)
+	if !ok {
 		return
 	}
 	c.JSON(http.StatusOK, s.documentView(doc))
@@ -56,16 +66,11 @@ func (s *Server) documentView(d *docstore.Document) documentView {
 func (s *Server) reindexDocument(c *gin.Context) {
 	ctx := c.Request.Context()
 	tenant := tenantOf(c)
-	id, err := documentID(c)
-	if err != nil {
-		s.fail(c, err)
+	doc, ok := s.documentOf(c)
+	if !ok {
 		return
 	}
-	doc, err := s.docs.GetDocument(ctx, tenant, id)
-	if err != nil {
-		s.fail(c, storeError(err, "document not found"))
-		return
-	}
+	id := doc.ID
 	if doc.Kind == job.KindCrawl {
 		s.fail(c, errConflict("a crawl has no chunks of its own; re-index its pages"))
 		return
@@ -125,16 +130,11 @@ func (s *Server) reindexDocument(c *gin.Context) {
 func (s *Server) deleteDocument(c *gin.Context) {
 	ctx := c.Request.Context()
 	tenant := tenantOf(c)
-	id, err := documentID(c)
-	if err != nil {
-		s.fail(c, err)
+	doc, ok := s.documentOf(c)
+	if !ok {
 		return
 	}
-	doc, err := s.docs.GetDocument(ctx, tenant, id)
-	if err != nil {
-		s.fail(c, storeError(err, "document not found"))
-		return
-	}
+	id := doc.ID
 	if doc.Status == job.DocQueued || doc.Status == job.DocProcessing {
 		if err := s.docs.Cancel(ctx, tenant, id); err != nil && !errors.Is(err, job.ErrConflict) {
 			s.fail(c, storeError(err, "document not found"))
@@ -212,15 +212,11 @@ func (s *Server) listDocuments(c *gin.Context) {
 func (s *Server) listChunks(c *gin.Context) {
 	ctx := c.Request.Context()
 	tenant := tenantOf(c)
-	id, err := documentID(c)
-	if err != nil {
-		s.fail(c, err)
+	doc, ok := s.documentOf(c)
+	if !ok {
 		return
 	}
-	if _, err := s.docs.GetDocument(ctx, tenant, id); err != nil {
-		s.fail(c, storeError(err, "document not found"))
-		return
-	}
+	id := doc.ID
 	after := -1
 	if v := c.Query("cursor"); v != "" {
 		n, err := strconv.Atoi(v)

@@ -157,21 +157,36 @@ func uploadMany(t *testing.T, api *client, n int, name func(i int) string, conte
 func TestPoisonJobIsDeadLetteredAndOthersComplete(t *testing.T) {
 	s := newStack(t, map[string]string{"ACK_WAIT": "1s", "MAX_RETRIES": "2"})
 	api := s.startAPI(t)
-	sv := s.supervise(t, map[string]string{"QUIRE_FAULT_EXIT_ON_FILENAME": "poison.txt"})
+	// Every job takes 3s, so the jobs running when the poison job arrives are still running
+	// when it kills their worker.
+	sv := s.supervise(t, map[string]string{"QUIRE_FAULT_EXIT_ON_FILENAME": "poison.txt", "QUIRE_FAULT_SLOW_JOB": "3s"})
+	content := func(i int) []byte { return []byte(strings.Repeat("fine words ", 50+i)) }
+	inFlight := uploadMany(t, api, 3, func(i int) string { return fmt.Sprintf("running-%d.txt", i) }, content, nil)
+	for _, id := range inFlight {
+		api.waitTask(id, 30*time.Second, "PROGRESS")
+	}
 	code, up := api.upload("7", "poison.txt", []byte("this document kills its worker"))
 	if code != http.StatusAccepted {
 		t.Fatalf("upload = %d %v", code, up)
 	}
 	poison := up["task_id"].(string)
-	others := uploadMany(t, api, 10, func(i int) string { return fmt.Sprintf("ok-%d.txt", i) },
-		func(i int) []byte { return []byte(strings.Repeat("fine words ", 50+i)) }, nil)
+	queued := uploadMany(t, api, 7, func(i int) string { return fmt.Sprintf("ok-%d.txt", i) }, content, nil)
 
-	st := api.waitTask(poison, 60*time.Second, "FAILURE")
+	st := api.waitTask(poison, 90*time.Second, "FAILURE")
 	if st["error"] != "worker lost" {
 		t.Fatalf("poison task = %v, want error %q", st, "worker lost")
 	}
-	for _, id := range others {
-		api.waitTask(id, 30*time.Second, "SUCCESS")
+	// The jobs that shared a worker with the poison job lost one run with it; their next run
+	// is isolated and succeeds, whatever the poison job does meanwhile.
+	for _, id := range inFlight {
+		if st := api.waitTask(id, 60*time.Second, "SUCCESS"); st["attempts"] != float64(2) {
+			t.Fatalf("in-flight neighbour of the poison job = %v, want SUCCESS after 2 attempts", st)
+		}
+	}
+	for _, id := range queued {
+		if st := api.waitTask(id, 60*time.Second, "SUCCESS"); st["attempts"].(float64) > 2 {
+			t.Fatalf("queued job = %v, want SUCCESS after at most 2 attempts", st)
+		}
 	}
 	dlq, err := s.js.Stream(t.Context(), job.DLQStream)
 	if err != nil {

@@ -250,6 +250,17 @@ func TestMetricsScrapeAfterRealJobs(t *testing.T) {
 	if taken != 1 {
 		t.Fatalf("the dying worker took %d jobs, want 1", taken)
 	}
+	// It started the run before it died.
+	tr, err := e.statuses.Track(t.Context(), "lost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Update(t.Context(), func(st *job.Status) error {
+		st.State, st.Attempts, st.Status = job.StateProgress, 1, "started"
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 	// A task cancelled while it was queued.
 	e.enqueueDocument(t, "revoked", "never processed\n", job.StateRevoked)
 

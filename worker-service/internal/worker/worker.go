@@ -17,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/quirehq/quire/shared/job"
 	"github.com/quirehq/quire/shared/taskstatus"
@@ -27,7 +28,8 @@ type Config struct {
 	// Slots is the number of jobs run at once per priority; only priorities listed are served.
 	Slots map[job.Priority]int
 	// MaxRetries is the number of retries after the first attempt (MAX_RETRIES, default 3 when
-	// negative). A job is dead-lettered after MaxRetries+1 failed attempts.
+	// negative). A job is dead-lettered after MaxRetries+1 attempts that failed or lost their
+	// worker; a run handed back at shutdown is not an attempt.
 	MaxRetries int
 	// Retry gives the delay before the next attempt (default ExponentialBackoff(60s, 600s)).
 	Retry RetryPolicy
@@ -97,6 +99,11 @@ const (
 // statusTimeout bounds one write of a task status.
 const statusTimeout = 5 * time.Second
 
+// deliveriesPerRun bounds the deliveries of a job that never get to run it (each handed back
+// or lost before its run started): a job delivered more than deliveriesPerRun*(MaxRetries+1)
+// times is dead-lettered as worker lost, whatever its run count.
+const deliveriesPerRun = 4
+
 // successRetryFor is how long the SUCCESS status of a committed job is retried before the job
 // is handed back.
 const successRetryFor = 30 * time.Second
@@ -110,6 +117,12 @@ type Worker struct {
 	failures FailureRecorder
 	observer Observer
 	log      *slog.Logger
+
+	// gate admits runs: an ordinary run takes one unit, a suspect run (its previous run lost
+	// its worker) takes all of them, so it runs alone in this process. Its FIFO order keeps a
+	// waiting suspect from being overtaken.
+	gate     *semaphore.Weighted
+	gateSize int64
 
 	mu       sync.Mutex
 	running  map[string]context.CancelCauseFunc
@@ -133,9 +146,15 @@ func New(cfg Config, d Deps) *Worker {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
+	var size int64
+	for _, n := range cfg.Slots {
+		size += int64(max(n, 1))
+	}
+	size = max(size, 1)
 	return &Worker{
 		cfg: cfg.WithDefaults(), js: d.JetStream, statuses: d.Statuses, handler: d.Handler,
 		failures: d.Failures, observer: d.Observer, log: d.Logger, running: map[string]context.CancelCauseFunc{},
+		gate: semaphore.NewWeighted(size), gateSize: size,
 	}
 }
 
@@ -288,7 +307,7 @@ func (w *Worker) process(runCtx context.Context, p job.Priority, msg jetstream.M
 		w.deadLetter(ctx, msg, p, nil, attempt, streamSeq, err)
 		return
 	}
-	log := w.log.With("task_id", j.TaskID, "queue", p, "kind", j.Kind, "attempt", attempt)
+	log := w.log.With("task_id", j.TaskID, "queue", p, "kind", j.Kind, "delivery", attempt)
 
 	tr, err := w.statuses.Track(ctx, j.TaskID)
 	if errors.Is(err, job.ErrNotFound) {
@@ -314,18 +333,43 @@ func (w *Worker) process(runCtx context.Context, p job.Priority, msg jetstream.M
 		_ = msg.Ack()
 		return
 	}
-	if attempt > w.cfg.MaxRetries+1 {
-		// The previous deliveries never settled: their workers died.
-		log.Error("job dead-lettered: its deliveries kept losing their worker")
-		w.deadLetterTracked(ctx, msg, p, j, tr, attempt-1, streamSeq, ErrWorkerLost)
+	// Every run counts toward MaxRetries+1, failed or lost; a delivery that never started a run
+	// (its worker died or stopped before the run began) does not. A status still in PROGRESS
+	// means the previous run never settled: its worker died under it.
+	prev := tr.Status()
+	lost := prev.State == job.StateProgress
+	if prev.Attempts >= w.cfg.MaxRetries+1 || attempt > deliveriesPerRun*(w.cfg.MaxRetries+1) {
+		cause := ErrWorkerLost
+		if !lost && prev.Attempts >= w.cfg.MaxRetries+1 && prev.Error != "" {
+			// Its runs ran out under a higher MAX_RETRIES.
+			cause = fmt.Errorf("retries exhausted: %s", prev.Error)
+		}
+		log.Error("job dead-lettered: no attempts left", "runs", prev.Attempts, "err", cause)
+		w.deadLetterTracked(ctx, msg, p, j, tr, prev.Attempts, streamSeq, cause)
 		w.observeUnattempted(p, j, OutcomeDeadLettered)
 		return
 	}
+	// A run after a lost one runs alone in this process: if it kills its worker again, it takes
+	// no other job with it, so a poison job cannot drag its neighbours to the dead-letter queue.
+	weight := int64(1)
+	if lost {
+		weight = w.gateSize
+		log.Warn("previous run lost its worker; this run waits to run alone", "runs", prev.Attempts)
+	}
+	if err := w.admit(runCtx, msg, weight); err != nil {
+		log.Info("stop requested before the run began; job handed back")
+		_ = msg.Nak()
+		return
+	}
+	defer w.gate.Release(weight)
+
+	run := 0
 	err = tr.Update(ctx, func(st *job.Status) error {
 		if st.State == job.StateRevoked {
 			return ErrRevoked
 		}
-		st.State, st.Attempts, st.Current, st.Status, st.Error = job.StateProgress, attempt, 0, "started", ""
+		run = st.Attempts + 1
+		st.State, st.Attempts, st.Current, st.Status, st.Error = job.StateProgress, run, 0, "started", ""
 		if st.Total == 0 {
 			st.Total = 100
 		}
@@ -340,6 +384,7 @@ func (w *Worker) process(runCtx context.Context, p job.Priority, msg jetstream.M
 		_ = msg.NakWithDelay(time.Second)
 		return
 	}
+	log = log.With("run", run)
 
 	start := time.Now()
 	if w.observer != nil {
@@ -362,7 +407,7 @@ func (w *Worker) process(runCtx context.Context, p job.Priority, msg jetstream.M
 	var hb sync.WaitGroup
 	hb.Go(func() { w.heartbeat(jobCtx, hbDone, msg, j.TaskID, cancel) })
 
-	rep := &reporter{tr: tr, cancel: cancel, attempt: attempt, log: log}
+	rep := &reporter{tr: tr, cancel: cancel, attempt: run, log: log}
 	err = w.safeHandle(WithReporter(jobCtx, rep), j)
 	close(hbDone)
 	hb.Wait()
@@ -389,8 +434,9 @@ func (w *Worker) process(runCtx context.Context, p job.Priority, msg jetstream.M
 		log.Info("job cancelled while running", "duration", elapsed)
 		w.finish(msg, p, j, OutcomeCancelled, elapsed)
 	case errors.Is(cause, ErrShutdown):
+		// A run cut short by a shutdown is handed back and does not count as an attempt.
 		_ = tr.Update(ctx, func(st *job.Status) error {
-			st.State, st.Status = job.StatePending, "re-queued: worker shut down"
+			st.State, st.Status, st.Attempts = job.StatePending, "re-queued: worker shut down", run-1
 			return nil
 		})
 		log.Info("job handed back at shutdown")
@@ -400,25 +446,51 @@ func (w *Worker) process(runCtx context.Context, p job.Priority, msg jetstream.M
 		if errors.Is(cause, ErrJobTimeout) {
 			err = fmt.Errorf("%w after %v: %w", ErrJobTimeout, w.cfg.JobTimeout, err)
 		}
-		if IsPermanent(err) || attempt >= w.cfg.MaxRetries+1 {
+		if IsPermanent(err) || run >= w.cfg.MaxRetries+1 {
 			log.Error("job failed; dead-lettered", "err", err, "permanent", IsPermanent(err))
-			w.deadLetterTracked(ctx, msg, p, j, tr, attempt, streamSeq, err)
+			w.deadLetterTracked(ctx, msg, p, j, tr, run, streamSeq, err)
 			w.observe(p, j, OutcomeDeadLettered, elapsed)
 			return
 		}
-		delay := retryDelay(w.cfg.Retry, attempt, err)
+		delay := retryDelay(w.cfg.Retry, run, err)
 		_ = tr.Update(ctx, func(st *job.Status) error {
 			if st.State == job.StateRevoked {
 				return ErrRevoked
 			}
-			st.State, st.Error, st.Attempts = job.StateRetry, err.Error(), attempt
-			st.Status = fmt.Sprintf("attempt %d failed; retrying in %v", attempt, delay.Round(time.Millisecond))
+			st.State, st.Error, st.Attempts = job.StateRetry, err.Error(), run
+			st.Status = fmt.Sprintf("attempt %d failed; retrying in %v", run, delay.Round(time.Millisecond))
 			return nil
 		})
 		log.Warn("job failed; will retry", "err", err, "retry_in", delay)
 		_ = msg.NakWithDelay(delay)
 		w.observe(p, j, OutcomeRetried, elapsed)
 	}
+}
+
+// admit takes weight units of the run gate, extending the delivery's ack deadline while it
+// waits (a suspect run may wait for a long job to finish). It fails only when ctx is done.
+func (w *Worker) admit(ctx context.Context, msg jetstream.Msg, weight int64) error {
+	if w.gate.TryAcquire(weight) {
+		return nil
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		t := time.NewTicker(max(w.cfg.AckWait/3, 10*time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-wctx.Done():
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+	if err := w.gate.Acquire(wctx, weight); err != nil {
+		return fmt.Errorf("worker: wait for a run slot: %w", err)
+	}
+	return nil
 }
 
 // recordSuccess writes the SUCCESS status of a job whose results are committed. A write that

@@ -399,12 +399,15 @@ func TestGracefulShutdownHandsBackUnfinishedJobs(t *testing.T) {
 		t.Fatalf("in-flight job that finished during shutdown: %s, want SUCCESS", st.State)
 	}
 	st, _, _ := h.statuses.Get(t.Context(), "stuck")
-	if st.State != job.StatePending {
-		t.Fatalf("unfinished job after shutdown: %s, want PENDING (handed back)", st.State)
+	if st.State != job.StatePending || st.Attempts != 0 {
+		t.Fatalf("unfinished job after shutdown: %s with %d attempts, want PENDING with 0 (handed back, not an attempt)", st.State, st.Attempts)
 	}
-	// The handed-back job is delivered again to the next worker and completes.
-	h.start(t, worker.Config{MaxRetries: 3}, worker.HandlerFunc(func(context.Context, *job.Job) error { return nil }))
-	h.waitState(t, "stuck", job.StateSuccess, 5*time.Second)
+	// The handed-back job is delivered again to the next worker and completes; with no retries
+	// allowed, that works only because the cut-short run was not counted.
+	h.start(t, worker.Config{MaxRetries: 0}, worker.HandlerFunc(func(context.Context, *job.Job) error { return nil }))
+	if st := h.waitState(t, "stuck", job.StateSuccess, 5*time.Second); st.Attempts != 1 {
+		t.Fatalf("attempts = %d, want 1", st.Attempts)
+	}
 }
 
 func TestHighPriorityIsNotDelayedByALowFlood(t *testing.T) {
@@ -438,40 +441,183 @@ func TestHighPriorityIsNotDelayedByALowFlood(t *testing.T) {
 	close(release)
 }
 
-func TestJobWhoseWorkersKeepDyingIsDeadLettered(t *testing.T) {
-	h := newHarness(t, time.Second)
-	h.enqueue(t, "poison-1", job.PriorityHigh)
-	// Two deliveries that were never settled, as when the worker process dies (MaxRetries 1).
+// loseDeliveries takes n deliveries of the next job on JOBS_HIGH and never settles them, as a
+// worker process that dies does; each comes back after the consumer's AckWait.
+func (h *harness) loseDeliveries(t *testing.T, n int) {
+	t.Helper()
 	cons, err := h.js.Consumer(t.Context(), "JOBS_HIGH", job.ConsumerName)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for range 2 {
-		msgs, err := cons.Fetch(1, jetstream.FetchMaxWait(3*time.Second))
+	for range n {
+		msgs, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
-		n := 0
+		got := 0
 		for range msgs.Messages() {
-			n++
+			got++
 		}
-		if n != 1 {
-			t.Fatalf("fetched %d messages", n)
+		if got != 1 {
+			t.Fatalf("fetched %d messages, want 1", got)
 		}
 	}
+}
+
+// loseRuns leaves the status of id as a worker that died during its runs-th run leaves it.
+func (h *harness) loseRuns(t *testing.T, id string, runs int) {
+	t.Helper()
+	tr, err := h.statuses.Track(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Update(t.Context(), func(st *job.Status) error {
+		st.State, st.Attempts, st.Status = job.StateProgress, runs, "started"
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestJobWhoseWorkersKeepDyingIsDeadLettered(t *testing.T) {
+	h := newHarness(t, time.Second)
+	h.enqueue(t, "poison-1", job.PriorityHigh)
+	// Two runs that died with their worker (MaxRetries 1).
+	h.loseDeliveries(t, 2)
+	h.loseRuns(t, "poison-1", 2)
 	var calls atomic.Int32
 	h.start(t, worker.Config{MaxRetries: 1, AckWait: time.Second}, worker.HandlerFunc(func(context.Context, *job.Job) error {
 		calls.Add(1)
 		return nil
 	}))
 	st := h.waitState(t, "poison-1", job.StateFailure, 10*time.Second)
-	if st.Error != "worker lost" {
-		t.Fatalf("error = %q, want %q", st.Error, "worker lost")
+	if st.Error != "worker lost" || st.Attempts != 2 {
+		t.Fatalf("status = %q after %d attempts, want %q after 2", st.Error, st.Attempts, "worker lost")
 	}
 	if calls.Load() != 0 {
-		t.Fatalf("handler ran %d times for a job past its deliveries", calls.Load())
+		t.Fatalf("handler ran %d times for a job with no attempts left", calls.Load())
 	}
 	if dls := h.deadLetters(t); len(dls) != 1 || dls[0].Header.Get("Quire-Attempts") != "2" {
 		t.Fatalf("dead letters = %d", len(dls))
+	}
+	if h.failures.reason("poison-1") != "worker lost" {
+		t.Fatalf("failure recorded = %q", h.failures.reason("poison-1"))
+	}
+}
+
+func TestDeliveriesThatNeverRanAreNotAttempts(t *testing.T) {
+	h := newHarness(t, time.Second)
+	h.enqueue(t, "bystander", job.PriorityHigh)
+	// Two deliveries lost before their run began (the worker died while the job waited for a
+	// slot); the status still says PENDING. With no retries allowed the job still gets its run.
+	h.loseDeliveries(t, 2)
+	h.start(t, worker.Config{MaxRetries: 0, AckWait: time.Second}, worker.HandlerFunc(func(context.Context, *job.Job) error { return nil }))
+	if st := h.waitState(t, "bystander", job.StateSuccess, 10*time.Second); st.Attempts != 1 {
+		t.Fatalf("attempts = %d, want 1", st.Attempts)
+	}
+}
+
+func TestDeliveriesThatNeverRunAreBounded(t *testing.T) {
+	h := newHarness(t, time.Second)
+	h.enqueue(t, "never-runs", job.PriorityHigh)
+	// MaxRetries 0 allows 4 deliveries without a run; this is the fifth.
+	h.loseDeliveries(t, 4)
+	var calls atomic.Int32
+	h.start(t, worker.Config{MaxRetries: 0, AckWait: time.Second}, worker.HandlerFunc(func(context.Context, *job.Job) error {
+		calls.Add(1)
+		return nil
+	}))
+	st := h.waitState(t, "never-runs", job.StateFailure, 10*time.Second)
+	if st.Error != "worker lost" || calls.Load() != 0 {
+		t.Fatalf("status error %q, handler calls %d; want %q and 0", st.Error, calls.Load(), "worker lost")
+	}
+}
+
+func TestRunAfterALostRunRunsAlone(t *testing.T) {
+	h := newHarness(t, time.Second)
+	var (
+		mu      sync.Mutex
+		running = map[string]bool{}
+		overlap []string
+	)
+	enter := func(id string) {
+		mu.Lock()
+		defer mu.Unlock()
+		for other := range running {
+			if other == "suspect" || id == "suspect" {
+				overlap = append(overlap, id+" with "+other)
+			}
+		}
+		running[id] = true
+	}
+	leave := func(id string) {
+		mu.Lock()
+		defer mu.Unlock()
+		delete(running, id)
+	}
+	started := make(chan string, 8)
+	release := make(chan struct{})
+	h.start(t, worker.Config{MaxRetries: 3, AckWait: time.Second}, worker.HandlerFunc(func(ctx context.Context, j *job.Job) error {
+		enter(j.TaskID)
+		defer leave(j.TaskID)
+		started <- j.TaskID
+		if j.TaskID == "long" {
+			// Longer than AckWait: the waiting suspect must keep its delivery meanwhile.
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+		return nil
+	}))
+	h.enqueue(t, "long", job.PriorityLow)
+	if id := <-started; id != "long" {
+		t.Fatalf("started %s", id)
+	}
+	// The suspect's previous run died with its worker; it arrives while "long" runs.
+	if err := h.statuses.Create(t.Context(), &job.Status{TaskID: "suspect", State: job.StatePending, Queue: job.PriorityHigh, TenantID: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	h.loseRuns(t, "suspect", 1)
+	if err := h.pub.Publish(t.Context(), &job.Job{TaskID: "suspect", Kind: job.KindWebpage, TenantID: "acme", AgentID: "7",
+		Priority: job.PriorityHigh, URL: "https://example.com/suspect"}, "suspect"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // the suspect is now waiting for "long"
+	h.enqueue(t, "after", job.PriorityHigh)
+	select {
+	case id := <-started:
+		t.Fatalf("%s started while the suspect waits to run alone", id)
+	case <-time.After(1500 * time.Millisecond):
+	}
+	close(release)
+	var order []string
+	for range 2 {
+		select {
+		case id := <-started:
+			order = append(order, id)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("started so far after release: %v", order)
+		}
+	}
+	if order[0] != "suspect" || order[1] != "after" {
+		t.Fatalf("start order after release = %v, want [suspect after]", order)
+	}
+	for _, id := range []string{"long", "suspect", "after"} {
+		h.waitState(t, id, job.StateSuccess, 5*time.Second)
+	}
+	st, _, err := h.statuses.Get(t.Context(), "suspect")
+	if err != nil || st.Attempts != 2 {
+		t.Fatalf("suspect status %v, %v; want 2 attempts (one lost, one run)", st, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(overlap) > 0 {
+		t.Fatalf("the suspect shared its worker: %v", overlap)
+	}
+	// Its delivery was kept by heartbeats while it waited: it ran once, not twice.
+	if h.pending(t, "JOBS_HIGH") != 0 {
+		t.Fatal("JOBS_HIGH not drained")
 	}
 }

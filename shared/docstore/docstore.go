@@ -166,6 +166,17 @@ func (s *Store) MarkPublished(ctx context.Context, id int64) error {
 	return nil
 }
 
+// MarkPublishedMany is MarkPublished for several documents in one statement.
+func (s *Store) MarkPublishedMany(ctx context.Context, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := s.pool.Exec(ctx, `UPDATE documents SET published_at = now() WHERE id = ANY($1) AND published_at IS NULL`, ids); err != nil {
+		return fmt.Errorf("docstore: mark %d documents published: %w", len(ids), err)
+	}
+	return nil
+}
+
 // DeleteDocument removes document id of tenant and its chunks; job.ErrNotFound if it is not
 // the tenant's.
 func (s *Store) DeleteDocument(ctx context.Context, tenantID string, id int64) error {

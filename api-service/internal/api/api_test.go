@@ -66,6 +66,7 @@ func newEnv(t *testing.T, maxUpload int64) *env {
 		NATS: nc, JetStream: js, Uploads: top.Uploads, Statuses: taskstatus.New(top.Tasks, js, time.Hour),
 		Docs: docs, Idempotency: top.Idempotency, Embedder: emb, Logger: slog.New(slog.NewTextHandler(t.Output(), nil)),
 	})
+	t.Cleanup(func() { a.Close(context.Background()) }) // before docs.Close
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
 	return &env{srv: srv, ns: ns, js: js, docs: docs, api: a}

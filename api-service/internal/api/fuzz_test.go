@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"log/slog"
 	"mime/multipart"
@@ -42,10 +43,12 @@ func newFuzzServer(tb testing.TB) http.Handler {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(docs.Close)
-	return api.New(api.Config{Tokens: map[string]string{tokenAcme: "acme"}, MaxUploadBytes: fuzzUploadLimit}, api.Deps{
+	a := api.New(api.Config{Tokens: map[string]string{tokenAcme: "acme"}, MaxUploadBytes: fuzzUploadLimit}, api.Deps{
 		NATS: nc, JetStream: js, Uploads: top.Uploads, Statuses: taskstatus.New(top.Tasks, js, time.Hour),
 		Docs: docs, Idempotency: top.Idempotency, Logger: slog.New(slog.DiscardHandler),
-	}).Handler()
+	})
+	tb.Cleanup(func() { a.Close(context.Background()) }) // before docs.Close
+	return a.Handler()
 }
 
 // FuzzUpload sends fuzzed uploads through the real gin engine, NATS object store, KV, stream

@@ -63,6 +63,8 @@ type Server struct {
 	log       *slog.Logger
 	engine    *gin.Engine
 	now       func() time.Time
+	// marks writes the outbox marks of uploads in batches (outbox.go).
+	marks *publishMarks
 
 	// Metrics (metrics.go): GET /metrics, the HTTP collectors, the queue reading.
 	metricsHandler http.Handler
@@ -82,6 +84,7 @@ func New(cfg Config, d Deps) *Server {
 		cfg: cfg, nc: d.NATS, js: d.JetStream, uploads: d.Uploads, statuses: d.Statuses, docs: d.Docs,
 		publisher: jobqueue.NewPublisher(d.JetStream), idem: d.Idempotency, embedder: d.Embedder, log: d.Logger, now: time.Now,
 	}
+	s.marks = newPublishMarks(d.Docs, d.Logger, outboxMarkGather)
 	s.initMetrics(d.JetStream)
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
@@ -122,6 +125,13 @@ func New(cfg Config, d Deps) *Server {
 	s.engine = e
 	return s
 }
+
+// outboxMarkGather is how long the outbox marks of uploads gather before one UPDATE writes them.
+const outboxMarkGather = 20 * time.Millisecond
+
+// Close writes the outbox marks of the jobs published so far. Call it once the HTTP server has
+// stopped taking requests; a mark it cannot write only leaves the job to the sweeper.
+func (s *Server) Close(ctx context.Context) { s.marks.close(ctx) }
 
 // Handler is the http.Handler of the API.
 func (s *Server) Handler() http.Handler { return s.engine }

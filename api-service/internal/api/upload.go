@@ -174,7 +174,7 @@ func (s *Server) upload(c *gin.Context) {
 }
 
 // enqueue records doc and publishes j for it: documents row (the outbox), PENDING status,
-// acknowledged publish, then the row marked published. On failure it undoes what it did and
+// acknowledged publish, then the row's mark as published queued for the next batch. On failure it undoes what it did and
 // returns errUnavailable; the upload object is removed too.
 func (s *Server) enqueue(ctx context.Context, doc *docstore.Document, j *job.Job) error {
 	undoCtx := context.WithoutCancel(ctx)
@@ -211,10 +211,8 @@ func (s *Server) enqueue(ctx context.Context, doc *docstore.Document, j *job.Job
 		undo()
 		return errUnavailable
 	}
-	if err := s.docs.MarkPublished(undoCtx, doc.ID); err != nil {
-		// The job is queued; the sweeper's re-publish is de-duplicated by task id.
-		s.log.Warn("enqueue: mark published", "task_id", doc.TaskID, "err", err)
-	}
+	// The job is queued; its row is marked published with other uploads' in one statement.
+	s.marks.add(doc.ID)
 	s.log.Info("job enqueued", "task_id", j.TaskID, "document_id", doc.ID, "queue", j.Priority, "kind", j.Kind)
 	return nil
 }

@@ -105,7 +105,9 @@ func TestUploadToSearchableChunks(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Stop()
-	s.startWorker(t, nil)
+	// Every progress report written at once: this document takes milliseconds, within the
+	// default interval that would coalesce its stages into the final status.
+	s.startWorker(t, map[string]string{"PROGRESS_INTERVAL": "0"})
 
 	var seen []job.Status
 	deadline := time.After(30 * time.Second)

@@ -93,7 +93,8 @@ func startQuireWorker(ctx context.Context, srv *natsServer) (func(), error) {
 	}
 	// The service's own logger (JSON, info), writing nowhere: its cost is part of the runtime.
 	log, _ := logging.New(io.Discard, "info", "worker-service")
-	w := worker.New(worker.Config{Slots: map[job.Priority]int{job.PriorityHigh: w1Concurrency}}, worker.Deps{
+	w := worker.New(worker.Config{Slots: map[job.Priority]int{job.PriorityHigh: w1Concurrency},
+		ProgressInterval: worker.DefaultProgressInterval}, worker.Deps{
 		JetStream: js, Statuses: taskstatus.New(top.Tasks, js, time.Hour), Logger: log,
 		Handler: worker.HandlerFunc(func(context.Context, *job.Job) error { return nil }),
 	})

@@ -32,8 +32,11 @@ type config struct {
 	AckWait         time.Duration `envconfig:"ACK_WAIT" default:"30s"`
 	JobTimeout      time.Duration `envconfig:"JOB_TIMEOUT" default:"30m"`
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"30s"`
-	DLQMaxAge       time.Duration `envconfig:"DLQ_MAX_AGE" default:"168h"`
-	ResultTTL       time.Duration `envconfig:"RESULT_TTL" default:"1h"`
+	// ProgressInterval is the least time between two status writes of a running job (0: every
+	// progress report is written at once).
+	ProgressInterval time.Duration `envconfig:"PROGRESS_INTERVAL" default:"250ms"`
+	DLQMaxAge        time.Duration `envconfig:"DLQ_MAX_AGE" default:"168h"`
+	ResultTTL        time.Duration `envconfig:"RESULT_TTL" default:"1h"`
 
 	EmbeddingsProvider   string `envconfig:"EMBEDDINGS_PROVIDER" default:"local"`
 	OpenAIAPIKey         string `envconfig:"OPENAI_API_KEY"`
@@ -124,6 +127,9 @@ func (c config) validate() error {
 	}
 	if c.RetryBaseDelay <= 0 || c.RetryMaxDelay < c.RetryBaseDelay {
 		errs = append(errs, fmt.Errorf("RETRY_BASE_DELAY/RETRY_MAX_DELAY: want 0 < base <= max, have %v and %v", c.RetryBaseDelay, c.RetryMaxDelay))
+	}
+	if c.ProgressInterval < 0 || c.ProgressInterval > 10*time.Second {
+		errs = append(errs, fmt.Errorf("PROGRESS_INTERVAL: %v is not in 0..10s", c.ProgressInterval))
 	}
 	if c.AckWait < time.Second {
 		errs = append(errs, fmt.Errorf("ACK_WAIT: %v is under 1s", c.AckWait))

@@ -104,12 +104,13 @@ func run(ctx context.Context) error {
 	mux.Register(job.KindCrawl, faultHook(cfg, log, worker.HandlerFunc(pipeline.Crawl)))
 
 	w := worker.New(worker.Config{
-		Slots:           slots,
-		MaxRetries:      cfg.MaxRetries,
-		Retry:           worker.ExponentialBackoff(cfg.RetryBaseDelay, cfg.RetryMaxDelay, nil),
-		AckWait:         cfg.AckWait,
-		JobTimeout:      cfg.JobTimeout,
-		ShutdownTimeout: cfg.ShutdownTimeout,
+		Slots:            slots,
+		MaxRetries:       cfg.MaxRetries,
+		Retry:            worker.ExponentialBackoff(cfg.RetryBaseDelay, cfg.RetryMaxDelay, nil),
+		AckWait:          cfg.AckWait,
+		JobTimeout:       cfg.JobTimeout,
+		ShutdownTimeout:  cfg.ShutdownTimeout,
+		ProgressInterval: cfg.ProgressInterval,
 	}, worker.Deps{
 		JetStream: js, Statuses: statuses,
 		Handler: mux, Failures: pipeline, Logger: log,

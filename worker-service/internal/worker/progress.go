@@ -9,12 +9,14 @@ import (
 // Reporter lets a handler publish its progress and result. The runtime puts one in the job's
 // context; get it with [ReporterFrom].
 type Reporter interface {
-	// Progress sets the task's progress (0..100) and human status message. It returns
-	// ErrRevoked if the task was cancelled meanwhile (the job's context is cancelled too).
+	// Progress sets the task's progress (0..100) and human status message. Reports closer
+	// together than the runtime's progress interval are coalesced (the latest is written when
+	// the interval ends). It returns ErrRevoked if a write found the task cancelled (the job's
+	// context is cancelled too).
 	Progress(ctx context.Context, current int, message string) error
 	// Result records fields of the final status (document id, chunk count) written on success.
 	Result(fn func(st *job.Status))
-	// Attempt is the 1-based attempt number of this delivery.
+	// Attempt is the 1-based attempt number of this run.
 	Attempt() int
 }
 

@@ -42,7 +42,16 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// FetchExpiry is how long one pull request waits for jobs (default 2s).
 	FetchExpiry time.Duration
+	// ProgressInterval is the least time between two status writes of a running job
+	// (PROGRESS_INTERVAL; worker-service's default is DefaultProgressInterval). Progress
+	// reported faster is coalesced, the latest written when the interval ends, and a first
+	// delivery records its start with its first write, so a job shorter than the interval
+	// goes from PENDING to its final state in one write. Zero writes every progress at once.
+	ProgressInterval time.Duration
 }
+
+// DefaultProgressInterval is worker-service's ProgressInterval.
+const DefaultProgressInterval = 250 * time.Millisecond
 
 // WithDefaults returns c with zero fields set to defaults.
 func (c Config) WithDefaults() Config {
@@ -98,6 +107,22 @@ const (
 
 // statusTimeout bounds one write of a task status.
 const statusTimeout = 5 * time.Second
+
+// statusHandedBack is the status message of a run handed back at shutdown, which is not an
+// attempt.
+const statusHandedBack = "re-queued: worker shut down"
+
+// runsSpent is the number of attempts a job has used before its delivery-th delivery: the
+// runs its status records, plus one when a redelivery finds no run recorded at all (the first
+// delivery records its start lazily, so a first run that killed its worker within
+// ProgressInterval left no trace). A delivery that never reached its run, or a run handed back
+// at shutdown, is not counted beyond that.
+func runsSpent(st *job.Status, delivery int) int {
+	if delivery > 1 && st.Attempts == 0 && st.State == job.StatePending && st.Status != statusHandedBack {
+		return 1
+	}
+	return st.Attempts
+}
 
 // deliveriesPerRun bounds the deliveries of a job that never get to run it (each handed back
 // or lost before its run started): a job delivered more than deliveriesPerRun*(MaxRetries+1)
@@ -309,6 +334,19 @@ func (w *Worker) process(runCtx context.Context, p job.Priority, msg jetstream.M
 	}
 	log := w.log.With("task_id", j.TaskID, "queue", p, "kind", j.Kind, "delivery", attempt)
 
+	// Registered before the status is read: a cancellation announced from now on reaches the
+	// job, and one announced before is in the status.
+	jobCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	w.mu.Lock()
+	w.running[j.TaskID] = cancel
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		delete(w.running, j.TaskID)
+		w.mu.Unlock()
+	}()
+
 	tr, err := w.statuses.Track(ctx, j.TaskID)
 	if errors.Is(err, job.ErrNotFound) {
 		// The status is missing (deleted by an operator); recreate it rather than lose the job.
@@ -323,29 +361,29 @@ func (w *Worker) process(runCtx context.Context, p job.Priority, msg jetstream.M
 		_ = msg.NakWithDelay(time.Second)
 		return
 	}
-	switch tr.Status().State {
+	prev := tr.Status()
+	switch prev.State {
 	case job.StateRevoked:
 		log.Info("task was cancelled before it started")
 		w.settleUnattempted(msg, p, j, OutcomeCancelled)
 		return
 	case job.StateSuccess, job.StateFailure:
-		log.Info("task already finished; duplicate delivery acknowledged", "state", tr.Status().State)
+		log.Info("task already finished; duplicate delivery acknowledged", "state", prev.State)
 		_ = msg.Ack()
 		return
 	}
-	// Every run counts toward MaxRetries+1, failed or lost; a delivery that never started a run
-	// (its worker died or stopped before the run began) does not. A status still in PROGRESS
-	// means the previous run never settled: its worker died under it.
-	prev := tr.Status()
+	// Every run counts toward MaxRetries+1, failed or lost (see runsSpent). A status still in
+	// PROGRESS means the previous run never settled: its worker died under it.
+	spent := runsSpent(&prev, attempt)
 	lost := prev.State == job.StateProgress
-	if prev.Attempts >= w.cfg.MaxRetries+1 || attempt > deliveriesPerRun*(w.cfg.MaxRetries+1) {
+	if spent >= w.cfg.MaxRetries+1 || attempt > deliveriesPerRun*(w.cfg.MaxRetries+1) {
 		cause := ErrWorkerLost
 		if !lost && prev.Attempts >= w.cfg.MaxRetries+1 && prev.Error != "" {
 			// Its runs ran out under a higher MAX_RETRIES.
 			cause = fmt.Errorf("retries exhausted: %s", prev.Error)
 		}
-		log.Error("job dead-lettered: no attempts left", "runs", prev.Attempts, "err", cause)
-		w.deadLetterTracked(ctx, msg, p, j, tr, prev.Attempts, streamSeq, cause)
+		log.Error("job dead-lettered: no attempts left", "runs", spent, "err", cause)
+		w.deadLetterTracked(ctx, msg, p, j, tr, spent, streamSeq, cause)
 		w.observeUnattempted(p, j, OutcomeDeadLettered)
 		return
 	}
@@ -354,7 +392,7 @@ func (w *Worker) process(runCtx context.Context, p job.Priority, msg jetstream.M
 	weight := int64(1)
 	if lost {
 		weight = w.gateSize
-		log.Warn("previous run lost its worker; this run waits to run alone", "runs", prev.Attempts)
+		log.Warn("previous run lost its worker; this run waits to run alone", "runs", spent)
 	}
 	if err := w.admit(runCtx, msg, weight); err != nil {
 		log.Info("stop requested before the run began; job handed back")
@@ -363,26 +401,31 @@ func (w *Worker) process(runCtx context.Context, p job.Priority, msg jetstream.M
 	}
 	defer w.gate.Release(weight)
 
-	run := 0
-	err = tr.Update(ctx, func(st *job.Status) error {
-		if st.State == job.StateRevoked {
-			return ErrRevoked
+	// The first delivery records its start lazily, with its first progress write at most
+	// ProgressInterval after the run begins, so a short job costs one status write (SUCCESS).
+	// A redelivery records it before the run, so that a run that kills its worker is known.
+	run := spent + 1
+	if attempt > 1 || w.cfg.ProgressInterval <= 0 {
+		err = tr.Update(ctx, func(st *job.Status) error {
+			if st.State == job.StateRevoked {
+				return ErrRevoked
+			}
+			run = runsSpent(st, attempt) + 1
+			st.State, st.Attempts, st.Current, st.Status, st.Error = job.StateProgress, run, 0, "started", ""
+			if st.Total == 0 {
+				st.Total = 100
+			}
+			return nil
+		})
+		if errors.Is(err, ErrRevoked) {
+			w.settleUnattempted(msg, p, j, OutcomeCancelled)
+			return
 		}
-		run = st.Attempts + 1
-		st.State, st.Attempts, st.Current, st.Status, st.Error = job.StateProgress, run, 0, "started", ""
-		if st.Total == 0 {
-			st.Total = 100
+		if err != nil {
+			log.Warn("task status unavailable; job handed back", "err", err)
+			_ = msg.NakWithDelay(time.Second)
+			return
 		}
-		return nil
-	})
-	if errors.Is(err, ErrRevoked) {
-		w.settleUnattempted(msg, p, j, OutcomeCancelled)
-		return
-	}
-	if err != nil {
-		log.Warn("task status unavailable; job handed back", "err", err)
-		_ = msg.NakWithDelay(time.Second)
-		return
 	}
 	log = log.With("run", run)
 
@@ -391,24 +434,18 @@ func (w *Worker) process(runCtx context.Context, p job.Priority, msg jetstream.M
 		w.observer.JobStarted(p, j.Kind)
 	}
 	log.Info("job started")
-	jobCtx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
 	jobCtx, cancelTimeout := context.WithTimeoutCause(jobCtx, w.cfg.JobTimeout, ErrJobTimeout)
 	defer cancelTimeout()
-	w.mu.Lock()
-	w.running[j.TaskID] = cancel
-	w.mu.Unlock()
-	defer func() {
-		w.mu.Lock()
-		delete(w.running, j.TaskID)
-		w.mu.Unlock()
-	}()
 	hbDone := make(chan struct{})
 	var hb sync.WaitGroup
 	hb.Go(func() { w.heartbeat(jobCtx, hbDone, msg, j.TaskID, cancel) })
 
-	rep := &reporter{tr: tr, cancel: cancel, attempt: run, log: log}
+	rep := newReporter(ctx, tr, cancel, run, w.cfg.ProgressInterval, log)
+	if attempt == 1 && w.cfg.ProgressInterval > 0 {
+		rep.startLazily()
+	}
 	err = w.safeHandle(WithReporter(jobCtx, rep), j)
+	rep.close()
 	close(hbDone)
 	hb.Wait()
 	cause := context.Cause(jobCtx)
@@ -428,7 +465,7 @@ func (w *Worker) process(runCtx context.Context, p job.Priority, msg jetstream.M
 		w.finish(msg, p, j, OutcomeSucceeded, elapsed)
 	case errors.Is(err, ErrRevoked) || errors.Is(cause, ErrRevoked):
 		_ = tr.Update(ctx, func(st *job.Status) error {
-			st.State, st.Status = job.StateRevoked, "cancelled"
+			st.State, st.Status, st.Attempts = job.StateRevoked, "cancelled", run
 			return nil
 		})
 		log.Info("job cancelled while running", "duration", elapsed)
@@ -436,7 +473,7 @@ func (w *Worker) process(runCtx context.Context, p job.Priority, msg jetstream.M
 	case errors.Is(cause, ErrShutdown):
 		// A run cut short by a shutdown is handed back and does not count as an attempt.
 		_ = tr.Update(ctx, func(st *job.Status) error {
-			st.State, st.Status, st.Attempts = job.StatePending, "re-queued: worker shut down", run-1
+			st.State, st.Status, st.Attempts = job.StatePending, statusHandedBack, run-1
 			return nil
 		})
 		log.Info("job handed back at shutdown")
@@ -502,7 +539,7 @@ func (w *Worker) recordSuccess(ctx context.Context, msg jetstream.Msg, tr *tasks
 	for {
 		uctx, cancel := context.WithTimeout(ctx, statusTimeout)
 		err := tr.Update(uctx, func(st *job.Status) error {
-			st.State, st.Current, st.Status, st.Error = job.StateSuccess, 100, "completed", ""
+			st.State, st.Current, st.Status, st.Error, st.Attempts = job.StateSuccess, 100, "completed", "", rep.attempt
 			for _, fn := range rep.results {
 				fn(st)
 			}
@@ -640,16 +677,74 @@ func (w *Worker) publishDeadLetter(ctx context.Context, msg jetstream.Msg, p job
 	return true
 }
 
-// reporter is the Reporter of one running job.
+// reporter is the Reporter of one running job. Its status writes are coalesced: at most one
+// per interval, the latest progress winning, the pending one written when the interval ends.
 type reporter struct {
-	tr      *taskstatus.Tracker
-	cancel  context.CancelCauseFunc
-	attempt int
-	log     *slog.Logger
+	ctx      context.Context // for deferred writes; outlives the job's cancellation
+	tr       *taskstatus.Tracker
+	cancel   context.CancelCauseFunc
+	attempt  int
+	interval time.Duration
+	log      *slog.Logger
+
+	mu      sync.Mutex
 	results []func(*job.Status)
+	last    time.Time // of the last status write (or the eager start)
+	pending *progressUpdate
+	timer   *time.Timer
+	closed  bool
+}
+
+type progressUpdate struct {
+	current int
+	message string
+}
+
+func newReporter(ctx context.Context, tr *taskstatus.Tracker, cancel context.CancelCauseFunc, attempt int, interval time.Duration, log *slog.Logger) *reporter {
+	return &reporter{ctx: ctx, tr: tr, cancel: cancel, attempt: attempt, interval: interval, log: log, last: time.Now()}
+}
+
+// startLazily schedules the "started" status one interval from now, unless a progress write
+// replaces it or the run ends first.
+func (r *reporter) startLazily() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pending = &progressUpdate{0, "started"}
+	r.timer = time.AfterFunc(r.interval, r.flush)
 }
 
 func (r *reporter) Progress(ctx context.Context, current int, message string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil
+	}
+	if wait := r.interval - time.Since(r.last); wait > 0 {
+		r.pending = &progressUpdate{current, message}
+		if r.timer == nil {
+			r.timer = time.AfterFunc(wait, r.flush)
+		}
+		return nil
+	}
+	r.pending = nil
+	return r.write(ctx, current, message)
+}
+
+// flush writes the pending progress when its interval ends.
+func (r *reporter) flush() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.timer = nil
+	if r.closed || r.pending == nil {
+		return
+	}
+	u := r.pending
+	r.pending = nil
+	_ = r.write(r.ctx, u.current, u.message)
+}
+
+// write stores a PROGRESS status; r.mu is held.
+func (r *reporter) write(ctx context.Context, current int, message string) error {
 	// A status write must not hang a job while NATS reconnects; progress is best effort.
 	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
 	defer cancel()
@@ -657,9 +752,13 @@ func (r *reporter) Progress(ctx context.Context, current int, message string) er
 		if st.State == job.StateRevoked {
 			return ErrRevoked
 		}
-		st.State, st.Current, st.Status = job.StateProgress, current, message
+		st.State, st.Current, st.Status, st.Attempts, st.Error = job.StateProgress, current, message, r.attempt, ""
+		if st.Total == 0 {
+			st.Total = 100
+		}
 		return nil
 	})
+	r.last = time.Now()
 	if errors.Is(err, ErrRevoked) {
 		r.cancel(ErrRevoked)
 		return ErrRevoked
@@ -671,5 +770,23 @@ func (r *reporter) Progress(ctx context.Context, current int, message string) er
 	return nil
 }
 
-func (r *reporter) Result(fn func(*job.Status)) { r.results = append(r.results, fn) }
-func (r *reporter) Attempt() int                { return r.attempt }
+// close ends the run's progress writes, waiting for one in flight; the tracker is the
+// caller's again. Pending progress is dropped: the final status follows.
+func (r *reporter) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
+	r.pending = nil
+	if r.timer != nil {
+		r.timer.Stop()
+		r.timer = nil
+	}
+}
+
+func (r *reporter) Result(fn func(*job.Status)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.results = append(r.results, fn)
+}
+
+func (r *reporter) Attempt() int { return r.attempt }

@@ -2,7 +2,9 @@ package worker_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -505,15 +507,16 @@ func TestJobWhoseWorkersKeepDyingIsDeadLettered(t *testing.T) {
 	}
 }
 
-func TestDeliveriesThatNeverRanAreNotAttempts(t *testing.T) {
+func TestDeliveriesWithoutARecordedRunCountOnce(t *testing.T) {
 	h := newHarness(t, time.Second)
 	h.enqueue(t, "bystander", job.PriorityHigh)
-	// Two deliveries lost before their run began (the worker died while the job waited for a
-	// slot); the status still says PENDING. With no retries allowed the job still gets its run.
+	// Two deliveries lost with no run recorded (the status still says PENDING): the first may
+	// have run briefly before its worker died (a first run records its start lazily), so they
+	// count as one attempt, not two. With one retry allowed the job still gets its run.
 	h.loseDeliveries(t, 2)
-	h.start(t, worker.Config{MaxRetries: 0, AckWait: time.Second}, worker.HandlerFunc(func(context.Context, *job.Job) error { return nil }))
-	if st := h.waitState(t, "bystander", job.StateSuccess, 10*time.Second); st.Attempts != 1 {
-		t.Fatalf("attempts = %d, want 1", st.Attempts)
+	h.start(t, worker.Config{MaxRetries: 1, AckWait: time.Second}, worker.HandlerFunc(func(context.Context, *job.Job) error { return nil }))
+	if st := h.waitState(t, "bystander", job.StateSuccess, 10*time.Second); st.Attempts != 2 {
+		t.Fatalf("attempts = %d, want 2", st.Attempts)
 	}
 }
 
@@ -620,4 +623,114 @@ func TestRunAfterALostRunRunsAlone(t *testing.T) {
 	if h.pending(t, "JOBS_HIGH") != 0 {
 		t.Fatal("JOBS_HIGH not drained")
 	}
+}
+
+// watchStatuses returns the statuses of id written from now on.
+func (h *harness) watchStatuses(t *testing.T, id string) <-chan job.Status {
+	t.Helper()
+	kv, err := h.js.KeyValue(t.Context(), job.TasksBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := kv.Watch(t.Context(), id, jetstream.UpdatesOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Stop() })
+	out := make(chan job.Status, 64)
+	go func() {
+		for e := range w.Updates() {
+			var st job.Status
+			if e != nil && json.Unmarshal(e.Value(), &st) == nil {
+				out <- st
+			}
+		}
+	}()
+	return out
+}
+
+// statusesUntilTerminal collects statuses from ch up to the terminal one.
+func statusesUntilTerminal(t *testing.T, ch <-chan job.Status) []job.Status {
+	t.Helper()
+	var seen []job.Status
+	for {
+		select {
+		case st := <-ch:
+			seen = append(seen, st)
+			if st.State.Terminal() {
+				return seen
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no terminal status; saw %+v", seen)
+		}
+	}
+}
+
+func TestShortJobWritesOnlyItsFinalStatus(t *testing.T) {
+	h := newHarness(t, 0)
+	h.enqueue(t, "short", job.PriorityHigh)
+	updates := h.watchStatuses(t, "short")
+	h.start(t, worker.Config{ProgressInterval: time.Second}, worker.HandlerFunc(func(ctx context.Context, _ *job.Job) error {
+		rep := worker.ReporterFrom(ctx)
+		for i, msg := range []string{"extracting", "chunking", "embedding"} {
+			if err := rep.Progress(ctx, 20*(i+1), msg); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	seen := statusesUntilTerminal(t, updates)
+	if len(seen) != 1 || seen[0].State != job.StateSuccess || seen[0].Attempts != 1 || seen[0].Current != 100 {
+		t.Fatalf("statuses written = %+v, want one: SUCCESS after 1 attempt", seen)
+	}
+}
+
+func TestProgressIsCoalescedNotLost(t *testing.T) {
+	h := newHarness(t, 0)
+	h.enqueue(t, "slow", job.PriorityHigh)
+	updates := h.watchStatuses(t, "slow")
+	const interval = 300 * time.Millisecond
+	h.start(t, worker.Config{ProgressInterval: interval}, worker.HandlerFunc(func(ctx context.Context, _ *job.Job) error {
+		rep := worker.ReporterFrom(ctx)
+		_ = rep.Progress(ctx, 10, "a")
+		_ = rep.Progress(ctx, 20, "b")
+		time.Sleep(3 * interval) // "b" is written when the first interval ends
+		_ = rep.Progress(ctx, 50, "c")
+		_ = rep.Progress(ctx, 60, "d")
+		time.Sleep(2 * interval) // "d" is written one interval after "c"
+		return nil
+	}))
+	seen := statusesUntilTerminal(t, updates)
+	var got []string
+	for _, st := range seen {
+		if st.State == job.StateProgress {
+			if st.Attempts != 1 || st.Total != 100 {
+				t.Errorf("PROGRESS status %+v: want attempts 1 and total 100", st)
+			}
+			got = append(got, fmt.Sprintf("%d %s", st.Current, st.Status))
+		}
+	}
+	want := []string{"20 b", "50 c", "60 d"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("progress written = %q, want %q (then SUCCESS)", got, want)
+	}
+	if last := seen[len(seen)-1]; last.State != job.StateSuccess {
+		t.Fatalf("final status = %+v", last)
+	}
+}
+
+func TestLongJobWithoutProgressShowsStarted(t *testing.T) {
+	h := newHarness(t, 0)
+	h.enqueue(t, "quiet", job.PriorityHigh)
+	release := make(chan struct{})
+	h.start(t, worker.Config{ProgressInterval: 100 * time.Millisecond}, worker.HandlerFunc(func(ctx context.Context, _ *job.Job) error {
+		<-release
+		return nil
+	}))
+	st := h.waitState(t, "quiet", job.StateProgress, 5*time.Second)
+	close(release)
+	if st.Status != "started" || st.Attempts != 1 {
+		t.Fatalf("running job's status = %+v, want started, attempt 1", st)
+	}
+	h.waitState(t, "quiet", job.StateSuccess, 5*time.Second)
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/quirehq/quire/shared/docstore"
 	"github.com/quirehq/quire/shared/embed"
+	"github.com/quirehq/quire/shared/job"
 	"github.com/quirehq/quire/shared/jobqueue"
 	"github.com/quirehq/quire/shared/metrics"
 	"github.com/quirehq/quire/shared/taskstatus"
@@ -55,6 +56,7 @@ type Server struct {
 	nc        *nats.Conn
 	js        jetstream.JetStream
 	uploads   jetstream.ObjectStore
+	objects   *jobqueue.ObjectPutter // writes new objects into uploads
 	statuses  *taskstatus.Store
 	docs      *docstore.Store
 	publisher *jobqueue.Publisher
@@ -83,6 +85,9 @@ func New(cfg Config, d Deps) *Server {
 	s := &Server{
 		cfg: cfg, nc: d.NATS, js: d.JetStream, uploads: d.Uploads, statuses: d.Statuses, docs: d.Docs,
 		publisher: jobqueue.NewPublisher(d.JetStream), idem: d.Idempotency, embedder: d.Embedder, log: d.Logger, now: time.Now,
+	}
+	if d.JetStream != nil && d.Uploads != nil {
+		s.objects = jobqueue.NewObjectPutter(d.JetStream, d.Uploads, job.UploadsBucket)
 	}
 	s.marks = newPublishMarks(d.Docs, d.Logger, outboxMarkGather)
 	s.initMetrics(d.JetStream)

@@ -3,8 +3,6 @@ package api
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +23,7 @@ import (
 	"github.com/quirehq/quire/shared/docstore"
 	"github.com/quirehq/quire/shared/doctype"
 	"github.com/quirehq/quire/shared/job"
+	"github.com/quirehq/quire/shared/jobqueue"
 )
 
 var agentIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
@@ -252,7 +251,7 @@ type storedUpload struct {
 }
 
 // storeUpload sniffs the part's type from its first bytes (415 when unsupported) and streams
-// it into the object store under taskID, failing with 413 past MaxUploadBytes.
+// it into the object store under taskID (a new name), failing with 413 past MaxUploadBytes.
 func (s *Server) storeUpload(ctx context.Context, taskID string, part *multipart.Part) (*storedUpload, error) {
 	name := SanitizeFilename(part.FileName())
 	br := bufio.NewReaderSize(part, doctype.SniffLen)
@@ -268,9 +267,9 @@ func (s *Server) storeUpload(ctx context.Context, taskID string, part *multipart
 		return nil, &httpError{errUnsupported.status, errUnsupported.code, strings.TrimPrefix(err.Error(), "doctype: ") +
 			" (supported: PDF, Word .docx, plain text, Markdown, HTML)"}
 	}
-	h := sha256.New()
-	lr := &limitedReader{r: io.TeeReader(br, h), left: s.cfg.MaxUploadBytes}
-	info, err := s.uploads.Put(ctx, jetstream.ObjectMeta{Name: taskID, Description: name}, lr)
+	lr := &limitedReader{r: br, left: s.cfg.MaxUploadBytes}
+	// The object's digest is the SHA-256 of its bytes: the upload is hashed once, while stored.
+	info, err := s.objects.PutNew(ctx, jetstream.ObjectMeta{Name: taskID, Description: name}, lr)
 	switch {
 	case err == nil:
 	case lr.exceeded:
@@ -281,7 +280,13 @@ func (s *Server) storeUpload(ctx context.Context, taskID string, part *multipart
 		s.log.Error("upload: store object", "task_id", taskID, "err", err)
 		return nil, errUnavailable
 	}
-	return &storedUpload{filename: name, typ: typ, size: int64(info.Size), sha256: hex.EncodeToString(h.Sum(nil))}, nil
+	sum, err := jobqueue.DigestHex(info)
+	if err != nil {
+		s.log.Error("upload: store object", "task_id", taskID, "err", err)
+		s.removeObject(taskID)
+		return nil, errUnavailable
+	}
+	return &storedUpload{filename: name, typ: typ, size: int64(info.Size), sha256: sum}, nil
 }
 
 // limitedReader fails once more than left bytes were read, and remembers whether reading the

@@ -1,0 +1,143 @@
+package jobqueue
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+)
+
+// objectChunkSize is the chunk size of jetstream.ObjectStore.Put (128 KiB).
+const objectChunkSize = 128 << 10
+
+// ObjectPutter stores new objects in one object store bucket, in the layout
+// jetstream.ObjectStore.Put writes (chunk messages on $O.<bucket>.C.<nuid>, then the object's
+// description on $O.<bucket>.M.<base64url name>), so that ObjectStore.Get reads them back.
+// An object of one chunk is written without Put's costs: no look-up of an object of the same
+// name, no JetStream context and reply subscription of its own, no 128 KiB buffer per object,
+// and both messages are acknowledged together.
+type ObjectPutter struct {
+	js     jetstream.JetStream
+	obs    jetstream.ObjectStore
+	bucket string
+	bufs   sync.Pool
+}
+
+// NewObjectPutter returns an ObjectPutter for obs, the object store named bucket, publishing
+// through js.
+func NewObjectPutter(js jetstream.JetStream, obs jetstream.ObjectStore, bucket string) *ObjectPutter {
+	p := &ObjectPutter{js: js, obs: obs, bucket: bucket}
+	p.bufs.New = func() any { b := make([]byte, objectChunkSize); return &b }
+	return p
+}
+
+// PutNew stores what r yields as object meta.Name, which must be new (a fresh task id): unlike
+// ObjectStore.Put it does not remove the chunks of an earlier object of that name. It returns
+// the object's info, its Digest the SHA-256 of the bytes (see DigestHex). Errors of r are
+// returned as they are; if storing fails, what was stored is purged. Without a deadline on ctx
+// it gives up after 10 seconds.
+func (p *ObjectPutter) PutNew(ctx context.Context, meta jetstream.ObjectMeta, r io.Reader) (*jetstream.ObjectInfo, error) {
+	if meta.Name == "" {
+		return nil, jetstream.ErrBadObjectMeta
+	}
+	if meta.Opts != nil && (meta.Opts.Link != nil || (meta.Opts.ChunkSize != 0 && meta.Opts.ChunkSize != objectChunkSize)) {
+		return p.obs.Put(ctx, meta, r)
+	}
+	bp := p.bufs.Get().(*[]byte)
+	buf := *bp
+	n, err := io.ReadFull(r, buf)
+	switch {
+	case err == nil:
+		// More than one chunk: Put streams the rest.
+		info, err := p.obs.Put(ctx, meta, io.MultiReader(bytes.NewReader(buf[:n]), r))
+		p.bufs.Put(bp)
+		return info, err
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+	default:
+		p.bufs.Put(bp)
+		return nil, err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+	}
+	sum := sha256.Sum256(buf[:n])
+	meta.Opts = &jetstream.ObjectMetaOptions{ChunkSize: objectChunkSize}
+	info := &jetstream.ObjectInfo{
+		ObjectMeta: meta, Bucket: p.bucket, NUID: nuid.Next(), Size: uint64(n),
+		Digest: "SHA-256=" + base64.URLEncoding.EncodeToString(sum[:]),
+	}
+	chunkSubj := "$O." + p.bucket + ".C." + info.NUID
+	metaSubj := "$O." + p.bucket + ".M." + base64.URLEncoding.EncodeToString([]byte(meta.Name))
+	var acks []jetstream.PubAckFuture
+	if n > 0 {
+		info.Chunks = 1
+		f, err := p.js.PublishMsgAsync(&nats.Msg{Subject: chunkSubj, Data: buf[:n]})
+		if err != nil {
+			p.bufs.Put(bp)
+			return nil, fmt.Errorf("jobqueue: put object %s: %w", meta.Name, err)
+		}
+		acks = append(acks, f)
+	}
+	desc, err := json.Marshal(info)
+	if err == nil {
+		m := &nats.Msg{Subject: metaSubj, Data: desc, Header: nats.Header{}}
+		m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
+		var f jetstream.PubAckFuture
+		if f, err = p.js.PublishMsgAsync(m); err == nil {
+			acks = append(acks, f)
+		}
+	}
+	for _, f := range acks {
+		select {
+		case <-f.Ok():
+		case ferr := <-f.Err():
+			err = errors.Join(err, ferr)
+		case <-ctx.Done():
+			// A publish may still be retried from buf: it is not reused.
+			p.purge(context.WithoutCancel(ctx), chunkSubj, metaSubj)
+			return nil, fmt.Errorf("jobqueue: put object %s: %w", meta.Name, ctx.Err())
+		}
+	}
+	p.bufs.Put(bp)
+	if err != nil {
+		p.purge(context.WithoutCancel(ctx), chunkSubj, metaSubj)
+		return nil, fmt.Errorf("jobqueue: put object %s: %w", meta.Name, err)
+	}
+	info.ModTime = time.Now().UTC()
+	return info, nil
+}
+
+// purge removes what a failed put may have stored.
+func (p *ObjectPutter) purge(ctx context.Context, subjects ...string) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	st, err := p.js.Stream(ctx, "OBJ_"+p.bucket)
+	if err != nil {
+		return
+	}
+	for _, s := range subjects {
+		_ = st.Purge(ctx, jetstream.WithPurgeSubject(s))
+	}
+}
+
+// DigestHex is the SHA-256 of an object's bytes, in lower-case hex, from its info's Digest.
+func DigestHex(info *jetstream.ObjectInfo) (string, error) {
+	sum, err := jetstream.DecodeObjectDigest(info.Digest)
+	if err != nil || len(sum) != sha256.Size {
+		return "", fmt.Errorf("jobqueue: object %s: malformed digest %q", info.Name, info.Digest)
+	}
+	return hex.EncodeToString(sum), nil
+}

@@ -427,13 +427,12 @@ func (w *Worker) process(runCtx context.Context, p job.Priority, msg jetstream.M
 			return
 		}
 	}
-	log = log.With("run", run)
 
 	start := time.Now()
 	if w.observer != nil {
 		w.observer.JobStarted(p, j.Kind)
 	}
-	log.Info("job started")
+	log.Debug("job started", "run", run)
 	jobCtx, cancelTimeout := context.WithTimeoutCause(jobCtx, w.cfg.JobTimeout, ErrJobTimeout)
 	defer cancelTimeout()
 	hbDone := make(chan struct{})
@@ -461,14 +460,14 @@ func (w *Worker) process(runCtx context.Context, p job.Priority, msg jetstream.M
 			w.observe(p, j, OutcomeHandedBack, elapsed)
 			return
 		}
-		log.Info("job succeeded", "duration", elapsed)
+		log.Info("job succeeded", "run", run, "duration", elapsed)
 		w.finish(msg, p, j, OutcomeSucceeded, elapsed)
 	case errors.Is(err, ErrRevoked) || errors.Is(cause, ErrRevoked):
 		_ = tr.Update(ctx, func(st *job.Status) error {
 			st.State, st.Status, st.Attempts = job.StateRevoked, "cancelled", run
 			return nil
 		})
-		log.Info("job cancelled while running", "duration", elapsed)
+		log.Info("job cancelled while running", "run", run, "duration", elapsed)
 		w.finish(msg, p, j, OutcomeCancelled, elapsed)
 	case errors.Is(cause, ErrShutdown):
 		// A run cut short by a shutdown is handed back and does not count as an attempt.
@@ -476,7 +475,7 @@ func (w *Worker) process(runCtx context.Context, p job.Priority, msg jetstream.M
 			st.State, st.Status, st.Attempts = job.StatePending, statusHandedBack, run-1
 			return nil
 		})
-		log.Info("job handed back at shutdown")
+		log.Info("job handed back at shutdown", "run", run)
 		_ = msg.Nak()
 		w.observe(p, j, OutcomeHandedBack, elapsed)
 	default:
@@ -484,7 +483,7 @@ func (w *Worker) process(runCtx context.Context, p job.Priority, msg jetstream.M
 			err = fmt.Errorf("%w after %v: %w", ErrJobTimeout, w.cfg.JobTimeout, err)
 		}
 		if IsPermanent(err) || run >= w.cfg.MaxRetries+1 {
-			log.Error("job failed; dead-lettered", "err", err, "permanent", IsPermanent(err))
+			log.Error("job failed; dead-lettered", "run", run, "err", err, "permanent", IsPermanent(err))
 			w.deadLetterTracked(ctx, msg, p, j, tr, run, streamSeq, err)
 			w.observe(p, j, OutcomeDeadLettered, elapsed)
 			return
@@ -498,7 +497,7 @@ func (w *Worker) process(runCtx context.Context, p job.Priority, msg jetstream.M
 			st.Status = fmt.Sprintf("attempt %d failed; retrying in %v", run, delay.Round(time.Millisecond))
 			return nil
 		})
-		log.Warn("job failed; will retry", "err", err, "retry_in", delay)
+		log.Warn("job failed; will retry", "run", run, "err", err, "retry_in", delay)
 		_ = msg.NakWithDelay(delay)
 		w.observe(p, j, OutcomeRetried, elapsed)
 	}

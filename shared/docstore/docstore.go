@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
@@ -307,36 +308,66 @@ type Completion struct {
 // transaction: a redelivered job never duplicates chunks, and a crash leaves the old state.
 // It fails with job.ErrConflict if the document was cancelled and job.ErrNotFound if it was
 // deleted meanwhile; nothing is written then.
+//
+// The statements go to PostgreSQL in one round trip, as one implicit transaction: the first
+// locks the documents row (a concurrent Cancel waits for the commit, or has committed before),
+// and each write does nothing unless that row exists and is not cancelled.
 func (s *Store) Complete(ctx context.Context, id int64, c Completion) error {
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var tenantID, agentID, status string
-		err := tx.QueryRow(ctx, `SELECT tenant_id, agent_id, status FROM documents WHERE id = $1 FOR UPDATE`, id).
-			Scan(&tenantID, &agentID, &status)
+	n := len(c.Chunks)
+	var (
+		ordinals = make([]int32, n)
+		contents = make([]string, n)
+		tokens   = make([]int32, n)
+		pages    = make([]int32, n)
+		headings = make([]string, n)
+		offsets  = make([]int32, n)
+		lengths  = make([]int32, n)
+		pos      = make([]pgtype.Bits, n)
+		neg      = make([]pgtype.Bits, n)
+		total    int
+	)
+	for _, ch := range c.Chunks {
+		total += len(ch.Embedding)
+	}
+	vectors := make([]float32, 0, total)
+	for i, ch := range c.Chunks {
+		ordinals[i], contents[i], tokens[i], pages[i], headings[i] = int32(ch.Ordinal), ch.Content, int32(ch.TokenCount), int32(ch.Page), ch.Heading
+		// A chunk's embedding is vectors[offset : offset+length]; length -1 stands for none.
+		offsets[i], lengths[i] = int32(len(vectors)), -1
+		if ch.Embedding != nil {
+			lengths[i] = int32(len(ch.Embedding))
+			vectors = append(vectors, ch.Embedding...)
+		}
+		pos[i], neg[i] = sketch(ch.Embedding)
+	}
+	b := &pgx.Batch{}
+	var status string
+	b.Queue(`SELECT status FROM documents WHERE id = $1 FOR UPDATE`, id).QueryRow(func(row pgx.Row) error {
+		err := row.Scan(&status)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return job.ErrNotFound
+			return nil
 		}
-		if err != nil {
-			return err
-		}
-		if status == job.DocCancelled {
-			return fmt.Errorf("cancelled: %w", job.ErrConflict)
-		}
-		if _, err := tx.Exec(ctx, `DELETE FROM chunks WHERE document_id = $1`, id); err != nil {
-			return err
-		}
-		rows := make([][]any, len(c.Chunks))
-		for i, ch := range c.Chunks {
-			rows[i] = []any{id, tenantID, agentID, ch.Ordinal, ch.Content, ch.TokenCount, ch.Page, ch.Heading, ch.Embedding}
-		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"chunks"},
-			[]string{"document_id", "tenant_id", "agent_id", "ordinal", "content", "token_count", "page", "heading", "embedding"},
-			pgx.CopyFromRows(rows)); err != nil {
-			return fmt.Errorf("copy chunks: %w", err)
-		}
-		_, err = tx.Exec(ctx, `UPDATE documents SET status = 'completed', chunk_count = $2, title = $3, embedding_model = $4,
-			error = '', updated_at = now(), completed_at = now() WHERE id = $1`, id, len(c.Chunks), c.Title, c.EmbeddingModel)
 		return err
 	})
+	b.Queue(`DELETE FROM chunks WHERE document_id = $1
+		AND EXISTS (SELECT FROM documents WHERE id = $1 AND status <> 'cancelled')`, id)
+	b.Queue(`INSERT INTO chunks (document_id, tenant_id, agent_id, ordinal, content, token_count, page, heading, embedding, embedding_pos, embedding_neg)
+		SELECT d.id, d.tenant_id, d.agent_id, c.ordinal, c.content, c.token_count, c.page, c.heading,
+			CASE WHEN c.len >= 0 THEN ($9::real[])[c.off + 1 : c.off + c.len] END, c.pos, c.neg
+		FROM documents d, unnest($2::int[], $3::text[], $4::int[], $5::int[], $6::text[], $7::int[], $8::int[], $10::varbit[], $11::varbit[])
+			AS c(ordinal, content, token_count, page, heading, off, len, pos, neg)
+		WHERE d.id = $1 AND d.status <> 'cancelled'`,
+		id, ordinals, contents, tokens, pages, headings, offsets, lengths, vectors, pos, neg)
+	b.Queue(`UPDATE documents SET status = 'completed', chunk_count = $2, title = $3, embedding_model = $4,
+		error = '', updated_at = now(), completed_at = now() WHERE id = $1 AND status <> 'cancelled'`, id, n, c.Title, c.EmbeddingModel)
+	err := s.pool.SendBatch(ctx, b).Close()
+	switch {
+	case err != nil:
+	case status == "":
+		err = job.ErrNotFound
+	case status == job.DocCancelled:
+		err = fmt.Errorf("cancelled: %w", job.ErrConflict)
+	}
 	if err != nil {
 		return fmt.Errorf("docstore: complete document %d: %w", id, err)
 	}
@@ -488,9 +519,13 @@ func (s *Store) ReplaceEmbeddings(ctx context.Context, id int64, model string, o
 		if status == job.DocCancelled {
 			return fmt.Errorf("cancelled: %w", job.ErrConflict)
 		}
-		tag, err := tx.Exec(ctx, `UPDATE chunks AS c SET embedding = v.embedding::real[]
-			FROM unnest($2::int[], $3::text[]) AS v(ordinal, embedding)
-			WHERE c.document_id = $1 AND c.ordinal = v.ordinal`, id, ordinals, vectorLiterals(vectors))
+		pos, neg := make([]pgtype.Bits, len(vectors)), make([]pgtype.Bits, len(vectors))
+		for i, v := range vectors {
+			pos[i], neg[i] = sketch(v)
+		}
+		tag, err := tx.Exec(ctx, `UPDATE chunks AS c SET embedding = v.embedding::real[], embedding_pos = v.pos, embedding_neg = v.neg
+			FROM unnest($2::int[], $3::text[], $4::varbit[], $5::varbit[]) AS v(ordinal, embedding, pos, neg)
+			WHERE c.document_id = $1 AND c.ordinal = v.ordinal`, id, ordinals, vectorLiterals(vectors), pos, neg)
 		if err != nil {
 			return err
 		}

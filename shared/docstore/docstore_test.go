@@ -15,7 +15,7 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-func open(t *testing.T) (*docstore.Store, string) {
+func open(t testing.TB) (*docstore.Store, string) {
 	t.Helper()
 	url := pgtest.NewDB(t)
 	s, err := docstore.Open(t.Context(), url)

@@ -274,22 +274,6 @@ func (x sketchIndex) nearest(ctx context.Context, q SearchQuery, n int) ([]int64
 	return ids, nil
 }
 
-// signBits is the sketch of v as quire_sign_bits computes it for stored chunks: a bit string
-// with 1 where v is positive, and one with 1 where v is negative.
-func signBits(v []float32) (pos, neg string) {
-	p, m := make([]byte, len(v)), make([]byte, len(v))
-	for i, x := range v {
-		p[i], m[i] = '0', '0'
-		switch {
-		case x > 0:
-			p[i] = '1'
-		case x < 0:
-			m[i] = '1'
-		}
-	}
-	return string(p), string(m)
-}
-
 // cosine is the cosine similarity of a and b; 0 when either is zero or their lengths differ.
 func cosine(a, b []float32) float64 {
 	if len(a) != len(b) {

@@ -394,4 +394,21 @@ func TestReuploadOfTheSameBytesIsADuplicate(t *testing.T) {
 	if n := streamMsgs(t, e.js, "JOBS_HIGH"); n != 3 {
 		t.Fatalf("JOBS_HIGH holds %d jobs, want 3", n)
 	}
+	// The duplicate left no row: agent 7 has the first upload and the forced one.
+	if list, err := e.docs.ListDocuments(t.Context(), docstore.ListFilter{TenantID: "acme", AgentID: "7"}); err != nil || len(list) != 2 {
+		t.Fatalf("agent 7 has %d documents (%v), want 2", len(list), err)
+	}
+	// Bytes embedded with a model search no longer uses are processed again.
+	_, old := e.upload(t, tokenAcme, "7", "c.txt", []byte("embedded long ago"), nil)
+	oldID := int64(old["id"].(float64))
+	if err := e.docs.StartProcessing(t.Context(), oldID); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.docs.Complete(t.Context(), oldID, docstore.Completion{EmbeddingModel: "retired-model",
+		Chunks: []docstore.Chunk{{Content: "embedded long ago", TokenCount: 3}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, again := e.upload(t, tokenAcme, "7", "c.txt", []byte("embedded long ago"), nil); again["duplicate_of"] != nil || again["status"] != "queued" {
+		t.Fatalf("re-upload of bytes embedded with another model = %v, want processed", again)
+	}
 }

@@ -140,8 +140,21 @@ func (s *Server) upload(c *gin.Context) {
 		s.fail(c, errBadRequest("multipart field \"file\" is missing"))
 		return
 	}
-	if !force {
-		if dup, ok := s.duplicateOf(ctx, tenant, agent, up.sha256); ok {
+	doc := &docstore.Document{
+		TenantID: tenant, AgentID: agent, Kind: job.KindDocument, Filename: up.filename,
+		ContentType: up.typ.ContentType(), SizeBytes: up.size, SHA256: up.sha256, TaskID: taskID, Priority: string(priority),
+	}
+	j := &job.Job{
+		TaskID: taskID, Kind: job.KindDocument, TenantID: tenant, AgentID: agent, Priority: priority,
+		Object: taskID, Filename: up.filename, ContentType: doc.ContentType,
+	}
+	dupID, err := s.enqueueUpload(ctx, doc, j, !force)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if dupID != 0 {
+		if dup, err := s.docs.GetDocument(ctx, tenant, dupID); err == nil {
 			// Incremental ingestion: the same bytes were already extracted and embedded with the
 			// current model; nothing is processed again.
 			s.removeObject(taskID)
@@ -152,18 +165,11 @@ func (s *Server) upload(c *gin.Context) {
 			})
 			return
 		}
-	}
-	doc := &docstore.Document{
-		TenantID: tenant, AgentID: agent, Kind: job.KindDocument, Filename: up.filename,
-		ContentType: up.typ.ContentType(), SizeBytes: up.size, SHA256: up.sha256, TaskID: taskID, Priority: string(priority),
-	}
-	j := &job.Job{
-		TaskID: taskID, Kind: job.KindDocument, TenantID: tenant, AgentID: agent, Priority: priority,
-		Object: taskID, Filename: up.filename, ContentType: doc.ContentType,
-	}
-	if err := s.enqueue(ctx, doc, j); err != nil {
-		s.fail(c, err)
-		return
+		// The duplicate went away in between: the upload is processed as new.
+		if _, err := s.enqueueUpload(ctx, doc, j, false); err != nil {
+			s.fail(c, err)
+			return
+		}
 	}
 	c.JSON(http.StatusAccepted, acceptedResponse{
 		ID: doc.ID, TaskID: taskID, Status: job.DocQueued, Filename: up.filename,
@@ -173,19 +179,42 @@ func (s *Server) upload(c *gin.Context) {
 }
 
 // enqueue records doc and publishes j for it: documents row (the outbox), PENDING status,
-// acknowledged publish, then the row's mark as published queued for the next batch. On failure it undoes what it did and
-// returns errUnavailable; the upload object is removed too.
+// acknowledged publish, then the row's mark as published queued for the next batch. On failure
+// it undoes what it did and returns errUnavailable; the upload object is removed too.
 func (s *Server) enqueue(ctx context.Context, doc *docstore.Document, j *job.Job) error {
+	_, err := s.enqueueUpload(ctx, doc, j, false)
+	return err
+}
+
+// enqueueUpload is enqueue for an upload that, with unlessDuplicate, is neither recorded nor
+// published if the agent has a completed document with the same bytes embedded with the model
+// search uses now: then it returns that document's id (the row's insert and the look-up are
+// one statement).
+func (s *Server) enqueueUpload(ctx context.Context, doc *docstore.Document, j *job.Job, unlessDuplicate bool) (int64, error) {
 	undoCtx := context.WithoutCancel(ctx)
 	// The row is the job's outbox: it keeps the job (its document id is the row's) so that the
 	// sweeper can publish exactly this job if the API stops before publishing it.
 	if payload, err := json.Marshal(j); err == nil {
 		doc.Job = payload
 	}
-	if err := s.docs.InsertDocument(ctx, doc); err != nil {
+	if unlessDuplicate {
+		model := ""
+		if s.embedder != nil {
+			model = s.embedder.Model()
+		}
+		dupID, err := s.docs.InsertUnlessDuplicate(ctx, doc, model)
+		if err != nil {
+			s.log.Error("enqueue: insert document", "task_id", doc.TaskID, "err", err)
+			s.removeObject(j.Object)
+			return 0, errUnavailable
+		}
+		if dupID != 0 {
+			return dupID, nil
+		}
+	} else if err := s.docs.InsertDocument(ctx, doc); err != nil {
 		s.log.Error("enqueue: insert document", "task_id", doc.TaskID, "err", err)
 		s.removeObject(j.Object)
-		return errUnavailable
+		return 0, errUnavailable
 	}
 	j.DocumentID = doc.ID
 	j.EnqueuedAt = s.now().UTC()
@@ -203,33 +232,17 @@ func (s *Server) enqueue(ctx context.Context, doc *docstore.Document, j *job.Job
 	if err := s.statuses.Create(ctx, st); err != nil {
 		s.log.Error("enqueue: create task status", "task_id", doc.TaskID, "err", err)
 		undo()
-		return errUnavailable
+		return 0, errUnavailable
 	}
 	if err := s.publisher.Publish(ctx, j, j.TaskID); err != nil {
 		s.log.Error("enqueue: publish job", "task_id", doc.TaskID, "err", err)
 		undo()
-		return errUnavailable
+		return 0, errUnavailable
 	}
 	// The job is queued; its row is marked published with other uploads' in one statement.
 	s.marks.add(doc.ID)
 	s.log.Info("job enqueued", "task_id", j.TaskID, "document_id", doc.ID, "queue", j.Priority, "kind", j.Kind)
-	return nil
-}
-
-// duplicateOf finds a completed document of the agent with the same bytes, embedded with the
-// model search uses now. A lookup failure only means the upload is processed as new.
-func (s *Server) duplicateOf(ctx context.Context, tenant, agent, sha string) (*docstore.Document, bool) {
-	d, err := s.docs.FindCompletedBySHA(ctx, tenant, agent, sha)
-	if err != nil {
-		if !errors.Is(err, job.ErrNotFound) {
-			s.log.Warn("duplicate lookup failed; processing the upload", "err", err)
-		}
-		return nil, false
-	}
-	if s.embedder != nil && d.EmbeddingModel != "" && d.EmbeddingModel != s.embedder.Model() {
-		return nil, false
-	}
-	return d, true
+	return 0, nil
 }
 
 func (s *Server) removeObject(name string) {

@@ -6,10 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"math"
-	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Embedder embeds texts. Implementations are safe for concurrent use.
@@ -66,22 +65,58 @@ func (l *Local) Embed(ctx context.Context, texts []string) ([][]float32, error) 
 	return out, nil
 }
 
+// FNV-1a, 64 bits (hash/fnv's New64a), inline so that a bigram's hash continues from its
+// first word's without building the bigram.
+const (
+	fnvOffset64 = 14695981039346656037
+	fnvPrime64  = 1099511628211
+)
+
+// vector hashes each term (a lower-cased word, or two words joined by a space) with FNV-1a:
+// the hash picks the dimension and its top bit the sign. It reads text once, hashing each word
+// and the bigram that ends with it as it goes; terms are told apart by their 64-bit hashes.
 func (l *Local) vector(text string) []float32 {
-	words := strings.FieldsFunc(strings.ToLower(text), func(r rune) bool {
-		return !unicode.IsLetter(r) && !unicode.IsNumber(r)
-	})
-	tf := make(map[string]float64, len(words)*2)
-	for i, w := range words {
-		tf[w]++
-		if i > 0 {
-			tf[words[i-1]+" "+w] += 0.5
+	tf := make(map[uint64]float64, len(text)/3)
+	var (
+		word, bigram uint64 // hashes of the current word and of "<previous word> <current word>"
+		prev         uint64 // hash of the previous word
+		inWord, pair bool   // pair: a previous word exists
+		buf          [utf8.UTFMax]byte
+	)
+	endWord := func() {
+		tf[word]++
+		if pair {
+			tf[bigram] += 0.5
+		}
+		prev, pair, inWord = word, true, false
+	}
+	for _, r := range text {
+		if r < utf8.RuneSelf {
+			if 'A' <= r && r <= 'Z' {
+				r += 'a' - 'A'
+			}
+		} else {
+			r = unicode.ToLower(r)
+		}
+		if !unicode.IsLetter(r) && !unicode.IsNumber(r) {
+			if inWord {
+				endWord()
+			}
+			continue
+		}
+		if !inWord {
+			word, bigram, inWord = fnvOffset64, (prev^' ')*fnvPrime64, true
+		}
+		for _, c := range utf8.AppendRune(buf[:0], r) {
+			word = (word ^ uint64(c)) * fnvPrime64
+			bigram = (bigram ^ uint64(c)) * fnvPrime64
 		}
 	}
+	if inWord {
+		endWord()
+	}
 	v := make([]float64, l.dims)
-	for term, n := range tf {
-		h := fnv.New64a()
-		_, _ = h.Write([]byte(term))
-		sum := h.Sum64()
+	for sum, n := range tf {
 		idx := int(sum % uint64(l.dims))
 		w := 1 + math.Log(n)
 		if sum>>63 == 1 {

@@ -106,7 +106,11 @@ func appendUnits(units []unit, sec extract.Section, opts Options) []unit {
 				if i > 0 {
 					sep = piece.sep
 				}
-				units = append(units, unit{text: piece.text, sep: sep, tokens: opts.Counter.Count(piece.text), page: sec.Page})
+				tokens := piece.tokens
+				if tokens == 0 {
+					tokens = opts.Counter.Count(piece.text)
+				}
+				units = append(units, unit{text: piece.text, sep: sep, tokens: tokens, page: sec.Page})
 			}
 		}
 	}
@@ -126,8 +130,9 @@ func paragraphs(s string) []string {
 }
 
 type piece struct {
-	text string
-	sep  string // separator before it: " " or ""
+	text   string
+	sep    string // separator before it: " " or ""
+	tokens int    // its token count if known, else 0
 }
 
 // sentences splits a paragraph after ., ! or ? followed by a space, and after the CJK full
@@ -148,7 +153,7 @@ func sentences(p string) []piece {
 			continue
 		}
 		if s := strings.TrimSpace(p[start:next]); s != "" {
-			out = append(out, piece{s, sep})
+			out = append(out, piece{text: s, sep: sep})
 		}
 		start = next
 		sep = ""
@@ -157,7 +162,7 @@ func sentences(p string) []piece {
 		}
 	}
 	if s := strings.TrimSpace(p[start:]); s != "" {
-		out = append(out, piece{s, sep})
+		out = append(out, piece{text: s, sep: sep})
 	}
 	return out
 }
@@ -165,8 +170,8 @@ func sentences(p string) []piece {
 // splitLong cuts a sentence longer than a chunk at word boundaries, and a word longer than a
 // chunk between characters.
 func splitLong(s string, opts Options) []piece {
-	if opts.Counter.Count(s) <= opts.Size {
-		return []piece{{s, ""}}
+	if n := opts.Counter.Count(s); n <= opts.Size {
+		return []piece{{s, "", n}}
 	}
 	var (
 		out []piece
@@ -175,7 +180,7 @@ func splitLong(s string, opts Options) []piece {
 	)
 	flush := func(sep string) {
 		if cur.Len() > 0 {
-			out = append(out, piece{cur.String(), sep})
+			out = append(out, piece{text: cur.String(), sep: sep})
 			cur.Reset()
 			n = 0
 		}
@@ -190,7 +195,7 @@ func splitLong(s string, opts Options) []piece {
 				if i == 0 {
 					sep = " "
 				}
-				out = append(out, piece{part, sep})
+				out = append(out, piece{text: part, sep: sep})
 			}
 			nextSep = " "
 			continue

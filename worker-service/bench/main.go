@@ -39,7 +39,7 @@ type sizes struct {
 }
 
 var (
-	fullSizes  = sizes{w1Jobs: 20000, w1Paced: 2000, w1Rounds: 2, uploads: 2000, floorOps: 2000, backlog: 100_000, backlogUploads: 500}
+	fullSizes  = sizes{w1Jobs: 20000, w1Paced: 2000, w1Rounds: 2, uploads: 2000, floorOps: 2000, backlog: 1_000_000, backlogUploads: 500}
 	quickSizes = sizes{w1Jobs: 5000, w1Paced: 600, w1Rounds: 1, uploads: 600, floorOps: 600}
 )
 

@@ -412,3 +412,20 @@ func TestReuploadOfTheSameBytesIsADuplicate(t *testing.T) {
 		t.Fatalf("re-upload of bytes embedded with another model = %v, want processed", again)
 	}
 }
+
+func TestUploadUndoesEverythingWhenTheStatusCannotBeStored(t *testing.T) {
+	e := newEnv(t, 0)
+	// The TASKS bucket is gone: the PENDING status cannot be stored, though the job can.
+	if err := e.js.DeleteKeyValue(t.Context(), job.TasksBucket); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := e.upload(t, tokenAcme, "7", "a.txt", []byte("hello"), nil)
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("status = %d, want 503 (%v)", resp.StatusCode, body)
+	}
+	docs, err := e.docs.ListDocuments(t.Context(), docstore.ListFilter{TenantID: "acme", AgentID: "7"})
+	if err != nil || len(docs) != 0 {
+		t.Fatalf("documents after a failed status = %v, %v; want none", docs, err)
+	}
+	assertNoObjects(t, e.js)
+}

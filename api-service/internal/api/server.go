@@ -181,6 +181,10 @@ func (s *Server) recoverer() gin.HandlerFunc {
 
 func (s *Server) accessLog() gin.HandlerFunc {
 	return func(c *gin.Context) {
+		if !s.log.Enabled(c.Request.Context(), slog.LevelDebug) {
+			c.Next()
+			return
+		}
 		start := time.Now()
 		c.Next()
 		attrs := []any{"method", c.Request.Method, "route", c.FullPath(), "status", c.Writer.Status(), "duration", time.Since(start)}

@@ -178,8 +178,9 @@ func (s *Server) upload(c *gin.Context) {
 	})
 }
 
-// enqueue records doc and publishes j for it: documents row (the outbox), PENDING status,
-// acknowledged publish, then the row's mark as published queued for the next batch. On failure
+// enqueue records doc and publishes j for it: documents row (the outbox), then the PENDING
+// status and the acknowledged publish together, then the row's mark as published queued for
+// the next batch. On failure
 // it undoes what it did and returns errUnavailable; the upload object is removed too.
 func (s *Server) enqueue(ctx context.Context, doc *docstore.Document, j *job.Job) error {
 	_, err := s.enqueueUpload(ctx, doc, j, false)
@@ -229,15 +230,25 @@ func (s *Server) enqueueUpload(ctx context.Context, doc *docstore.Document, j *j
 		TaskID: j.TaskID, State: job.StatePending, Status: "queued", Total: 100, DocumentID: doc.ID,
 		Queue: j.Priority, Kind: j.Kind, TenantID: j.TenantID, AgentID: j.AgentID, URL: j.URL,
 	}
-	if err := s.statuses.Create(ctx, st); err != nil {
-		s.log.Error("enqueue: create task status", "task_id", doc.TaskID, "err", err)
+	// The PENDING status and the job are written at once, both acknowledged before the answer.
+	// A worker that takes the job before its status is stored creates the status itself, so
+	// the API's create may then find it (job.ErrConflict): that is the status it meant to write.
+	created := make(chan error, 1)
+	go func() { created <- s.statuses.Create(ctx, st) }()
+	pubErr := s.publisher.Publish(ctx, j, j.TaskID)
+	stErr := <-created
+	if pubErr != nil {
+		s.log.Error("enqueue: publish job", "task_id", doc.TaskID, "err", pubErr)
 		undo()
 		return 0, errUnavailable
 	}
-	if err := s.publisher.Publish(ctx, j, j.TaskID); err != nil {
-		s.log.Error("enqueue: publish job", "task_id", doc.TaskID, "err", err)
-		undo()
-		return 0, errUnavailable
+	if stErr != nil && !errors.Is(stErr, job.ErrConflict) {
+		if stErr = s.statuses.Create(ctx, st); stErr != nil && !errors.Is(stErr, job.ErrConflict) {
+			// The job is published: the worker finds its document row gone and fails it.
+			s.log.Error("enqueue: create task status", "task_id", doc.TaskID, "err", stErr)
+			undo()
+			return 0, errUnavailable
+		}
 	}
 	// The job is queued; its row is marked published with other uploads' in one statement.
 	s.marks.add(doc.ID)

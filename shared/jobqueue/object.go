@@ -48,11 +48,51 @@ func NewObjectPutter(js jetstream.JetStream, obs jetstream.ObjectStore, bucket s
 // returned as they are; if storing fails, what was stored is purged. Without a deadline on ctx
 // it gives up after 10 seconds.
 func (p *ObjectPutter) PutNew(ctx context.Context, meta jetstream.ObjectMeta, r io.Reader) (*jetstream.ObjectInfo, error) {
+	put, err := p.StartNew(ctx, meta, r)
+	if err != nil {
+		return nil, err
+	}
+	return put.Wait()
+}
+
+// ObjectPut is an object whose messages were sent, its acknowledgements not yet awaited.
+type ObjectPut struct {
+	info *jetstream.ObjectInfo
+	once sync.Once
+	wait func() error
+	err  error
+}
+
+// Info is the object's info as it will be stored (size, digest), known before Wait.
+func (o *ObjectPut) Info() *jetstream.ObjectInfo { return o.info }
+
+// Wait returns once the object is stored, or why it is not (then nothing of it is left). It
+// may be called many times, from any goroutine.
+func (o *ObjectPut) Wait() (*jetstream.ObjectInfo, error) {
+	o.once.Do(func() {
+		if o.wait != nil {
+			o.err = o.wait()
+		}
+	})
+	if o.err != nil {
+		return nil, o.err
+	}
+	return o.info, nil
+}
+
+// StartNew is PutNew that returns once r is read and, for an object of one chunk, its messages
+// are sent: Wait then awaits their acknowledgement, so the caller may do other work meanwhile.
+// ctx bounds the wait too.
+func (p *ObjectPutter) StartNew(ctx context.Context, meta jetstream.ObjectMeta, r io.Reader) (*ObjectPut, error) {
 	if meta.Name == "" {
 		return nil, jetstream.ErrBadObjectMeta
 	}
 	if meta.Opts != nil && (meta.Opts.Link != nil || (meta.Opts.ChunkSize != 0 && meta.Opts.ChunkSize != objectChunkSize)) {
-		return p.obs.Put(ctx, meta, r)
+		info, err := p.obs.Put(ctx, meta, r)
+		if err != nil {
+			return nil, err
+		}
+		return &ObjectPut{info: info}, nil
 	}
 	bp := p.bufs.Get().(*[]byte)
 	buf := *bp
@@ -62,26 +102,25 @@ func (p *ObjectPutter) PutNew(ctx context.Context, meta jetstream.ObjectMeta, r 
 		// More than one chunk: Put streams the rest.
 		info, err := p.obs.Put(ctx, meta, io.MultiReader(bytes.NewReader(buf[:n]), r))
 		p.bufs.Put(bp)
-		return info, err
+		if err != nil {
+			return nil, err
+		}
+		return &ObjectPut{info: info}, nil
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 	default:
 		p.bufs.Put(bp)
 		return nil, err
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-	}
 	sum := sha256.Sum256(buf[:n])
 	meta.Opts = &jetstream.ObjectMetaOptions{ChunkSize: objectChunkSize}
 	info := &jetstream.ObjectInfo{
 		ObjectMeta: meta, Bucket: p.bucket, NUID: nuid.Next(), Size: uint64(n),
-		Digest: "SHA-256=" + base64.URLEncoding.EncodeToString(sum[:]),
+		Digest: "SHA-256=" + base64.URLEncoding.EncodeToString(sum[:]), ModTime: time.Now().UTC(),
 	}
 	chunkSubj := "$O." + p.bucket + ".C." + info.NUID
 	metaSubj := "$O." + p.bucket + ".M." + base64.URLEncoding.EncodeToString([]byte(meta.Name))
 	var acks []jetstream.PubAckFuture
+	var sendErr error
 	if n > 0 {
 		info.Chunks = 1
 		f, err := p.js.PublishMsgAsync(&nats.Msg{Subject: chunkSubj, Data: buf[:n]})
@@ -91,7 +130,9 @@ func (p *ObjectPutter) PutNew(ctx context.Context, meta jetstream.ObjectMeta, r 
 		}
 		acks = append(acks, f)
 	}
-	desc, err := json.Marshal(info)
+	stored := *info
+	stored.ModTime = time.Time{} // the description as Put publishes it
+	desc, err := json.Marshal(&stored)
 	if err == nil {
 		m := &nats.Msg{Subject: metaSubj, Data: desc, Header: nats.Header{}}
 		m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
@@ -100,24 +141,34 @@ func (p *ObjectPutter) PutNew(ctx context.Context, meta jetstream.ObjectMeta, r 
 			acks = append(acks, f)
 		}
 	}
-	for _, f := range acks {
-		select {
-		case <-f.Ok():
-		case ferr := <-f.Err():
-			err = errors.Join(err, ferr)
-		case <-ctx.Done():
-			// A publish may still be retried from buf: it is not reused.
-			p.purge(context.WithoutCancel(ctx), chunkSubj, metaSubj)
-			return nil, fmt.Errorf("jobqueue: put object %s: %w", meta.Name, ctx.Err())
+	sendErr = err
+	wait := func() error {
+		wctx := ctx
+		if _, ok := ctx.Deadline(); !ok {
+			var cancel context.CancelFunc
+			wctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
 		}
+		err := sendErr
+		for _, f := range acks {
+			select {
+			case <-f.Ok():
+			case ferr := <-f.Err():
+				err = errors.Join(err, ferr)
+			case <-wctx.Done():
+				// A publish may still be retried from buf: it is not reused.
+				p.purge(context.WithoutCancel(ctx), chunkSubj, metaSubj)
+				return fmt.Errorf("jobqueue: put object %s: %w", meta.Name, wctx.Err())
+			}
+		}
+		p.bufs.Put(bp)
+		if err != nil {
+			p.purge(context.WithoutCancel(ctx), chunkSubj, metaSubj)
+			return fmt.Errorf("jobqueue: put object %s: %w", meta.Name, err)
+		}
+		return nil
 	}
-	p.bufs.Put(bp)
-	if err != nil {
-		p.purge(context.WithoutCancel(ctx), chunkSubj, metaSubj)
-		return nil, fmt.Errorf("jobqueue: put object %s: %w", meta.Name, err)
-	}
-	info.ModTime = time.Now().UTC()
-	return info, nil
+	return &ObjectPut{info: info, wait: wait}, nil
 }
 
 // purge removes what a failed put may have stored.

@@ -77,3 +77,30 @@ func TestPutNewReturnsTheReadersErrorAndStoresNothing(t *testing.T) {
 		t.Fatalf("GetInfo after a failed put = %v, want not found", err)
 	}
 }
+
+func TestStartNewKnowsTheDigestBeforeTheAcknowledgement(t *testing.T) {
+	s := natstest.Run(t)
+	_, js := natstest.Connect(t, s)
+	top, err := jobqueue.Ensure(t.Context(), js, jobqueue.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := jobqueue.NewObjectPutter(js, top.Uploads, job.UploadsBucket)
+	data := []byte("hello quire\n")
+	put, err := p.StartNew(t.Context(), jetstream.ObjectMeta{Name: "started"}, bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sha256.Sum256(data)
+	if got, err := jobqueue.DigestHex(put.Info()); err != nil || got != hex.EncodeToString(want[:]) {
+		t.Fatalf("digest before Wait = %s, %v", got, err)
+	}
+	for range 2 {
+		if info, err := put.Wait(); err != nil || info.Size != uint64(len(data)) {
+			t.Fatalf("Wait = %+v, %v", info, err)
+		}
+	}
+	if got, err := top.Uploads.GetBytes(t.Context(), "started"); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read back %q, %v", got, err)
+	}
+}

@@ -88,6 +88,7 @@ func (s *Server) upload(c *gin.Context) {
 	)
 	cleanup := func() {
 		if up != nil {
+			_, _ = up.put.Wait() // removed once stored, not while its messages are in flight
 			s.removeObject(taskID)
 		}
 	}
@@ -148,7 +149,7 @@ func (s *Server) upload(c *gin.Context) {
 		TaskID: taskID, Kind: job.KindDocument, TenantID: tenant, AgentID: agent, Priority: priority,
 		Object: taskID, Filename: up.filename, ContentType: doc.ContentType,
 	}
-	dupID, err := s.enqueueUpload(ctx, doc, j, !force)
+	dupID, err := s.enqueueUpload(ctx, doc, j, !force, up.put)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -166,7 +167,7 @@ func (s *Server) upload(c *gin.Context) {
 			return
 		}
 		// The duplicate went away in between: the upload is processed as new.
-		if _, err := s.enqueueUpload(ctx, doc, j, false); err != nil {
+		if _, err := s.enqueueUpload(ctx, doc, j, false, up.put); err != nil {
 			s.fail(c, err)
 			return
 		}
@@ -183,16 +184,24 @@ func (s *Server) upload(c *gin.Context) {
 // the next batch. On failure
 // it undoes what it did and returns errUnavailable; the upload object is removed too.
 func (s *Server) enqueue(ctx context.Context, doc *docstore.Document, j *job.Job) error {
-	_, err := s.enqueueUpload(ctx, doc, j, false)
+	_, err := s.enqueueUpload(ctx, doc, j, false, nil)
 	return err
 }
 
 // enqueueUpload is enqueue for an upload that, with unlessDuplicate, is neither recorded nor
 // published if the agent has a completed document with the same bytes embedded with the model
 // search uses now: then it returns that document's id (the row's insert and the look-up are
-// one statement).
-func (s *Server) enqueueUpload(ctx context.Context, doc *docstore.Document, j *job.Job, unlessDuplicate bool) (int64, error) {
+// one statement). The upload's object, if stored is not nil, is acknowledged while the row is
+// written; nothing is published before it is.
+func (s *Server) enqueueUpload(ctx context.Context, doc *docstore.Document, j *job.Job, unlessDuplicate bool, stored *jobqueue.ObjectPut) (int64, error) {
 	undoCtx := context.WithoutCancel(ctx)
+	objectErr := func() error {
+		if stored == nil {
+			return nil
+		}
+		_, err := stored.Wait()
+		return err
+	}
 	// The row is the job's outbox: it keeps the job (its document id is the row's) so that the
 	// sweeper can publish exactly this job if the API stops before publishing it.
 	if payload, err := json.Marshal(j); err == nil {
@@ -206,15 +215,29 @@ func (s *Server) enqueueUpload(ctx context.Context, doc *docstore.Document, j *j
 		dupID, err := s.docs.InsertUnlessDuplicate(ctx, doc, model)
 		if err != nil {
 			s.log.Error("enqueue: insert document", "task_id", doc.TaskID, "err", err)
+			_ = objectErr()
 			s.removeObject(j.Object)
 			return 0, errUnavailable
 		}
 		if dupID != 0 {
+			if err := objectErr(); err != nil {
+				s.log.Error("upload: store object", "task_id", doc.TaskID, "err", err)
+				return 0, errUnavailable
+			}
 			return dupID, nil
 		}
 	} else if err := s.docs.InsertDocument(ctx, doc); err != nil {
 		s.log.Error("enqueue: insert document", "task_id", doc.TaskID, "err", err)
+		_ = objectErr()
 		s.removeObject(j.Object)
+		return 0, errUnavailable
+	}
+	if err := objectErr(); err != nil {
+		// Nothing of the object is left; the row goes too.
+		s.log.Error("upload: store object", "task_id", doc.TaskID, "err", err)
+		if err := s.docs.DeleteDocument(undoCtx, doc.TenantID, doc.ID); err != nil {
+			s.log.Error("enqueue: undo document row", "task_id", doc.TaskID, "err", err)
+		}
 		return 0, errUnavailable
 	}
 	j.DocumentID = doc.ID
@@ -272,10 +295,13 @@ type storedUpload struct {
 	typ      doctype.Type
 	size     int64
 	sha256   string
+	// put is the object being stored: its acknowledgement is awaited later (put.Wait).
+	put *jobqueue.ObjectPut
 }
 
 // storeUpload sniffs the part's type from its first bytes (415 when unsupported) and streams
-// it into the object store under taskID (a new name), failing with 413 past MaxUploadBytes.
+// it into the object store under taskID (a new name), failing with 413 past MaxUploadBytes. A
+// file of one chunk returns once it is sent, before the store acknowledges it.
 func (s *Server) storeUpload(ctx context.Context, taskID string, part *multipart.Part) (*storedUpload, error) {
 	name := SanitizeFilename(part.FileName())
 	br := bufio.NewReaderSize(part, doctype.SniffLen)
@@ -293,7 +319,7 @@ func (s *Server) storeUpload(ctx context.Context, taskID string, part *multipart
 	}
 	lr := &limitedReader{r: br, left: s.cfg.MaxUploadBytes}
 	// The object's digest is the SHA-256 of its bytes: the upload is hashed once, while stored.
-	info, err := s.objects.PutNew(ctx, jetstream.ObjectMeta{Name: taskID, Description: name}, lr)
+	put, err := s.objects.StartNew(ctx, jetstream.ObjectMeta{Name: taskID, Description: name}, lr)
 	switch {
 	case err == nil:
 	case lr.exceeded:
@@ -304,13 +330,15 @@ func (s *Server) storeUpload(ctx context.Context, taskID string, part *multipart
 		s.log.Error("upload: store object", "task_id", taskID, "err", err)
 		return nil, errUnavailable
 	}
+	info := put.Info()
 	sum, err := jobqueue.DigestHex(info)
 	if err != nil {
 		s.log.Error("upload: store object", "task_id", taskID, "err", err)
+		_, _ = put.Wait()
 		s.removeObject(taskID)
 		return nil, errUnavailable
 	}
-	return &storedUpload{filename: name, typ: typ, size: int64(info.Size), sha256: sum}, nil
+	return &storedUpload{filename: name, typ: typ, size: int64(info.Size), sha256: sum, put: put}, nil
 }
 
 // limitedReader fails once more than left bytes were read, and remembers whether reading the

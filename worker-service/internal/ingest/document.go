@@ -5,10 +5,12 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -63,6 +65,13 @@ type Pipeline struct {
 	Jobs jetstream.Publisher
 	// Statuses keeps the page counters of crawl tasks.
 	Statuses *taskstatus.Store
+	// Streams, if set, finds the stream behind Uploads, from which an upload of one chunk (any
+	// upload up to 128 KiB) is read by direct get: its description, then its chunk. Without it
+	// every read goes through Uploads.Get, which creates and deletes a consumer per read.
+	Streams jetstream.StreamManager
+
+	uploadsMu     sync.Mutex
+	uploadsStream jetstream.Stream
 }
 
 // JobFailed implements worker.FailureRecorder: the document is marked failed with the reason.
@@ -259,18 +268,35 @@ func (p *Pipeline) readObject(ctx context.Context, name string) ([]byte, error) 
 		}
 		return fmt.Errorf("ingest: read upload %s: %w", name, err)
 	}
-	r, err := p.Uploads.Get(rctx, name)
-	if err != nil {
-		if errors.Is(err, jetstream.ErrObjectNotFound) {
-			return nil, worker.Permanent(fmt.Errorf("ingest: uploaded bytes %s are gone: %w", name, err))
-		}
-		return nil, stalled(err)
+	gone := func(err error) error {
+		return worker.Permanent(fmt.Errorf("ingest: uploaded bytes %s are gone: %w", name, err))
 	}
-	defer func() { _ = r.Close() }()
 	limit := p.MaxObjectBytes
 	if limit <= 0 {
 		limit = 1 << 30
 	}
+	if st := p.uploadStream(rctx); st != nil {
+		data, ok, err := readChunk(rctx, p.Uploads, st, name, limit)
+		switch {
+		case errors.Is(err, jetstream.ErrObjectNotFound):
+			return nil, gone(err)
+		case errors.Is(err, errTooLarge):
+			return nil, worker.Permanent(fmt.Errorf("ingest: upload %s exceeds %d bytes", name, limit))
+		case err != nil:
+			return nil, stalled(err)
+		case ok:
+			sr.last.Store(time.Now().UnixNano())
+			return data, nil
+		}
+	}
+	r, err := p.Uploads.Get(rctx, name)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrObjectNotFound) {
+			return nil, gone(err)
+		}
+		return nil, stalled(err)
+	}
+	defer func() { _ = r.Close() }()
 	sr.r = io.LimitReader(r, limit+1)
 	data, err := io.ReadAll(sr)
 	if err != nil {
@@ -280,6 +306,63 @@ func (p *Pipeline) readObject(ctx context.Context, name string) ([]byte, error) 
 		return nil, worker.Permanent(fmt.Errorf("ingest: upload %s exceeds %d bytes", name, limit))
 	}
 	return data, nil
+}
+
+var errTooLarge = errors.New("ingest: upload too large")
+
+// uploadStream returns the stream behind Uploads, looked up through p.Streams once; nil
+// without p.Streams or when the look-up fails (it is tried again on the next read).
+func (p *Pipeline) uploadStream(ctx context.Context) jetstream.Stream {
+	if p.Streams == nil {
+		return nil
+	}
+	p.uploadsMu.Lock()
+	defer p.uploadsMu.Unlock()
+	if p.uploadsStream == nil {
+		status, err := p.Uploads.Status(ctx)
+		var st jetstream.Stream
+		if err == nil {
+			st, err = p.Streams.Stream(ctx, "OBJ_"+status.Bucket()) // the object store's naming of its stream
+		}
+		if err != nil {
+			p.Logger.Warn("cannot read uploads by direct get", "err", err)
+			return nil
+		}
+		p.uploadsStream = st
+	}
+	return p.uploadsStream
+}
+
+// readChunk reads object name of obs, whose stream is st, by direct get when it is stored as
+// one chunk, checking its size and digest as Get does. ok is false for an object it leaves to
+// Get (more chunks, or a link); errTooLarge if the object is over limit.
+func readChunk(ctx context.Context, obs jetstream.ObjectStore, st jetstream.Stream, name string, limit int64) (data []byte, ok bool, err error) {
+	info, err := obs.GetInfo(ctx, name)
+	if err != nil {
+		return nil, false, err
+	}
+	if info.Opts != nil && info.Opts.Link != nil || info.Chunks > 1 {
+		return nil, false, nil
+	}
+	if int64(info.Size) > limit {
+		return nil, false, errTooLarge
+	}
+	if info.Size == 0 {
+		return []byte{}, true, nil
+	}
+	m, err := st.GetLastMsgForSubject(ctx, fmt.Sprintf("$O.%s.C.%s", info.Bucket, info.NUID))
+	if err != nil {
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil, false, fmt.Errorf("%w: chunk of %s missing", jetstream.ErrObjectNotFound, name)
+		}
+		return nil, false, err
+	}
+	h := sha256.New()
+	h.Write(m.Data)
+	if uint64(len(m.Data)) != info.Size || jetstream.GetObjectDigestValue(h) != info.Digest {
+		return nil, false, fmt.Errorf("ingest: upload %s: %w", name, jetstream.ErrDigestMismatch)
+	}
+	return m.Data, true, nil
 }
 
 // stallReader records when it last returned data.

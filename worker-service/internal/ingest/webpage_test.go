@@ -78,7 +78,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		Docs: docs, Uploads: top.Uploads, Extractor: ex, Embedder: emb, Chunking: chunk.Options{Size: 64},
 		Logger:  log,
 		Fetcher: fetcher, Crawler: webfetch.NewCrawler(fetcher, webfetch.CrawlConfig{Limiter: hosts}), Hosts: hosts,
-		Jobs: js, Statuses: statuses,
+		Jobs: js, Statuses: statuses, Streams: js,
 	}
 	mux := worker.NewMux()
 	mux.Register(job.KindDocument, worker.HandlerFunc(p.Document))

@@ -94,7 +94,7 @@ func run(ctx context.Context) error {
 		Chunking:  chunk.Options{Size: cfg.ChunkSize, Overlap: cfg.ChunkOverlap, Counter: counter},
 		BatchSize: cfg.EmbeddingsBatchSize, Logger: log,
 		Fetcher: fetcher, Crawler: webfetch.NewCrawler(fetcher, webfetch.CrawlConfig{Limiter: hosts}), Hosts: hosts,
-		Jobs: js, Statuses: statuses,
+		Jobs: js, Statuses: statuses, Streams: js,
 	}
 	pipeline.Embedder = meterEmbedder(emb, cfg.EmbeddingsProvider, pipeline.Chunking.WithDefaults().Counter, wm)
 	pipeline.Stages = stageObserver{wm}

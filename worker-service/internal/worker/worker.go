@@ -108,6 +108,10 @@ const (
 // statusTimeout bounds one write of a task status.
 const statusTimeout = 5 * time.Second
 
+// errSettled stops a status write that would overwrite the final state another delivery of
+// the job wrote.
+var errSettled = errors.New("worker: task already finished by another delivery")
+
 // statusHandedBack is the status message of a run handed back at shutdown, which is not an
 // attempt.
 const statusHandedBack = "re-queued: worker shut down"
@@ -472,6 +476,9 @@ func (w *Worker) process(runCtx context.Context, p job.Priority, msg jetstream.M
 	case errors.Is(cause, ErrShutdown):
 		// A run cut short by a shutdown is handed back and does not count as an attempt.
 		_ = tr.Update(ctx, func(st *job.Status) error {
+			if st.State.Terminal() {
+				return errSettled
+			}
 			st.State, st.Status, st.Attempts = job.StatePending, statusHandedBack, run-1
 			return nil
 		})
@@ -482,6 +489,14 @@ func (w *Worker) process(runCtx context.Context, p job.Priority, msg jetstream.M
 		if errors.Is(cause, ErrJobTimeout) {
 			err = fmt.Errorf("%w after %v: %w", ErrJobTimeout, w.cfg.JobTimeout, err)
 		}
+		// Another delivery of the job may have finished it meanwhile (this run's heartbeats
+		// did not reach the broker, as while a cluster elects a leader, and its ack deadline
+		// passed): its result stands, and this run's failure is dropped.
+		if st, _, gerr := w.statuses.Get(ctx, j.TaskID); gerr == nil && (st.State == job.StateSuccess || st.State == job.StateFailure) {
+			log.Warn("job failed but another delivery already finished it; acknowledged", "run", run, "err", err, "state", st.State)
+			w.finish(msg, p, j, OutcomeSucceeded, elapsed)
+			return
+		}
 		if IsPermanent(err) || run >= w.cfg.MaxRetries+1 {
 			log.Error("job failed; dead-lettered", "run", run, "err", err, "permanent", IsPermanent(err))
 			w.deadLetterTracked(ctx, msg, p, j, tr, run, streamSeq, err)
@@ -490,7 +505,7 @@ func (w *Worker) process(runCtx context.Context, p job.Priority, msg jetstream.M
 		}
 		delay := retryDelay(w.cfg.Retry, run, err)
 		_ = tr.Update(ctx, func(st *job.Status) error {
-			if st.State == job.StateRevoked {
+			if st.State.Terminal() {
 				return ErrRevoked
 			}
 			st.State, st.Error, st.Attempts = job.StateRetry, err.Error(), run
@@ -751,6 +766,9 @@ func (r *reporter) write(ctx context.Context, current int, message string) error
 		if st.State == job.StateRevoked {
 			return ErrRevoked
 		}
+		if st.State.Terminal() {
+			return errSettled
+		}
 		st.State, st.Current, st.Status, st.Attempts, st.Error = job.StateProgress, current, message, r.attempt, ""
 		if st.Total == 0 {
 			st.Total = 100
@@ -761,6 +779,10 @@ func (r *reporter) write(ctx context.Context, current int, message string) error
 	if errors.Is(err, ErrRevoked) {
 		r.cancel(ErrRevoked)
 		return ErrRevoked
+	}
+	if errors.Is(err, errSettled) {
+		// Another delivery finished the job; this run goes on and settles as a duplicate.
+		return nil
 	}
 	if err != nil {
 		// Progress is best effort; the job goes on.

@@ -734,3 +734,43 @@ func TestLongJobWithoutProgressShowsStarted(t *testing.T) {
 	}
 	h.waitState(t, "quiet", job.StateSuccess, 5*time.Second)
 }
+
+func TestFailedRunDoesNotOverwriteAnotherDeliverysSuccess(t *testing.T) {
+	h := newHarness(t, 0)
+	h.enqueue(t, "twice", job.PriorityHigh)
+	h.enqueue(t, "twice-final", job.PriorityHigh)
+	var calls atomic.Int32
+	h.start(t, worker.Config{MaxRetries: 3}, worker.HandlerFunc(func(ctx context.Context, j *job.Job) error {
+		calls.Add(1)
+		// Meanwhile another delivery of the job finished it (this run's ack deadline passed).
+		if _, err := h.statuses.Update(ctx, j.TaskID, func(st *job.Status) error {
+			st.State, st.Status, st.Current, st.ChunkCount = job.StateSuccess, "completed", 100, 7
+			return nil
+		}); err != nil {
+			return err
+		}
+		if j.TaskID == "twice-final" {
+			return worker.Permanent(errors.New("corrupt, says this late run"))
+		}
+		return errors.New("timed out reading its upload")
+	}))
+	deadline := time.Now().Add(10 * time.Second)
+	for h.pending(t, "JOBS_HIGH") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("jobs not acknowledged")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, id := range []string{"twice", "twice-final"} {
+		st, _, err := h.statuses.Get(t.Context(), id)
+		if err != nil || st.State != job.StateSuccess || st.ChunkCount != 7 {
+			t.Fatalf("%s: status %+v, %v; want the other delivery's SUCCESS", id, st, err)
+		}
+	}
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("handler ran %d times, want 2 (no retry of finished jobs)", n)
+	}
+	if dls := h.deadLetters(t); len(dls) != 0 {
+		t.Fatalf("dead letters = %d, want none", len(dls))
+	}
+}

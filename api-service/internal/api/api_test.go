@@ -413,19 +413,27 @@ func TestReuploadOfTheSameBytesIsADuplicate(t *testing.T) {
 	}
 }
 
-func TestUploadUndoesEverythingWhenTheStatusCannotBeStored(t *testing.T) {
+func TestUploadStandsWhenOnlyItsStatusCannotBeStored(t *testing.T) {
 	e := newEnv(t, 0)
-	// The TASKS bucket is gone: the PENDING status cannot be stored, though the job can.
+	// The TASKS bucket is gone: the PENDING status cannot be stored, though the job can. The
+	// job is queued with its row, so the upload stands (the worker creates the status).
 	if err := e.js.DeleteKeyValue(t.Context(), job.TasksBucket); err != nil {
 		t.Fatal(err)
 	}
 	resp, body := e.upload(t, tokenAcme, "7", "a.txt", []byte("hello"), nil)
-	if resp.StatusCode != http.StatusServiceUnavailable {
-		t.Fatalf("status = %d, want 503 (%v)", resp.StatusCode, body)
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("status = %d, want 202 (%v)", resp.StatusCode, body)
 	}
 	docs, err := e.docs.ListDocuments(t.Context(), docstore.ListFilter{TenantID: "acme", AgentID: "7"})
-	if err != nil || len(docs) != 0 {
-		t.Fatalf("documents after a failed status = %v, %v; want none", docs, err)
+	if err != nil || len(docs) != 1 || docs[0].Status != job.DocQueued {
+		t.Fatalf("documents after the upload = %v, %v; want one, queued", docs, err)
 	}
-	assertNoObjects(t, e.js)
+	st, err := e.js.Stream(t.Context(), job.PriorityHigh.Stream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(t.Context())
+	if err != nil || info.State.Msgs != 1 {
+		t.Fatalf("%s holds %v messages (%v), want the upload's job", job.PriorityHigh.Stream(), info.State.Msgs, err)
+	}
 }

@@ -181,8 +181,9 @@ func (s *Server) upload(c *gin.Context) {
 
 // enqueue records doc and publishes j for it: documents row (the outbox), then the PENDING
 // status and the acknowledged publish together, then the row's mark as published queued for
-// the next batch. On failure
-// it undoes what it did and returns errUnavailable; the upload object is removed too.
+// the next batch. If the row or the publish fails it undoes what it did and returns
+// errUnavailable (the upload object is removed too); a status that cannot be stored once the
+// job is queued is left to the worker.
 func (s *Server) enqueue(ctx context.Context, doc *docstore.Document, j *job.Job) error {
 	_, err := s.enqueueUpload(ctx, doc, j, false, nil)
 	return err
@@ -267,10 +268,10 @@ func (s *Server) enqueueUpload(ctx context.Context, doc *docstore.Document, j *j
 	}
 	if stErr != nil && !errors.Is(stErr, job.ErrConflict) {
 		if stErr = s.statuses.Create(ctx, st); stErr != nil && !errors.Is(stErr, job.ErrConflict) {
-			// The job is published: the worker finds its document row gone and fails it.
-			s.log.Error("enqueue: create task status", "task_id", doc.TaskID, "err", stErr)
-			undo()
-			return 0, errUnavailable
+			// The job and its row are stored, so the upload stands (undoing the row now would
+			// leave a queued job without its document). The worker creates the status when it
+			// takes the job; until then the task is answered from the documents row.
+			s.log.Warn("enqueue: task status not stored; its worker will create it", "task_id", doc.TaskID, "err", stErr)
 		}
 	}
 	// The job is queued; its row is marked published with other uploads' in one statement.

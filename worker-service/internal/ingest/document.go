@@ -353,7 +353,9 @@ func readChunk(ctx context.Context, obs jetstream.ObjectStore, st jetstream.Stre
 	m, err := st.GetLastMsgForSubject(ctx, fmt.Sprintf("$O.%s.C.%s", info.Bucket, info.NUID))
 	if err != nil {
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return nil, false, fmt.Errorf("%w: chunk of %s missing", jetstream.ErrObjectNotFound, name)
+			// A direct get may be answered by a replica that has not caught up yet: leave the
+			// read to Get, which reads through the stream's leader.
+			return nil, false, nil
 		}
 		return nil, false, err
 	}

@@ -140,16 +140,30 @@ func runClusterNodeLoss(t *testing.T, killLeader bool) {
 
 	// The queues drain: every job acknowledged (a lost ack is redelivered after ACK_WAIT and
 	// acknowledged as already done); nothing was dead-lettered.
+	// A stream info request can time out while the cluster still settles after the kill (a
+	// new meta leader, this client reconnecting): such errors are retried until the deadline.
 	deadline := time.Now().Add(30 * time.Second)
+	msgs := func(name string) uint64 {
+		for {
+			n, err := s.streamMsgsErr(t.Context(), name)
+			if err == nil {
+				return n
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("stream %s: %v", name, err)
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
 	for _, name := range []string{"JOBS_HIGH", "JOBS_MEDIUM", "JOBS_LOW"} {
-		for n := s.streamMsgs(t, name); n != 0; n = s.streamMsgs(t, name) {
+		for n := msgs(name); n != 0; n = msgs(name) {
 			if time.Now().After(deadline) {
 				t.Fatalf("%s holds %d messages at the end", name, n)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	if n := s.streamMsgs(t, job.DLQStream); n != 0 {
+	if n := msgs(job.DLQStream); n != 0 {
 		t.Errorf("JOBS_DLQ holds %d dead letters", n)
 	}
 

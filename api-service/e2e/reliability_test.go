@@ -117,15 +117,24 @@ func (s *stack) waitDrained(t *testing.T, name string, within time.Duration) {
 
 func (s *stack) streamMsgs(t *testing.T, name string) uint64 {
 	t.Helper()
-	st, err := s.js.Stream(t.Context(), name)
+	n, err := s.streamMsgsErr(t.Context(), name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, err := st.Info(t.Context())
+	return n
+}
+
+// streamMsgsErr returns the number of messages in stream name.
+func (s *stack) streamMsgsErr(ctx context.Context, name string) (uint64, error) {
+	st, err := s.js.Stream(ctx, name)
 	if err != nil {
-		t.Fatal(err)
+		return 0, fmt.Errorf("stream %s: %w", name, err)
 	}
-	return info.State.Msgs
+	info, err := st.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s info: %w", name, err)
+	}
+	return info.State.Msgs, nil
 }
 
 func uploadMany(t *testing.T, api *client, n int, name func(i int) string, content func(i int) []byte, fields map[string]string) []string {

@@ -136,6 +136,12 @@ func run(ctx context.Context, sz sizes, mode, binDir, out string, only []string)
 			Quire:  fmt.Sprintf("%.0f", float64(quire.cpuPerJob)/1e3), Raw: fmt.Sprintf("%.0f", float64(raw.cpuPerJob)/1e3),
 			Ratio: fmt.Sprintf("%.1f×", float64(quire.cpuPerJob)/float64(raw.cpuPerJob)),
 		})
+		rows = append(rows, row{
+			Figure: fmt.Sprintf("W1 consumers alone: %d jobs queued first (statuses too), then drained (jobs/s; CPU µs per job)", sz.w1Jobs),
+			Quire:  fmt.Sprintf("%.0f; %.0f", quire.drainRate, float64(quire.drainCPU)/1e3),
+			Raw:    fmt.Sprintf("%.0f; %.0f", raw.drainRate, float64(raw.drainCPU)/1e3),
+			Ratio:  fmt.Sprintf("%.0f%%", 100*quire.drainRate/raw.drainRate),
+		})
 		lr := ms(quire.p50) / ms(raw.p50)
 		rows = append(rows, row{
 			Figure: fmt.Sprintf("W1 paced 200 jobs/s, enqueue→done p50 / p99 (ms, %d jobs)", sz.w1Paced),

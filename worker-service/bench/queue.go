@@ -28,7 +28,11 @@ const w1Concurrency = 8
 var w1Only string
 
 type queueResult struct {
-	rate      float64 // jobs/s completed
+	rate float64 // jobs/s completed
+	// drainRate is jobs/s of the consumers alone, started on n jobs queued beforehand (with
+	// their statuses), from their start to the last ack; drainCPU is the CPU per job then.
+	drainRate float64
+	drainCPU  time.Duration
 	p50, p99  time.Duration
 	completed int
 	cpuPerJob time.Duration // CPU of this process (server, producer, consumers) per job
@@ -183,10 +187,12 @@ func runQueue(ctx context.Context, e *env, side consumerSide, n, paced int, pace
 		return res, err
 	}
 	defer srv.stop()
-	stop, err := side.start(ctx, srv)
+	startSide, err := side.start(ctx, srv)
 	if err != nil {
 		return res, err
 	}
+	var stopOnce sync.Once
+	stop := func() { stopOnce.Do(startSide) }
 	defer stop()
 
 	// Throughput.
@@ -258,6 +264,39 @@ func runQueue(ctx context.Context, e *env, side consumerSide, n, paced int, pace
 		}
 	}
 	res.p50, res.p99 = percentile(lat, 50), percentile(lat, 99)
+
+	// The consumers alone: stopped, n jobs queued, then started on that backlog.
+	stop()
+	prod, err = newProducer(srv, side.withStatus, "backlog")
+	if err != nil {
+		return res, err
+	}
+	defer prod.nc.Close()
+	for i := range n {
+		if _, err := prod.publish(i); err != nil {
+			return res, err
+		}
+	}
+	if err := prod.complete(time.Minute); err != nil {
+		return res, err
+	}
+	dmon, err := newAckMonitor(srv.url(), job.PriorityHigh.Stream(), n)
+	if err != nil {
+		return res, err
+	}
+	defer dmon.close()
+	cpu0 = cpuTime()
+	start = time.Now()
+	stopDrain, err := side.start(ctx, srv)
+	if err != nil {
+		return res, err
+	}
+	defer stopDrain()
+	if err := dmon.wait(2 * time.Minute); err != nil {
+		return res, fmt.Errorf("%s drain: %w", side.name, err)
+	}
+	res.drainRate = float64(n) / dmon.last().Sub(start).Seconds()
+	res.drainCPU = (cpuTime() - cpu0) / time.Duration(n)
 	return res, nil
 }
 
@@ -272,6 +311,9 @@ func runW1(ctx context.Context, e *env, n, paced, rounds int, logf func(string, 
 		if r.rate > cur.rate {
 			cur.rate, cur.cpuPerJob = r.rate, r.cpuPerJob
 		}
+		if r.drainRate > cur.drainRate {
+			cur.drainRate, cur.drainCPU = r.drainRate, r.drainCPU
+		}
 		if r.p50 < cur.p50 {
 			cur.p50, cur.p99 = r.p50, r.p99
 		}
@@ -285,8 +327,8 @@ func runW1(ctx context.Context, e *env, n, paced, rounds int, logf func(string, 
 			if err != nil {
 				return raw, quire, fmt.Errorf("W1 %s: %w", side.name, err)
 			}
-			logf("W1 round %d %-5s: %8.0f jobs/s (%3.0f µs CPU/job)   paced p50 %.2f ms p99 %.2f ms", round+1, side.name, r.rate,
-				float64(r.cpuPerJob)/1e3, ms(r.p50), ms(r.p99))
+			logf("W1 round %d %-5s: %8.0f jobs/s (%3.0f µs CPU/job)   paced p50 %.2f ms p99 %.2f ms   consumers alone on the queued jobs %6.0f jobs/s (%3.0f µs CPU/job)",
+				round+1, side.name, r.rate, float64(r.cpuPerJob)/1e3, ms(r.p50), ms(r.p99), r.drainRate, float64(r.drainCPU)/1e3)
 			if side.name == "raw" {
 				best(&raw, r)
 			} else {

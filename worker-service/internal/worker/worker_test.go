@@ -443,6 +443,26 @@ func TestHighPriorityIsNotDelayedByALowFlood(t *testing.T) {
 	close(release)
 }
 
+// waitAckPending waits until stream's worker consumer has n deliveries not yet settled.
+func (h *harness) waitAckPending(t *testing.T, stream string, n int) {
+	t.Helper()
+	cons, err := h.js.Consumer(t.Context(), stream, job.ConsumerName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, err := cons.Info(t.Context())
+		if err == nil && info.NumAckPending == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: ack pending %v (%v), want %d", stream, info, err, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // loseDeliveries takes n deliveries of the next job on JOBS_HIGH and never settles them, as a
 // worker process that dies does; each comes back after the consumer's AckWait.
 func (h *harness) loseDeliveries(t *testing.T, n int) {
@@ -587,7 +607,7 @@ func TestRunAfterALostRunRunsAlone(t *testing.T) {
 		Priority: job.PriorityHigh, URL: "https://example.com/suspect"}, "suspect"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond) // the suspect is now waiting for "long"
+	h.waitAckPending(t, "JOBS_HIGH", 1) // the suspect is delivered and waits for "long"
 	h.enqueue(t, "after", job.PriorityHigh)
 	select {
 	case id := <-started:
@@ -670,7 +690,7 @@ func TestShortJobWritesOnlyItsFinalStatus(t *testing.T) {
 	h := newHarness(t, 0)
 	h.enqueue(t, "short", job.PriorityHigh)
 	updates := h.watchStatuses(t, "short")
-	h.start(t, worker.Config{ProgressInterval: time.Second}, worker.HandlerFunc(func(ctx context.Context, _ *job.Job) error {
+	h.start(t, worker.Config{ProgressInterval: 5 * time.Second}, worker.HandlerFunc(func(ctx context.Context, _ *job.Job) error {
 		rep := worker.ReporterFrom(ctx)
 		for i, msg := range []string{"extracting", "chunking", "embedding"} {
 			if err := rep.Progress(ctx, 20*(i+1), msg); err != nil {
@@ -689,15 +709,15 @@ func TestProgressIsCoalescedNotLost(t *testing.T) {
 	h := newHarness(t, 0)
 	h.enqueue(t, "slow", job.PriorityHigh)
 	updates := h.watchStatuses(t, "slow")
-	const interval = 300 * time.Millisecond
+	const interval = 200 * time.Millisecond
 	h.start(t, worker.Config{ProgressInterval: interval}, worker.HandlerFunc(func(ctx context.Context, _ *job.Job) error {
 		rep := worker.ReporterFrom(ctx)
 		_ = rep.Progress(ctx, 10, "a")
 		_ = rep.Progress(ctx, 20, "b")
-		time.Sleep(3 * interval) // "b" is written when the first interval ends
+		time.Sleep(6 * interval) // "b" is written when the first interval ends
 		_ = rep.Progress(ctx, 50, "c")
 		_ = rep.Progress(ctx, 60, "d")
-		time.Sleep(2 * interval) // "d" is written one interval after "c"
+		time.Sleep(6 * interval) // "d" is written one interval after "c"
 		return nil
 	}))
 	seen := statusesUntilTerminal(t, updates)

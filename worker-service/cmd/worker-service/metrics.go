@@ -123,6 +123,12 @@ func (e *meteredEmbedder) Embed(ctx context.Context, texts []string) ([][]float3
 	for _, t := range texts {
 		tokens += e.count.Count(t)
 	}
+	return e.EmbedCounted(ctx, texts, tokens)
+}
+
+// EmbedCounted is Embed of texts holding tokens tokens (ingest.CountedEmbedder): chunks carry
+// their exact count, so the pipeline's calls are not counted twice.
+func (e *meteredEmbedder) EmbedCounted(ctx context.Context, texts []string, tokens int) ([][]float32, error) {
 	vecs, err := e.Embedder.Embed(ctx, texts)
 	perr := err
 	if ctx.Err() != nil {

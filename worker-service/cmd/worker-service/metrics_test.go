@@ -334,8 +334,21 @@ func TestMetricsScrapeAfterRealJobs(t *testing.T) {
 	if n, _ := value(mfs, "quire_embeddings_requests_total", "provider=local"); n < 2 {
 		t.Errorf("quire_embeddings_requests_total{provider=local} = %v, want at least 2", n)
 	}
-	if n, _ := value(mfs, "quire_embeddings_tokens_total", "provider=local"); n < 100 {
-		t.Errorf("quire_embeddings_tokens_total{provider=local} = %v, want at least 100", n)
+	// Its tokens are the stored chunks' exact counts, counted once.
+	st, _, err := e.statuses.Get(t.Context(), "doc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := e.docs.Chunks(t.Context(), "acme", st.DocumentID, -1, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := 0
+	for _, r := range rows {
+		stored += r.TokenCount
+	}
+	if n, _ := value(mfs, "quire_embeddings_tokens_total", "provider=local"); stored < 100 || n != float64(stored) {
+		t.Errorf("quire_embeddings_tokens_total{provider=local} = %v, want the %d tokens of the %d stored chunks", n, stored, len(rows))
 	}
 	if n, _ := value(mfs, "quire_embeddings_errors_total", "provider=local"); n != 0 {
 		t.Errorf("quire_embeddings_errors_total{provider=local} = %v, want 0", n)

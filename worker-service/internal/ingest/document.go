@@ -40,6 +40,13 @@ type StageObserver interface {
 	StageDone(stage string, d time.Duration)
 }
 
+// CountedEmbedder is an embedder that can be told how many tokens its texts hold, for callers
+// that counted them already (a chunk carries its exact count), so it need not count again.
+type CountedEmbedder interface {
+	embed.Embedder
+	EmbedCounted(ctx context.Context, texts []string, tokens int) ([][]float32, error)
+}
+
 // Pipeline holds what the handlers share.
 type Pipeline struct {
 	Docs      *docstore.Store
@@ -214,10 +221,22 @@ func (p *Pipeline) embed(ctx context.Context, chunks []chunk.Chunk) ([][]float32
 	for i := 0; i < len(chunks); i += size {
 		end := min(i+size, len(chunks))
 		texts := make([]string, 0, end-i)
+		tokens := 0
 		for _, c := range chunks[i:end] {
 			texts = append(texts, c.Content)
+			if tokens >= 0 && c.TokenCount > 0 {
+				tokens += c.TokenCount
+			} else {
+				tokens = -1 // a chunk without its count (a stored chunk being re-embedded)
+			}
 		}
-		vecs, err := p.Embedder.Embed(ctx, texts)
+		var vecs [][]float32
+		var err error
+		if ce, ok := p.Embedder.(CountedEmbedder); ok && tokens >= 0 {
+			vecs, err = ce.EmbedCounted(ctx, texts, tokens)
+		} else {
+			vecs, err = p.Embedder.Embed(ctx, texts)
+		}
 		if err != nil {
 			return nil, embedError(fmt.Errorf("ingest: embed chunks %d-%d: %w", i, end-1, err))
 		}

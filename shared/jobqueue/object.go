@@ -184,6 +184,31 @@ func (p *ObjectPutter) purge(ctx context.Context, subjects ...string) {
 	}
 }
 
+// DeleteObject deletes the object info describes, read from the object store whose stream is
+// st, as ObjectStore.Delete does (a delete marker replaces its description, then its chunks
+// are purged) but without looking its description up again: two requests instead of three.
+func DeleteObject(ctx context.Context, pub jetstream.Publisher, st jetstream.Stream, info *jetstream.ObjectInfo) error {
+	if info.NUID == "" || info.Bucket == "" {
+		return fmt.Errorf("jobqueue: delete object %s: %w", info.Name, jetstream.ErrBadObjectMeta)
+	}
+	marker := *info
+	marker.Deleted = true
+	marker.Size, marker.Chunks, marker.Digest, marker.ModTime = 0, 0, "", time.Time{}
+	desc, err := json.Marshal(&marker)
+	if err != nil {
+		return fmt.Errorf("jobqueue: delete object %s: %w", info.Name, err)
+	}
+	m := &nats.Msg{Subject: "$O." + info.Bucket + ".M." + base64.URLEncoding.EncodeToString([]byte(info.Name)), Data: desc, Header: nats.Header{}}
+	m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
+	if _, err := pub.PublishMsg(ctx, m); err != nil {
+		return fmt.Errorf("jobqueue: delete object %s: %w", info.Name, err)
+	}
+	if err := st.Purge(ctx, jetstream.WithPurgeSubject("$O."+info.Bucket+".C."+info.NUID)); err != nil {
+		return fmt.Errorf("jobqueue: delete object %s: purge its chunks: %w", info.Name, err)
+	}
+	return nil
+}
+
 // DigestHex is the SHA-256 of an object's bytes, in lower-case hex, from its info's Digest.
 func DigestHex(info *jetstream.ObjectInfo) (string, error) {
 	sum, err := jetstream.DecodeObjectDigest(info.Digest)

@@ -104,3 +104,56 @@ func TestStartNewKnowsTheDigestBeforeTheAcknowledgement(t *testing.T) {
 		t.Fatalf("read back %q, %v", got, err)
 	}
 }
+
+// DeleteObject leaves the object store as ObjectStore.Delete does: Get and GetInfo answer
+// ErrObjectNotFound, the description is a delete marker, and no chunk is left in the stream.
+func TestDeleteObjectDeletesAsTheObjectStoreDoes(t *testing.T) {
+	s := natstest.Run(t)
+	_, js := natstest.Connect(t, s)
+	top, err := jobqueue.Ensure(t.Context(), js, jobqueue.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(t.Context(), "OBJ_"+job.UploadsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := jobqueue.NewObjectPutter(js, top.Uploads, job.UploadsBucket)
+	for _, size := range []int{10 << 10, 300 << 10} {
+		name := fmt.Sprintf("doomed-%d", size)
+		if _, err := p.PutNew(t.Context(), jetstream.ObjectMeta{Name: name}, bytes.NewReader(make([]byte, size))); err != nil {
+			t.Fatal(err)
+		}
+		// A neighbour that must survive.
+		if _, err := top.Uploads.PutBytes(t.Context(), name+"-kept", []byte("kept")); err != nil {
+			t.Fatal(err)
+		}
+		info, err := top.Uploads.GetInfo(t.Context(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := jobqueue.DeleteObject(t.Context(), js, st, info); err != nil {
+			t.Fatalf("DeleteObject %d bytes: %v", size, err)
+		}
+		if _, err := top.Uploads.GetBytes(t.Context(), name); !errors.Is(err, jetstream.ErrObjectNotFound) {
+			t.Errorf("%d bytes: Get after delete: %v, want ErrObjectNotFound", size, err)
+		}
+		marker, err := top.Uploads.GetInfo(t.Context(), name, jetstream.GetObjectInfoShowDeleted())
+		if err != nil || !marker.Deleted || marker.Size != 0 || marker.Chunks != 0 || marker.NUID != info.NUID {
+			t.Errorf("%d bytes: description after delete %+v, %v; want a delete marker", size, marker, err)
+		}
+		si, err := st.Info(t.Context(), jetstream.WithSubjectFilter("$O."+job.UploadsBucket+".C."+info.NUID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(si.State.Subjects); n != 0 {
+			t.Errorf("%d bytes: %d chunk subjects left after delete: %v", size, n, si.State.Subjects)
+		}
+		if got, err := top.Uploads.GetBytes(t.Context(), name+"-kept"); err != nil || string(got) != "kept" {
+			t.Errorf("neighbour after delete: %q, %v", got, err)
+		}
+	}
+	if err := jobqueue.DeleteObject(t.Context(), js, st, &jetstream.ObjectInfo{ObjectMeta: jetstream.ObjectMeta{Name: "x"}}); !errors.Is(err, jetstream.ErrBadObjectMeta) {
+		t.Errorf("DeleteObject without a NUID: %v, want ErrBadObjectMeta", err)
+	}
+}

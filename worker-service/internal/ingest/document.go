@@ -20,6 +20,7 @@ import (
 	"github.com/quirehq/quire/shared/doctype"
 	"github.com/quirehq/quire/shared/embed"
 	"github.com/quirehq/quire/shared/job"
+	"github.com/quirehq/quire/shared/jobqueue"
 	"github.com/quirehq/quire/shared/taskstatus"
 	"github.com/quirehq/quire/worker-service/internal/chunk"
 	"github.com/quirehq/quire/worker-service/internal/extract"
@@ -100,7 +101,7 @@ func (p *Pipeline) Document(ctx context.Context, j *job.Job) error {
 	if j.Reindex {
 		return p.reindex(ctx, j)
 	}
-	data, err := p.readObject(ctx, j.Object)
+	data, info, err := p.readObject(ctx, j.Object)
 	if err != nil {
 		return err
 	}
@@ -129,11 +130,13 @@ func (p *Pipeline) Document(ctx context.Context, j *job.Job) error {
 		return extractError(ctx, err)
 	}
 	p.stage("extract", start)
-	return p.store(ctx, j, doc)
+	return p.store(ctx, j, doc, info)
 }
 
-// store chunks, embeds and stores an extracted document.
-func (p *Pipeline) store(ctx context.Context, j *job.Job, doc *extract.Document) error {
+// store chunks, embeds and stores an extracted document. upload describes the uploaded bytes
+// it was extracted from, which are deleted once the results are committed (nil: none, or not
+// known).
+func (p *Pipeline) store(ctx context.Context, j *job.Job, doc *extract.Document, upload *jetstream.ObjectInfo) error {
 	rep := worker.ReporterFrom(ctx)
 	if err := rep.Progress(ctx, progressChunk, "chunking"); err != nil {
 		return err
@@ -168,7 +171,7 @@ func (p *Pipeline) store(ctx context.Context, j *job.Job, doc *extract.Document)
 	if j.Object != "" {
 		// The bytes are no longer needed once the chunks are committed. A failure here only
 		// leaves garbage, never a wrong result.
-		if err := p.Uploads.Delete(context.WithoutCancel(ctx), j.Object); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+		if err := p.deleteUpload(context.WithoutCancel(ctx), j.Object, upload); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
 			p.Logger.Warn("could not remove uploaded bytes", "task_id", j.TaskID, "err", err)
 		}
 	}
@@ -258,7 +261,8 @@ func (p *Pipeline) embed(ctx context.Context, chunks []chunk.Chunk) ([][]float32
 // (and the job retried): a broker restart mid-transfer must not hang the job until JOB_TIMEOUT.
 const objectStall = 10 * time.Second
 
-func (p *Pipeline) readObject(ctx context.Context, name string) ([]byte, error) {
+// readObject reads upload name and returns its bytes and its description.
+func (p *Pipeline) readObject(ctx context.Context, name string) ([]byte, *jetstream.ObjectInfo, error) {
 	rctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	// The watchdog covers the lookup too: a request lost in a broker restart never answers.
@@ -295,36 +299,40 @@ func (p *Pipeline) readObject(ctx context.Context, name string) ([]byte, error) 
 		limit = 1 << 30
 	}
 	if st := p.uploadStream(rctx); st != nil {
-		data, ok, err := readChunk(rctx, p.Uploads, st, name, limit)
+		data, info, ok, err := readChunk(rctx, p.Uploads, st, name, limit)
 		switch {
 		case errors.Is(err, jetstream.ErrObjectNotFound):
-			return nil, gone(err)
+			return nil, nil, gone(err)
 		case errors.Is(err, errTooLarge):
-			return nil, worker.Permanent(fmt.Errorf("ingest: upload %s exceeds %d bytes", name, limit))
+			return nil, nil, worker.Permanent(fmt.Errorf("ingest: upload %s exceeds %d bytes", name, limit))
 		case err != nil:
-			return nil, stalled(err)
+			return nil, nil, stalled(err)
 		case ok:
 			sr.last.Store(time.Now().UnixNano())
-			return data, nil
+			return data, info, nil
 		}
 	}
 	r, err := p.Uploads.Get(rctx, name)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrObjectNotFound) {
-			return nil, gone(err)
+			return nil, nil, gone(err)
 		}
-		return nil, stalled(err)
+		return nil, nil, stalled(err)
 	}
 	defer func() { _ = r.Close() }()
 	sr.r = io.LimitReader(r, limit+1)
 	data, err := io.ReadAll(sr)
 	if err != nil {
-		return nil, stalled(err)
+		return nil, nil, stalled(err)
 	}
 	if int64(len(data)) > limit {
-		return nil, worker.Permanent(fmt.Errorf("ingest: upload %s exceeds %d bytes", name, limit))
+		return nil, nil, worker.Permanent(fmt.Errorf("ingest: upload %s exceeds %d bytes", name, limit))
 	}
-	return data, nil
+	info, err := r.Info()
+	if err != nil {
+		info = nil // deleted by name then
+	}
+	return data, info, nil
 }
 
 var errTooLarge = errors.New("ingest: upload too large")
@@ -355,35 +363,46 @@ func (p *Pipeline) uploadStream(ctx context.Context) jetstream.Stream {
 // readChunk reads object name of obs, whose stream is st, by direct get when it is stored as
 // one chunk, checking its size and digest as Get does. ok is false for an object it leaves to
 // Get (more chunks, or a link); errTooLarge if the object is over limit.
-func readChunk(ctx context.Context, obs jetstream.ObjectStore, st jetstream.Stream, name string, limit int64) (data []byte, ok bool, err error) {
-	info, err := obs.GetInfo(ctx, name)
+func readChunk(ctx context.Context, obs jetstream.ObjectStore, st jetstream.Stream, name string, limit int64) (data []byte, info *jetstream.ObjectInfo, ok bool, err error) {
+	info, err = obs.GetInfo(ctx, name)
 	if err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
 	if info.Opts != nil && info.Opts.Link != nil || info.Chunks > 1 {
-		return nil, false, nil
+		return nil, nil, false, nil
 	}
 	if int64(info.Size) > limit {
-		return nil, false, errTooLarge
+		return nil, nil, false, errTooLarge
 	}
 	if info.Size == 0 {
-		return []byte{}, true, nil
+		return []byte{}, info, true, nil
 	}
 	m, err := st.GetLastMsgForSubject(ctx, fmt.Sprintf("$O.%s.C.%s", info.Bucket, info.NUID))
 	if err != nil {
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			// A direct get may be answered by a replica that has not caught up yet: leave the
 			// read to Get, which reads through the stream's leader.
-			return nil, false, nil
+			return nil, nil, false, nil
 		}
-		return nil, false, err
+		return nil, nil, false, err
 	}
 	h := sha256.New()
 	h.Write(m.Data)
 	if uint64(len(m.Data)) != info.Size || jetstream.GetObjectDigestValue(h) != info.Digest {
-		return nil, false, fmt.Errorf("ingest: upload %s: %w", name, jetstream.ErrDigestMismatch)
+		return nil, nil, false, fmt.Errorf("ingest: upload %s: %w", name, jetstream.ErrDigestMismatch)
 	}
-	return m.Data, true, nil
+	return m.Data, info, true, nil
+}
+
+// deleteUpload deletes upload name, described by info when it is known: then without looking
+// its description up again (jobqueue.DeleteObject).
+func (p *Pipeline) deleteUpload(ctx context.Context, name string, info *jetstream.ObjectInfo) error {
+	if info != nil && info.Name == name && p.Jobs != nil {
+		if st := p.uploadStream(ctx); st != nil {
+			return jobqueue.DeleteObject(ctx, p.Jobs, st, info)
+		}
+	}
+	return p.Uploads.Delete(ctx, name)
 }
 
 // stallReader records when it last returned data.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/quirehq/quire/shared/job"
 	"github.com/quirehq/quire/shared/jobqueue"
 	"github.com/quirehq/quire/shared/natstest"
 	"github.com/quirehq/quire/worker-service/internal/worker"
@@ -39,19 +40,22 @@ func TestReadObject(t *testing.T) {
 			p.Streams = lookups
 		}
 		for name, want := range map[string][]byte{"small": small, "empty": {}} {
-			got, err := p.readObject(ctx, name)
+			got, info, err := p.readObject(ctx, name)
 			if err != nil || !bytes.Equal(got, want) {
 				t.Fatalf("direct %v: %s: %d bytes, %v; want %d bytes", direct, name, len(got), err, len(want))
 			}
+			if info == nil || info.Name != name || info.NUID == "" || info.Size != uint64(len(want)) {
+				t.Fatalf("direct %v: %s: description %+v", direct, name, info)
+			}
 		}
-		if _, err := p.readObject(ctx, "large"); !worker.IsPermanent(err) {
+		if _, _, err := p.readObject(ctx, "large"); !worker.IsPermanent(err) {
 			t.Fatalf("direct %v: upload over MaxObjectBytes: %v, want a permanent error", direct, err)
 		}
-		if _, err := p.readObject(ctx, "missing"); !worker.IsPermanent(err) || !errors.Is(err, jetstream.ErrObjectNotFound) {
+		if _, _, err := p.readObject(ctx, "missing"); !worker.IsPermanent(err) || !errors.Is(err, jetstream.ErrObjectNotFound) {
 			t.Fatalf("direct %v: missing upload: %v, want a permanent ErrObjectNotFound", direct, err)
 		}
 		p.MaxObjectBytes = 0
-		if got, err := p.readObject(ctx, "large"); err != nil || !bytes.Equal(got, large) {
+		if got, _, err := p.readObject(ctx, "large"); err != nil || !bytes.Equal(got, large) {
 			t.Fatalf("direct %v: large: %d bytes, %v", direct, len(got), err)
 		}
 		if want := map[bool]int{true: 1, false: 0}[direct]; lookups.n != want {
@@ -68,8 +72,58 @@ func TestReadObject(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := &Pipeline{Uploads: top.Uploads, Logger: slog.New(slog.DiscardHandler), Streams: js}
-	if _, err := p.readObject(ctx, "small"); err == nil || worker.IsPermanent(err) || !errors.Is(err, jetstream.ErrDigestMismatch) {
+	if _, _, err := p.readObject(ctx, "small"); err == nil || worker.IsPermanent(err) || !errors.Is(err, jetstream.ErrDigestMismatch) {
 		t.Fatalf("tampered upload: %v, want a retried digest mismatch", err)
+	}
+}
+
+// An upload read by direct get is deleted with the description the read returned, one read
+// through the object store by its own: either way nothing of it is left, and other uploads stay.
+func TestDeleteUploadAfterRead(t *testing.T) {
+	ns := natstest.Run(t)
+	_, js := natstest.Connect(t, ns)
+	top, err := jobqueue.Ensure(t.Context(), js, jobqueue.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	data := bytes.Repeat([]byte("Quire deletes uploads. "), 400)
+	for _, name := range []string{"direct", "through-get", "kept"} {
+		if _, err := top.Uploads.PutBytes(ctx, name, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, streams := range map[string]jetstream.StreamManager{"direct": js, "through-get": nil} {
+		p := &Pipeline{Uploads: top.Uploads, Logger: slog.New(slog.DiscardHandler), Streams: streams, Jobs: js}
+		_, info, err := p.readObject(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.deleteUpload(ctx, name, info); err != nil {
+			t.Fatalf("%s: delete: %v", name, err)
+		}
+		if _, err := top.Uploads.GetInfo(ctx, name); !errors.Is(err, jetstream.ErrObjectNotFound) {
+			t.Errorf("%s: after delete: %v, want ErrObjectNotFound", name, err)
+		}
+		// As ObjectStore.Delete, deleting again (a redelivered job) is not an error.
+		if err := p.deleteUpload(ctx, name, nil); err != nil {
+			t.Errorf("%s: second delete: %v", name, err)
+		}
+	}
+	si, err := js.Stream(ctx, "OBJ_"+job.UploadsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := si.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Left: the kept upload (chunk and description) and the two delete markers.
+	if info.State.Msgs != 4 {
+		t.Errorf("%d messages left in the uploads stream, want 4", info.State.Msgs)
+	}
+	if got, err := top.Uploads.GetBytes(ctx, "kept"); err != nil || !bytes.Equal(got, data) {
+		t.Errorf("kept upload: %d bytes, %v", len(got), err)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/quirehq/quire/shared/batch"
 	"github.com/quirehq/quire/shared/docstore"
 	"github.com/quirehq/quire/shared/embed"
 	"github.com/quirehq/quire/shared/job"
@@ -66,7 +67,7 @@ type Server struct {
 	engine    *gin.Engine
 	now       func() time.Time
 	// marks writes the outbox marks of uploads in batches (outbox.go).
-	marks *publishMarks
+	marks *batch.IDs
 
 	// Metrics (metrics.go): GET /metrics, the HTTP collectors, the queue reading.
 	metricsHandler http.Handler
@@ -136,7 +137,7 @@ const outboxMarkGather = 20 * time.Millisecond
 
 // Close writes the outbox marks of the jobs published so far. Call it once the HTTP server has
 // stopped taking requests; a mark it cannot write only leaves the job to the sweeper.
-func (s *Server) Close(ctx context.Context) { s.marks.close(ctx) }
+func (s *Server) Close(ctx context.Context) { s.marks.Close(ctx) }
 
 // Handler is the http.Handler of the API.
 func (s *Server) Handler() http.Handler { return s.engine }

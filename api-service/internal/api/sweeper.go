@@ -34,7 +34,7 @@ func (s *Server) RunSweeper(ctx context.Context, interval, minAge time.Duration)
 // Sweep runs one pass of the sweeper and returns how many jobs it re-published.
 func (s *Server) Sweep(ctx context.Context, minAge time.Duration) (int, error) {
 	// This API's own uploads whose mark is still pending are published, not orphans.
-	s.marks.flush(ctx)
+	s.marks.Flush(ctx)
 	docs, err := s.docs.Unpublished(ctx, minAge, 500)
 	if err != nil {
 		return 0, err

@@ -275,7 +275,7 @@ func (s *Server) enqueueUpload(ctx context.Context, doc *docstore.Document, j *j
 		}
 	}
 	// The job is queued; its row is marked published with other uploads' in one statement.
-	s.marks.add(doc.ID)
+	s.marks.Add(doc.ID)
 	s.log.Info("job enqueued", "task_id", j.TaskID, "document_id", doc.ID, "queue", j.Priority, "kind", j.Kind)
 	return 0, nil
 }

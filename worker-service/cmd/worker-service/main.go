@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/quirehq/quire/shared/batch"
 	"github.com/quirehq/quire/shared/docstore"
 	"github.com/quirehq/quire/shared/embed"
 	"github.com/quirehq/quire/shared/job"
@@ -24,6 +25,10 @@ import (
 	"github.com/quirehq/quire/worker-service/internal/webfetch"
 	"github.com/quirehq/quire/worker-service/internal/worker"
 )
+
+// processingMarkGather is how long the processing marks of first runs gather before one
+// UPDATE writes them.
+const processingMarkGather = 20 * time.Millisecond
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -96,6 +101,9 @@ func run(ctx context.Context) error {
 		Fetcher: fetcher, Crawler: webfetch.NewCrawler(fetcher, webfetch.CrawlConfig{Limiter: hosts}), Hosts: hosts,
 		Jobs: js, Statuses: statuses, Streams: js,
 	}
+	// Closed before docs (deferred after it): the last marks are written.
+	pipeline.Processing = batch.NewIDs(docs.MarkProcessingMany, log, "mark documents processing", processingMarkGather)
+	defer pipeline.Processing.Close(context.Background())
 	pipeline.Embedder = meterEmbedder(emb, cfg.EmbeddingsProvider, pipeline.Chunking.WithDefaults().Counter, wm)
 	pipeline.Stages = stageObserver{wm}
 	mux := worker.NewMux()

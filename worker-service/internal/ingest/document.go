@@ -16,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/quirehq/quire/shared/batch"
 	"github.com/quirehq/quire/shared/docstore"
 	"github.com/quirehq/quire/shared/doctype"
 	"github.com/quirehq/quire/shared/embed"
@@ -73,6 +74,9 @@ type Pipeline struct {
 	Jobs jetstream.Publisher
 	// Statuses keeps the page counters of crawl tasks.
 	Statuses *taskstatus.Store
+	// Processing, if set, writes the processing marks of jobs on their first run in batches
+	// (see begin); otherwise each run writes its own.
+	Processing *batch.IDs
 	// Streams, if set, finds the stream behind Uploads, from which an upload of one chunk (any
 	// upload up to 128 KiB) is read by direct get: its description, then its chunk. Without it
 	// every read goes through Uploads.Get, which creates and deletes a consumer per read.
@@ -102,6 +106,12 @@ func (p *Pipeline) Document(ctx context.Context, j *job.Job) error {
 		return p.reindex(ctx, j)
 	}
 	data, info, err := p.readObject(ctx, j.Object)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		// The bytes are gone: if an earlier delivery committed the results, report them.
+		if done, berr := p.beginNow(ctx, j); done || berr != nil {
+			return berr
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -428,7 +438,22 @@ func (p *Pipeline) stage(name string, start time.Time) {
 // begin moves the job's document to processing. done is true when an earlier delivery of the
 // job already committed its results (its ack or final status was lost): the job then reports
 // those results and ends, rather than failing on bytes that are gone.
+//
+// On a job's first run nothing of it can be committed yet, so with p.Processing the mark is
+// queued to be written with others in one statement instead of costing the run a round trip
+// and a commit of its own. A document cancelled or deleted meanwhile is then found by
+// Complete, which writes nothing for it.
 func (p *Pipeline) begin(ctx context.Context, j *job.Job) (done bool, err error) {
+	if p.Processing != nil && worker.ReporterFrom(ctx).Attempt() == 1 {
+		p.Processing.Add(j.DocumentID)
+		return false, nil
+	}
+	return p.beginNow(ctx, j)
+}
+
+// beginNow is begin's mark written at once, which tells a document whose results are
+// committed.
+func (p *Pipeline) beginNow(ctx context.Context, j *job.Job) (done bool, err error) {
 	err = p.Docs.StartProcessing(ctx, j.DocumentID)
 	var completed *docstore.CompletedError
 	if errors.As(err, &completed) {

@@ -2,6 +2,7 @@ package ingest_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/quirehq/quire/shared/job"
@@ -12,7 +13,15 @@ import (
 // between the commit and the ack) ends SUCCESS with those results, not FAILURE on bytes that
 // were removed with the commit.
 func TestRedeliveryOfACompletedDocumentSucceeds(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	for _, attempt := range []int{2, 1} {
+		// A delivery that counts as a first run (attempt 1) has its processing mark batched,
+		// and learns that the results are committed when it finds the bytes gone.
+		t.Run(fmt.Sprintf("attempt %d", attempt), func(t *testing.T) { testRedeliveryOfACompletedDocument(t, attempt) })
+	}
+}
+
+func testRedeliveryOfACompletedDocument(t *testing.T, attempt int) {
+	e := newEnv(t, envOptions{batchedMarks: attempt == 1})
 	obs := e.pipeline.Uploads
 	j := &job.Job{Kind: job.KindDocument, Filename: "notes.txt", ContentType: "text/plain"}
 	j.TaskID = "redelivered-1"
@@ -27,7 +36,7 @@ func TestRedeliveryOfACompletedDocumentSucceeds(t *testing.T) {
 	}
 	// Run the same job again, as a redelivery would: the upload is gone by now.
 	var chunks int
-	ctx := worker.WithReporter(t.Context(), resultReporter{fn: func(fn func(*job.Status)) {
+	ctx := worker.WithReporter(t.Context(), resultReporter{attempt: attempt, fn: func(fn func(*job.Status)) {
 		var st job.Status
 		fn(&st)
 		chunks = st.ChunkCount
@@ -45,12 +54,13 @@ func TestRedeliveryOfACompletedDocumentSucceeds(t *testing.T) {
 
 // resultReporter records the results a handler reports.
 type resultReporter struct {
-	fn func(func(*job.Status))
+	attempt int
+	fn      func(func(*job.Status))
 }
 
 func (r resultReporter) Progress(ctx context.Context, current int, message string) error { return nil }
 func (r resultReporter) Result(fn func(*job.Status))                                     { r.fn(fn) }
-func (r resultReporter) Attempt() int                                                    { return 2 }
+func (r resultReporter) Attempt() int                                                    { return r.attempt }
 
 // A reindex job re-embeds a completed document's chunks with the current model without its
 // upload (which is gone) and without changing the chunks.

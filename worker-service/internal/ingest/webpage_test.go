@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/quirehq/quire/shared/batch"
 	"github.com/quirehq/quire/shared/docstore"
 	"github.com/quirehq/quire/shared/embed"
 	"github.com/quirehq/quire/shared/job"
@@ -45,6 +46,8 @@ type env struct {
 type envOptions struct {
 	allowPrivate bool
 	retry        worker.RetryPolicy
+	// batchedMarks writes the processing marks of first runs in batches, as the worker does.
+	batchedMarks bool
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -79,6 +82,10 @@ func newEnv(t *testing.T, o envOptions) *env {
 		Logger:  log,
 		Fetcher: fetcher, Crawler: webfetch.NewCrawler(fetcher, webfetch.CrawlConfig{Limiter: hosts}), Hosts: hosts,
 		Jobs: js, Statuses: statuses, Streams: js,
+	}
+	if o.batchedMarks {
+		p.Processing = batch.NewIDs(docs.MarkProcessingMany, log, "mark documents processing", 20*time.Millisecond)
+		t.Cleanup(func() { p.Processing.Close(context.Background()) })
 	}
 	mux := worker.NewMux()
 	mux.Register(job.KindDocument, worker.HandlerFunc(p.Document))

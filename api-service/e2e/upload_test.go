@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -181,13 +182,20 @@ func TestUploadToSearchableChunks(t *testing.T) {
 	if err != nil || !strings.Contains(string(entry.Value()), `"state":"SUCCESS"`) {
 		t.Fatalf("TASKS %s = %v, %v", taskID, entry, err)
 	}
-	// The uploaded bytes are removed once the chunks are committed.
+	// The uploaded bytes are removed once the chunks are committed (in the worker's next
+	// batch of deletes, within milliseconds).
 	obs, err := s.js.ObjectStore(t.Context(), job.UploadsBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := obs.GetInfo(t.Context(), taskID); err == nil {
-		t.Error("upload object still present after success")
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		_, err := obs.GetInfo(t.Context(), taskID)
+		if errors.Is(err, jetstream.ErrObjectNotFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("upload object after success: %v, want it deleted", err)
+		}
 	}
 }
 

@@ -27,7 +27,7 @@ import (
 )
 
 // processingMarkGather is how long the processing marks of first runs gather before one
-// UPDATE writes them.
+// UPDATE writes them, and processed uploads before they are deleted together.
 const processingMarkGather = 20 * time.Millisecond
 
 func main() {
@@ -104,6 +104,8 @@ func run(ctx context.Context) error {
 	// Closed before docs (deferred after it): the last marks are written.
 	pipeline.Processing = batch.NewIDs(docs.MarkProcessingMany, log, "mark documents processing", processingMarkGather)
 	defer pipeline.Processing.Close(context.Background())
+	pipeline.UploadDeletes = batch.New(pipeline.DeleteUploads, log, "delete processed uploads", processingMarkGather)
+	defer pipeline.UploadDeletes.Close(context.Background())
 	pipeline.Embedder = meterEmbedder(emb, cfg.EmbeddingsProvider, pipeline.Chunking.WithDefaults().Counter, wm)
 	pipeline.Stages = stageObserver{wm}
 	mux := worker.NewMux()

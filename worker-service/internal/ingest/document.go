@@ -77,6 +77,10 @@ type Pipeline struct {
 	// Processing, if set, writes the processing marks of jobs on their first run in batches
 	// (see begin); otherwise each run writes its own.
 	Processing *batch.IDs
+	// UploadDeletes, if set, deletes processed uploads in batches (write function
+	// DeleteUploads); otherwise each job deletes its own before it ends. Either way a failed
+	// delete leaves garbage bytes, never a wrong result.
+	UploadDeletes *batch.Batcher[*jetstream.ObjectInfo]
 	// Streams, if set, finds the stream behind Uploads, from which an upload of one chunk (any
 	// upload up to 128 KiB) is read by direct get: its description, then its chunk. Without it
 	// every read goes through Uploads.Get, which creates and deletes a consumer per read.
@@ -181,11 +185,30 @@ func (p *Pipeline) store(ctx context.Context, j *job.Job, doc *extract.Document,
 	if j.Object != "" {
 		// The bytes are no longer needed once the chunks are committed. A failure here only
 		// leaves garbage, never a wrong result.
-		if err := p.deleteUpload(context.WithoutCancel(ctx), j.Object, upload); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+		if p.UploadDeletes != nil && upload != nil && upload.Name == j.Object {
+			p.UploadDeletes.Add(upload)
+		} else if err := p.deleteUpload(context.WithoutCancel(ctx), j.Object, upload); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
 			p.Logger.Warn("could not remove uploaded bytes", "task_id", j.TaskID, "err", err)
 		}
 	}
 	return nil
+}
+
+// DeleteUploads deletes processed uploads, described by what their reads returned, all at
+// once: the requests of a batch share the connection's writes and the server's replies (the
+// write function of UploadDeletes).
+func (p *Pipeline) DeleteUploads(ctx context.Context, uploads []*jetstream.ObjectInfo) error {
+	errs := make([]error, len(uploads))
+	var wg sync.WaitGroup
+	for i, info := range uploads {
+		wg.Go(func() {
+			if err := p.deleteUpload(ctx, info.Name, info); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+				errs[i] = err
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // reindex re-embeds the stored chunks of a completed document with the current model, keeping

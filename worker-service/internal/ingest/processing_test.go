@@ -2,8 +2,11 @@ package ingest_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quirehq/quire/shared/embed"
 	"github.com/quirehq/quire/shared/job"
@@ -30,7 +33,7 @@ func (b blockingEmbedder) Embed(ctx context.Context, texts []string) ([][]float3
 // With batched processing marks, a document on its first run shows processing while it runs
 // (its mark written with the next batch) and completed once it is done: a mark written late
 // never takes a finished document back to processing.
-func TestBatchedProcessingMarks(t *testing.T) {
+func TestBatchedProcessingMarksAndUploadDeletes(t *testing.T) {
 	e := newEnv(t, envOptions{batchedMarks: true})
 	started, release := make(chan string, 8), make(chan struct{})
 	e.pipeline.Embedder = blockingEmbedder{Embedder: e.pipeline.Embedder, started: started, release: release}
@@ -70,5 +73,23 @@ func TestBatchedProcessingMarks(t *testing.T) {
 		if d := e.doc(t, j.DocumentID); d.Status != job.DocCompleted || d.ChunkCount < 1 {
 			t.Errorf("document %d after its job = %s with %d chunks, want completed", j.DocumentID, d.Status, d.ChunkCount)
 		}
+	}
+	// Their uploads were deleted in a batch, as ObjectStore.Delete does: only the delete
+	// markers are left in the uploads stream.
+	for _, j := range jobs {
+		deadline := time.Now().Add(2 * time.Second)
+		for {
+			_, err := e.pipeline.Uploads.GetInfo(t.Context(), j.Object)
+			if errors.Is(err, jetstream.ErrObjectNotFound) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("upload %s after its job: %v, want it deleted", j.Object, err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if si := streamInfo(t, e.js, "OBJ_"+job.UploadsBucket); si.State.Msgs != uint64(len(jobs)) {
+		t.Errorf("%d messages in the uploads stream, want the %d delete markers", si.State.Msgs, len(jobs))
 	}
 }

@@ -46,7 +46,8 @@ type env struct {
 type envOptions struct {
 	allowPrivate bool
 	retry        worker.RetryPolicy
-	// batchedMarks writes the processing marks of first runs in batches, as the worker does.
+	// batchedMarks writes the processing marks of first runs in batches and deletes
+	// processed uploads in batches, as the worker does.
 	batchedMarks bool
 }
 
@@ -86,6 +87,8 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if o.batchedMarks {
 		p.Processing = batch.NewIDs(docs.MarkProcessingMany, log, "mark documents processing", 20*time.Millisecond)
 		t.Cleanup(func() { p.Processing.Close(context.Background()) })
+		p.UploadDeletes = batch.New(p.DeleteUploads, log, "delete processed uploads", 20*time.Millisecond)
+		t.Cleanup(func() { p.UploadDeletes.Close(context.Background()) })
 	}
 	mux := worker.NewMux()
 	mux.Register(job.KindDocument, worker.HandlerFunc(p.Document))

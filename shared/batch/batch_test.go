@@ -94,7 +94,7 @@ func TestIDsLogAFailedWrite(t *testing.T) {
 	b.Add(7)
 	b.Add(8)
 	b.Close(t.Context())
-	if got := logs.String(); !bytes.Contains([]byte(got), []byte(`msg="mark processing" ids=2 err="database unavailable"`)) {
+	if got := logs.String(); !bytes.Contains([]byte(got), []byte(`msg="mark processing" items=2 err="database unavailable"`)) {
 		t.Errorf("log %q, want the failed write of 2 ids", got)
 	}
 }

@@ -114,8 +114,8 @@ func pdfAfterJunk(head []byte) bool {
 	return bytes.Contains(head[:n], []byte("%PDF-"))
 }
 
-// textual reports whether head looks like text in a supported encoding and returns it
-// lower-cased as UTF-8 for structural checks.
+// textual reports whether head looks like text in a supported encoding and returns it as
+// UTF-8 for structural checks.
 func textual(head []byte) (string, bool) {
 	switch {
 	case bytes.HasPrefix(head, []byte{0xFF, 0xFE}), bytes.HasPrefix(head, []byte{0xFE, 0xFF}):
@@ -143,7 +143,7 @@ func textual(head []byte) (string, bool) {
 		// A single-byte encoding such as Latin-1 or Windows-1252; the worker converts it.
 		s = strings.ToValidUTF8(s, " ")
 	}
-	return strings.ToLower(s), true
+	return s, true
 }
 
 // UTF16NoBOM recognises UTF-16 text without a byte-order mark: mostly ASCII-range text whose
@@ -183,15 +183,21 @@ func decodeUTF16Prefix(b []byte, big bool) string {
 		}
 		sb.WriteRune(r)
 	}
-	return strings.ToLower(sb.String())
+	return sb.String()
 }
 
-func looksHTML(lower string) bool {
-	s := strings.TrimLeft(lower, " \t\r\n\ufeff")
+// hasPrefixFold is strings.HasPrefix ignoring ASCII case; prefix is lower-case.
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
+
+// looksHTML reports whether text starts like an HTML page (in any letter case).
+func looksHTML(text string) bool {
+	s := strings.TrimLeft(text, " \t\r\n\ufeff")
 	// Skip an XML declaration and leading comments (XHTML, saved pages).
 	for {
 		switch {
-		case strings.HasPrefix(s, "<?xml"):
+		case hasPrefixFold(s, "<?xml"):
 			i := strings.Index(s, "?>")
 			if i < 0 {
 				return false
@@ -201,7 +207,7 @@ func looksHTML(lower string) bool {
 		case strings.HasPrefix(s, "<!--"):
 			i := strings.Index(s, "-->")
 			if i < 0 {
-				return strings.Contains(s, "<html")
+				return strings.Contains(strings.ToLower(s), "<html")
 			}
 			s = strings.TrimLeft(s[i+3:], " \t\r\n")
 			continue
@@ -209,7 +215,7 @@ func looksHTML(lower string) bool {
 		break
 	}
 	for _, p := range []string{"<!doctype html", "<html", "<head", "<body"} {
-		if strings.HasPrefix(s, p) {
+		if hasPrefixFold(s, p) {
 			return true
 		}
 	}

@@ -56,6 +56,10 @@ func TestSniff(t *testing.T) {
 		{"png", []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"), "p.txt", "", ErrUnsupported},
 		{"empty", nil, "e.txt", "", ErrEmpty},
 		{"html doctype", []byte("\n<!DOCTYPE html><html><body>x</body></html>"), "page.txt", HTML, nil},
+		{"html upper case", []byte("<HTML><HEAD><TITLE>Old page</TITLE></HEAD>"), "page.txt", HTML, nil},
+		{"xhtml upper prolog", []byte(`<?XML version="1.0"?>` + "\n<Html>"), "p", HTML, nil},
+		{"html after an unclosed comment", []byte("<!-- generated\n<HTML><BODY>x"), "p", HTML, nil},
+		{"text mentioning html", []byte("Write <html> at the top of the page.\n"), "notes.txt", Text, nil},
 		{"xhtml prolog", []byte(`<?xml version="1.0" encoding="utf-8"?>` + "\n<!-- saved -->\n<html xmlns=\"http://www.w3.org/1999/xhtml\">"), "p", HTML, nil},
 		{"html fragment by name", []byte("<div><p>hi</p></div>"), "frag.html", HTML, nil},
 		{"fragment as text", []byte("<div><p>hi</p></div>"), "frag.txt", Text, nil},
@@ -98,6 +102,17 @@ func TestContentType(t *testing.T) {
 	for typ, want := range map[Type]string{PDF: "application/pdf", HTML: "text/html", Markdown: "text/markdown; charset=utf-8", Text: "text/plain; charset=utf-8"} {
 		if got := typ.ContentType(); got != want {
 			t.Errorf("%s.ContentType() = %q, want %q", typ, got, want)
+		}
+	}
+}
+
+// BenchmarkSniff sniffs a 10 KB plain-text upload, the API's per-upload cost.
+func BenchmarkSniff(b *testing.B) {
+	head := bytes.Repeat([]byte("Quire sniffs the first bytes of every upload. "), 220)
+	b.SetBytes(int64(min(len(head), SniffLen)))
+	for b.Loop() {
+		if got, err := Sniff(head, "notes.txt"); err != nil || got != Text {
+			b.Fatal(got, err)
 		}
 	}
 }

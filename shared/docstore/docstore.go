@@ -29,6 +29,11 @@ var migrations embed.FS
 // Store is the PostgreSQL store of documents and chunks.
 type Store struct {
 	pool *pgxpool.Pool
+	// tsvInGo: Complete computes the tsvector of plain-text chunks itself (plainTSVector)
+	// instead of having PostgreSQL parse them; tsvTypographic: typographic punctuation counts
+	// as plain. Open sets them when the database's text search agrees with plainTSVector; a
+	// Store without them leaves every chunk to PostgreSQL.
+	tsvInGo, tsvTypographic bool
 }
 
 // CheckURL validates DATABASE_URL: a postgres:// or postgresql:// URL.
@@ -54,8 +59,22 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &Store{pool: pool}, nil
+	s := &Store{pool: pool}
+	if s.tsvInGo, s.tsvTypographic, err = checkTSVector(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
 }
+
+// ComputesTSVectors reports whether [Store.Complete] computes the full-text tsvectors of
+// plain-text chunks itself (ASCII words, numbers and punctuation; typographic quotes and dashes
+// too where the database's locale separates words at them), sparing PostgreSQL the parsing. It
+// is false when the database's to_tsvector('simple', ...) differs from the Go computation on
+// Open's probe text (a locale that lower-cases ASCII differently, such as Turkish; a changed
+// 'simple' configuration): PostgreSQL then computes every chunk's tsvector, as it does for
+// text that is not plain.
+func (s *Store) ComputesTSVectors() bool { return s.tsvInGo }
 
 // Close closes the connection pool.
 func (s *Store) Close() { s.pool.Close() }
@@ -324,6 +343,7 @@ func (s *Store) Complete(ctx context.Context, id int64, c Completion) error {
 		lengths  = make([]int32, n)
 		pos      = make([]pgtype.Bits, n)
 		neg      = make([]pgtype.Bits, n)
+		tsvs     = make([]*string, n)
 		total    int
 	)
 	for _, ch := range c.Chunks {
@@ -339,6 +359,12 @@ func (s *Store) Complete(ctx context.Context, id int64, c Completion) error {
 			vectors = append(vectors, ch.Embedding...)
 		}
 		pos[i], neg[i] = sketch(ch.Embedding)
+		// The tsvector of plain text, computed here; NULL has PostgreSQL compute it.
+		if s.tsvInGo {
+			if v, ok := plainTSVector(ch.Content, s.tsvTypographic); ok {
+				tsvs[i] = &v
+			}
+		}
 	}
 	b := &pgx.Batch{}
 	var status string
@@ -351,13 +377,14 @@ func (s *Store) Complete(ctx context.Context, id int64, c Completion) error {
 	})
 	b.Queue(`DELETE FROM chunks WHERE document_id = $1
 		AND EXISTS (SELECT FROM documents WHERE id = $1 AND status <> 'cancelled')`, id)
-	b.Queue(`INSERT INTO chunks (document_id, tenant_id, agent_id, ordinal, content, token_count, page, heading, embedding, embedding_pos, embedding_neg)
+	b.Queue(`INSERT INTO chunks (document_id, tenant_id, agent_id, ordinal, content, token_count, page, heading, embedding, embedding_pos, embedding_neg, tsv)
 		SELECT d.id, d.tenant_id, d.agent_id, c.ordinal, c.content, c.token_count, c.page, c.heading,
-			CASE WHEN c.len >= 0 THEN ($9::real[])[c.off + 1 : c.off + c.len] END, c.pos, c.neg
-		FROM documents d, unnest($2::int[], $3::text[], $4::int[], $5::int[], $6::text[], $7::int[], $8::int[], $10::varbit[], $11::varbit[])
-			AS c(ordinal, content, token_count, page, heading, off, len, pos, neg)
+			CASE WHEN c.len >= 0 THEN ($9::real[])[c.off + 1 : c.off + c.len] END, c.pos, c.neg,
+			COALESCE(c.tsv::tsvector, to_tsvector('simple', c.content))
+		FROM documents d, unnest($2::int[], $3::text[], $4::int[], $5::int[], $6::text[], $7::int[], $8::int[], $10::varbit[], $11::varbit[], $12::text[])
+			AS c(ordinal, content, token_count, page, heading, off, len, pos, neg, tsv)
 		WHERE d.id = $1 AND d.status <> 'cancelled'`,
-		id, ordinals, contents, tokens, pages, headings, offsets, lengths, vectors, pos, neg)
+		id, ordinals, contents, tokens, pages, headings, offsets, lengths, vectors, pos, neg, tsvs)
 	b.Queue(`UPDATE documents SET status = 'completed', chunk_count = $2, title = $3, embedding_model = $4,
 		error = '', updated_at = now(), completed_at = now() WHERE id = $1 AND status <> 'cancelled'`, id, n, c.Title, c.EmbeddingModel)
 	err := s.pool.SendBatch(ctx, b).Close()

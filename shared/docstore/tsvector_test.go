@@ -369,6 +369,24 @@ func TestCompleteStoresPostgresTSVector(t *testing.T) {
 	}
 }
 
+// A chunk inserted without its tsvector, as a worker of an earlier release does during a
+// rolling upgrade, gets the one PostgreSQL computes, and is found by search.
+func TestChunkInsertedWithoutTSVectorIsSearchable(t *testing.T) {
+	s := openStore(t)
+	id := completeDoc(t, s, "task", []Chunk{{Ordinal: 0, Content: "first", TokenCount: 1}})
+	if _, err := s.pool.Exec(t.Context(), `INSERT INTO chunks (document_id, tenant_id, agent_id, ordinal, content, token_count)
+		VALUES ($1, 'acme', '7', 1, 'Written by an older worker, still searchable.', 8)`, id); err != nil {
+		t.Fatal(err)
+	}
+	if bad, total := tsvMismatches(t, s.pool, id); bad != 0 || total != 2 {
+		t.Fatalf("%d of %d chunks' tsv differ from to_tsvector, want 0 of 2", bad, total)
+	}
+	hits, err := s.Search(t.Context(), SearchQuery{TenantID: "acme", AgentID: "7", Text: "older worker"})
+	if err != nil || len(hits) != 1 {
+		t.Fatalf("search = %+v, %v; want the chunk without a tsvector of its own", hits, err)
+	}
+}
+
 // A database whose to_tsvector('simple', ...) differs from plainTSVector gets every tsvector
 // from PostgreSQL.
 func TestTSVectorSelfCheck(t *testing.T) {
@@ -403,11 +421,9 @@ func TestTSVectorSelfCheck(t *testing.T) {
 			checkDisabled(t, url)
 		})
 	}
-	t.Run("Turkish locale", func(t *testing.T) {
-		// Turkish lower-cases 'I' to a dotless i.
-		url := localeDB(t, "tr_TR.UTF-8", "tr_TR.utf8")
-		checkDisabled(t, url)
-	})
+	// A locale that lower-cases ASCII differently (Turkish 'I' to a dotless i) fails the same
+	// probe; Debian's PostgreSQL has no such locale unless it is generated, so it is not run
+	// here.
 }
 
 // checkDisabled opens a Store on url, whose text search differs from plainTSVector, and checks
@@ -437,7 +453,7 @@ func checkDisabled(t *testing.T, url string) {
 }
 
 // localeDB creates a database with the first of the LC_CTYPE locales the server has, dropped
-// when t ends, and returns its URL; it skips t when the server has none of them.
+// when t ends, and returns its URL; t fails when the server has none of them.
 func localeDB(t *testing.T, locales ...string) string {
 	t.Helper()
 	ctx := context.Background()
@@ -478,7 +494,7 @@ func localeDB(t *testing.T, locales ...string) string {
 		u.Path = "/" + name
 		return u.String()
 	}
-	t.Skipf("the server has none of the locales %v (%s): this case is not exercised here", locales, strings.Join(missing, "; "))
+	t.Fatalf("the server has none of the locales %v (%s)", locales, strings.Join(missing, "; "))
 	return ""
 }
 

@@ -8,7 +8,22 @@
 -- to_tsvector('simple', content) stays the definition of the column.
 ALTER TABLE chunks ALTER COLUMN tsv DROP EXPRESSION;
 
+-- A writer that does not fill it in (a worker of an earlier release, still running during a
+-- rolling upgrade) still stores searchable chunks.
+-- +goose StatementBegin
+CREATE FUNCTION quire_chunks_tsv() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.tsv := to_tsvector('simple', NEW.content);
+    RETURN NEW;
+END
+$$;
+-- +goose StatementEnd
+CREATE TRIGGER chunks_tsv_missing BEFORE INSERT ON chunks
+    FOR EACH ROW WHEN (NEW.tsv IS NULL) EXECUTE FUNCTION quire_chunks_tsv();
+
 -- +goose Down
+DROP TRIGGER chunks_tsv_missing ON chunks;
+DROP FUNCTION quire_chunks_tsv();
 ALTER TABLE chunks DROP COLUMN tsv;
 ALTER TABLE chunks ADD COLUMN tsv tsvector GENERATED ALWAYS AS (to_tsvector('simple', content)) STORED;
 CREATE INDEX chunks_tsv_idx ON chunks USING gin (tsv);

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 )
@@ -34,6 +35,14 @@ const LocalModel = "quire-local-hash-v1"
 // quality.
 type Local struct {
 	dims int
+	// scratch holds *localScratch buffers reused across calls: the term counts and the
+	// unnormalised vector, most of what embedding a chunk would allocate.
+	scratch sync.Pool
+}
+
+type localScratch struct {
+	tf map[uint64]float64
+	v  []float64
 }
 
 // NewLocal returns a Local embedder with dims dimensions (default 384).
@@ -76,7 +85,16 @@ const (
 // the hash picks the dimension and its top bit the sign. It reads text once, hashing each word
 // and the bigram that ends with it as it goes; terms are told apart by their 64-bit hashes.
 func (l *Local) vector(text string) []float32 {
-	tf := make(map[uint64]float64, len(text)/3)
+	sc, _ := l.scratch.Get().(*localScratch)
+	if sc == nil {
+		sc = &localScratch{tf: make(map[uint64]float64, len(text)/3), v: make([]float64, l.dims)}
+	}
+	defer func() {
+		clear(sc.tf)
+		clear(sc.v)
+		l.scratch.Put(sc)
+	}()
+	tf := sc.tf
 	var (
 		word, bigram uint64 // hashes of the current word and of "<previous word> <current word>"
 		prev         uint64 // hash of the previous word
@@ -115,7 +133,7 @@ func (l *Local) vector(text string) []float32 {
 	if inWord {
 		endWord()
 	}
-	v := make([]float64, l.dims)
+	v := sc.v
 	for sum, n := range tf {
 		idx := int(sum % uint64(l.dims))
 		w := 1 + math.Log(n)

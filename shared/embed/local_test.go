@@ -4,6 +4,7 @@ import (
 	"hash/fnv"
 	"math"
 	"strings"
+	"sync"
 	"testing"
 	"unicode"
 )
@@ -61,18 +62,30 @@ func TestLocalVectorsAreTheReferenceModel(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := l.Embed(t.Context(), texts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i, text := range texts {
-			want := referenceVector(dims, text)
-			for k := range want {
-				if math.Abs(float64(got[i][k]-want[k])) > 1e-6 {
-					t.Fatalf("dims %d, text %d: component %d = %v, reference %v", dims, i, k, got[i][k], want[k])
+		// Calls at once and one after another share the embedder's scratch buffers: none may
+		// see another's terms.
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				for range 3 {
+					got, err := l.Embed(t.Context(), texts)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					for i, text := range texts {
+						want := referenceVector(dims, text)
+						for k := range want {
+							if math.Abs(float64(got[i][k]-want[k])) > 1e-6 {
+								t.Errorf("dims %d, text %d: component %d = %v, reference %v", dims, i, k, got[i][k], want[k])
+								return
+							}
+						}
+					}
 				}
-			}
+			})
 		}
+		wg.Wait()
 	}
 }
 

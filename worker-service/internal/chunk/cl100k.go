@@ -11,13 +11,13 @@ import (
 // same counts as the reference implementation (checked against it in the tests) about ten
 // times faster.
 type cl100kCounter struct {
-	ranks map[string]int
+	ranks *rankTable
 }
 
 func (c *cl100kCounter) Count(s string) int {
 	n := 0
 	splitPieces(s, func(piece string) {
-		if _, ok := c.ranks[piece]; ok {
+		if _, ok := c.ranks.lookup(piece); ok {
 			n++
 			return
 		}
@@ -179,7 +179,7 @@ func contraction(s string) int {
 
 // bpeCount is the number of tokens tiktoken's byte-pair merge makes of piece: repeatedly
 // merge the adjacent pair with the lowest rank (leftmost on ties).
-func bpeCount(piece string, ranks map[string]int) int {
+func bpeCount(piece string, ranks *rankTable) int {
 	if len(piece) == 1 {
 		return 1
 	}
@@ -188,7 +188,7 @@ func bpeCount(piece string, ranks map[string]int) int {
 	parts := make([]part, len(piece)+1)
 	rank := func(parts []part, i int) int {
 		if i+2 < len(parts) {
-			if r, ok := ranks[piece[parts[i].start:parts[i+2].start]]; ok {
+			if r, ok := ranks.lookup(piece[parts[i].start:parts[i+2].start]); ok {
 				return r
 			}
 		}

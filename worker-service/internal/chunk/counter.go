@@ -59,15 +59,45 @@ const (
 // accepted. Loading takes about a tenth of a second: make one Counter per process.
 func NewCounter(model string) (Counter, error) {
 	name := encodingFor(model)
+	if name == tiktoken.MODEL_CL100K_BASE {
+		// cl100k_base is counted without tiktoken's encoder, which would keep a second copy
+		// of the vocabulary (and its reverse) alive for nothing.
+		ranks, err := loadRanks(name)
+		if err != nil {
+			return nil, err
+		}
+		table, err := newRankTable(ranks)
+		if err != nil {
+			return nil, err
+		}
+		return &BPECounter{fast: &cl100kCounter{ranks: table}, encoding: name}, nil
+	}
+	enc, err := newTiktoken(name)
+	if err != nil {
+		return nil, err
+	}
+	return &BPECounter{enc: enc, encoding: name}, nil
+}
+
+func loadRanks(name string) (map[string]int, error) {
+	ranks, err := tiktokenloader.NewOfflineLoader().LoadTiktokenBpe(name + ".tiktoken")
+	if err != nil {
+		return nil, fmt.Errorf("chunk: load %s vocabulary: %w", name, err)
+	}
+	return ranks, nil
+}
+
+// newTiktoken builds tiktoken's encoder of encoding name from the compiled-in vocabulary.
+func newTiktoken(name string) (*tiktoken.Tiktoken, error) {
 	pat := patCL100K
 	special := map[string]int{"<|endoftext|>": 100257, "<|fim_prefix|>": 100258, "<|fim_middle|>": 100259, "<|fim_suffix|>": 100260, "<|endofprompt|>": 100276}
 	if name == tiktoken.MODEL_O200K_BASE {
 		pat = patO200K
 		special = map[string]int{"<|endoftext|>": 199999, "<|endofprompt|>": 200018}
 	}
-	ranks, err := tiktokenloader.NewOfflineLoader().LoadTiktokenBpe(name + ".tiktoken")
+	ranks, err := loadRanks(name)
 	if err != nil {
-		return nil, fmt.Errorf("chunk: load %s vocabulary: %w", name, err)
+		return nil, err
 	}
 	bpe, err := tiktoken.NewCoreBPE(ranks, special, pat)
 	if err != nil {
@@ -78,11 +108,7 @@ func NewCounter(model string) (Counter, error) {
 		set[k] = true
 	}
 	enc := &tiktoken.Encoding{Name: name, PatStr: pat, MergeableRanks: ranks, SpecialTokens: special}
-	c := &BPECounter{enc: tiktoken.NewTiktoken(bpe, enc, set), encoding: name}
-	if name == tiktoken.MODEL_CL100K_BASE {
-		c.fast = &cl100kCounter{ranks: ranks}
-	}
-	return c, nil
+	return tiktoken.NewTiktoken(bpe, enc, set), nil
 }
 
 func encodingFor(model string) string {

@@ -289,9 +289,10 @@ func (w *Worker) pull(ctx context.Context, p job.Priority, c jetstream.Consumer,
 			}
 			w.jobs.Add(1)
 			go func() {
-				defer func() { free <- struct{}{} }()
+				release := sync.OnceFunc(func() { free <- struct{}{} })
+				defer release()
 				defer w.jobs.Done()
-				w.process(ctx, p, msg)
+				w.process(ctx, p, msg, release)
 			}()
 		}
 		for range n - got {
@@ -320,8 +321,10 @@ func (w *Worker) cancelAll(cause error) {
 	}
 }
 
-// process runs one delivery of a job and settles its message.
-func (w *Worker) process(runCtx context.Context, p job.Priority, msg jetstream.Msg) {
+// process runs one delivery of a job and settles its message. It calls freeSlot once the
+// job's handler has returned: the queue's slot fetches its next job while this one's status
+// is written and its message acknowledged.
+func (w *Worker) process(runCtx context.Context, p job.Priority, msg jetstream.Msg, freeSlot func()) {
 	// Settling a job must outlive a stop request.
 	ctx := context.WithoutCancel(runCtx)
 	attempt := 1
@@ -403,6 +406,8 @@ func (w *Worker) process(runCtx context.Context, p job.Priority, msg jetstream.M
 		_ = msg.Nak()
 		return
 	}
+	// The gate weight is held until the job is settled: a run that must run alone starts only
+	// once every other job's outcome is recorded, so that it cannot take one with it.
 	defer w.gate.Release(weight)
 
 	// The first delivery records its start lazily, with its first progress write at most
@@ -451,6 +456,7 @@ func (w *Worker) process(runCtx context.Context, p job.Priority, msg jetstream.M
 	rep.close()
 	close(hbDone)
 	hb.Wait()
+	freeSlot()
 	cause := context.Cause(jobCtx)
 	elapsed := time.Since(start)
 

@@ -128,6 +128,19 @@ type Job struct {
 	// Reindex re-embeds a completed document's stored chunks with the current embeddings
 	// model, without extracting it again (POST /api/v1/documents/{id}/reindex).
 	Reindex bool `json:"reindex,omitempty"`
+	// Upload describes the stored upload (Object), so that a worker reads an upload of one
+	// chunk without looking up its description first. Optional: without it, or when it no
+	// longer matches, the worker reads the object store's description.
+	Upload *UploadRef `json:"upload,omitempty"`
+}
+
+// UploadRef is where and what an upload is in the UPLOADS object store, as the object store
+// describes it.
+type UploadRef struct {
+	NUID   string `json:"nuid"`
+	Size   uint64 `json:"size"`
+	Chunks uint32 `json:"chunks"`
+	Digest string `json:"digest"` // "SHA-256=" and the base64url SHA-256 of the bytes
 }
 
 // Subject is the subject j is published to.

@@ -173,6 +173,14 @@ func TestUploadQueuesAJob(t *testing.T) {
 	if err != nil || string(data) != "hello quire\n" {
 		t.Fatalf("object = %q, %v", data, err)
 	}
+	// The job describes the stored upload as the object store does.
+	info, err := obs.GetInfo(t.Context(), taskID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := j.Upload; u == nil || u.NUID != info.NUID || u.Size != info.Size || u.Chunks != info.Chunks || u.Digest != info.Digest {
+		t.Fatalf("job's upload %+v, object store's %+v", j.Upload, info)
+	}
 	resp, st := e.get(t, tokenAcme, "/api/v1/tasks/"+taskID)
 	if resp.StatusCode != 200 || st["state"] != "PENDING" || st["queue"] != "medium" {
 		t.Fatalf("task = %d %v", resp.StatusCode, st)

@@ -147,7 +147,7 @@ func (s *Server) upload(c *gin.Context) {
 	}
 	j := &job.Job{
 		TaskID: taskID, Kind: job.KindDocument, TenantID: tenant, AgentID: agent, Priority: priority,
-		Object: taskID, Filename: up.filename, ContentType: doc.ContentType,
+		Object: taskID, Filename: up.filename, ContentType: doc.ContentType, Upload: up.ref,
 	}
 	dupID, err := s.enqueueUpload(ctx, doc, j, !force, up.put)
 	if err != nil {
@@ -298,6 +298,7 @@ type storedUpload struct {
 	sha256   string
 	// put is the object being stored: its acknowledgement is awaited later (put.Wait).
 	put *jobqueue.ObjectPut
+	ref *job.UploadRef
 }
 
 // storeUpload sniffs the part's type from its first bytes (415 when unsupported) and streams
@@ -339,7 +340,8 @@ func (s *Server) storeUpload(ctx context.Context, taskID string, part *multipart
 		s.removeObject(taskID)
 		return nil, errUnavailable
 	}
-	return &storedUpload{filename: name, typ: typ, size: int64(info.Size), sha256: sum, put: put}, nil
+	ref := &job.UploadRef{NUID: info.NUID, Size: info.Size, Chunks: info.Chunks, Digest: info.Digest}
+	return &storedUpload{filename: name, typ: typ, size: int64(info.Size), sha256: sum, put: put, ref: ref}, nil
 }
 
 // limitedReader fails once more than left bytes were read, and remembers whether reading the

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -109,7 +110,7 @@ func (p *Pipeline) Document(ctx context.Context, j *job.Job) error {
 	if j.Reindex {
 		return p.reindex(ctx, j)
 	}
-	data, info, err := p.readObject(ctx, j.Object)
+	data, info, err := p.readObject(ctx, j.Object, j.Upload)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		// The bytes are gone: if an earlier delivery committed the results, report them.
 		if done, berr := p.beginNow(ctx, j); done || berr != nil {
@@ -294,8 +295,9 @@ func (p *Pipeline) embed(ctx context.Context, chunks []chunk.Chunk) ([][]float32
 // (and the job retried): a broker restart mid-transfer must not hang the job until JOB_TIMEOUT.
 const objectStall = 10 * time.Second
 
-// readObject reads upload name and returns its bytes and its description.
-func (p *Pipeline) readObject(ctx context.Context, name string) ([]byte, *jetstream.ObjectInfo, error) {
+// readObject reads upload name, which ref describes if it is not nil, and returns its bytes
+// and its description.
+func (p *Pipeline) readObject(ctx context.Context, name string, ref *job.UploadRef) ([]byte, *jetstream.ObjectInfo, error) {
 	rctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	// The watchdog covers the lookup too: a request lost in a broker restart never answers.
@@ -332,7 +334,7 @@ func (p *Pipeline) readObject(ctx context.Context, name string) ([]byte, *jetstr
 		limit = 1 << 30
 	}
 	if st := p.uploadStream(rctx); st != nil {
-		data, info, ok, err := readChunk(rctx, p.Uploads, st, name, limit)
+		data, info, ok, err := readChunk(rctx, p.Uploads, st, name, ref, limit)
 		switch {
 		case errors.Is(err, jetstream.ErrObjectNotFound):
 			return nil, nil, gone(err)
@@ -394,9 +396,20 @@ func (p *Pipeline) uploadStream(ctx context.Context) jetstream.Stream {
 }
 
 // readChunk reads object name of obs, whose stream is st, by direct get when it is stored as
-// one chunk, checking its size and digest as Get does. ok is false for an object it leaves to
-// Get (more chunks, or a link); errTooLarge if the object is over limit.
-func readChunk(ctx context.Context, obs jetstream.ObjectStore, st jetstream.Stream, name string, limit int64) (data []byte, info *jetstream.ObjectInfo, ok bool, err error) {
+// one chunk, checking its size and digest as Get does. ref, the description the job carries,
+// spares the look-up of the object store's; when the chunk it names is not found or does not
+// match, the object store's description is read after all. ok is false for an object it
+// leaves to Get (more chunks, or a link); errTooLarge if the object is over limit.
+func readChunk(ctx context.Context, obs jetstream.ObjectStore, st jetstream.Stream, name string, ref *job.UploadRef, limit int64) (data []byte, info *jetstream.ObjectInfo, ok bool, err error) {
+	if ref != nil && ref.Chunks == 1 && ref.NUID != "" && int64(ref.Size) <= limit {
+		info = &jetstream.ObjectInfo{ObjectMeta: jetstream.ObjectMeta{Name: name},
+			Bucket: strings.TrimPrefix(st.CachedInfo().Config.Name, "OBJ_"), NUID: ref.NUID, Size: ref.Size, Chunks: 1, Digest: ref.Digest}
+		if data, err := getChunk(ctx, st, info); err == nil {
+			return data, info, true, nil
+		} else if ctx.Err() != nil {
+			return nil, nil, false, err
+		}
+	}
 	info, err = obs.GetInfo(ctx, name)
 	if err != nil {
 		return nil, nil, false, err
@@ -410,21 +423,31 @@ func readChunk(ctx context.Context, obs jetstream.ObjectStore, st jetstream.Stre
 	if info.Size == 0 {
 		return []byte{}, info, true, nil
 	}
-	m, err := st.GetLastMsgForSubject(ctx, fmt.Sprintf("$O.%s.C.%s", info.Bucket, info.NUID))
+	data, err = getChunk(ctx, st, info)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		// A direct get may be answered by a replica that has not caught up yet: leave the
+		// read to Get, which reads through the stream's leader.
+		return nil, nil, false, nil
+	}
 	if err != nil {
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			// A direct get may be answered by a replica that has not caught up yet: leave the
-			// read to Get, which reads through the stream's leader.
-			return nil, nil, false, nil
-		}
-		return nil, nil, false, err
+		return nil, nil, false, fmt.Errorf("ingest: upload %s: %w", name, err)
+	}
+	return data, info, true, nil
+}
+
+// getChunk reads the one chunk of the object info describes by direct get and checks it
+// against info's size and digest.
+func getChunk(ctx context.Context, st jetstream.Stream, info *jetstream.ObjectInfo) ([]byte, error) {
+	m, err := st.GetLastMsgForSubject(ctx, "$O."+info.Bucket+".C."+info.NUID)
+	if err != nil {
+		return nil, err
 	}
 	h := sha256.New()
 	h.Write(m.Data)
 	if uint64(len(m.Data)) != info.Size || jetstream.GetObjectDigestValue(h) != info.Digest {
-		return nil, nil, false, fmt.Errorf("ingest: upload %s: %w", name, jetstream.ErrDigestMismatch)
+		return nil, jetstream.ErrDigestMismatch
 	}
-	return m.Data, info, true, nil
+	return m.Data, nil
 }
 
 // deleteUpload deletes upload name, described by info when it is known: then without looking

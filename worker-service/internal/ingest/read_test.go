@@ -40,7 +40,7 @@ func TestReadObject(t *testing.T) {
 			p.Streams = lookups
 		}
 		for name, want := range map[string][]byte{"small": small, "empty": {}} {
-			got, info, err := p.readObject(ctx, name)
+			got, info, err := p.readObject(ctx, name, nil)
 			if err != nil || !bytes.Equal(got, want) {
 				t.Fatalf("direct %v: %s: %d bytes, %v; want %d bytes", direct, name, len(got), err, len(want))
 			}
@@ -48,14 +48,14 @@ func TestReadObject(t *testing.T) {
 				t.Fatalf("direct %v: %s: description %+v", direct, name, info)
 			}
 		}
-		if _, _, err := p.readObject(ctx, "large"); !worker.IsPermanent(err) {
+		if _, _, err := p.readObject(ctx, "large", nil); !worker.IsPermanent(err) {
 			t.Fatalf("direct %v: upload over MaxObjectBytes: %v, want a permanent error", direct, err)
 		}
-		if _, _, err := p.readObject(ctx, "missing"); !worker.IsPermanent(err) || !errors.Is(err, jetstream.ErrObjectNotFound) {
+		if _, _, err := p.readObject(ctx, "missing", nil); !worker.IsPermanent(err) || !errors.Is(err, jetstream.ErrObjectNotFound) {
 			t.Fatalf("direct %v: missing upload: %v, want a permanent ErrObjectNotFound", direct, err)
 		}
 		p.MaxObjectBytes = 0
-		if got, _, err := p.readObject(ctx, "large"); err != nil || !bytes.Equal(got, large) {
+		if got, _, err := p.readObject(ctx, "large", nil); err != nil || !bytes.Equal(got, large) {
 			t.Fatalf("direct %v: large: %d bytes, %v", direct, len(got), err)
 		}
 		if want := map[bool]int{true: 1, false: 0}[direct]; lookups.n != want {
@@ -72,7 +72,7 @@ func TestReadObject(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := &Pipeline{Uploads: top.Uploads, Logger: slog.New(slog.DiscardHandler), Streams: js}
-	if _, _, err := p.readObject(ctx, "small"); err == nil || worker.IsPermanent(err) || !errors.Is(err, jetstream.ErrDigestMismatch) {
+	if _, _, err := p.readObject(ctx, "small", nil); err == nil || worker.IsPermanent(err) || !errors.Is(err, jetstream.ErrDigestMismatch) {
 		t.Fatalf("tampered upload: %v, want a retried digest mismatch", err)
 	}
 }
@@ -95,7 +95,7 @@ func TestDeleteUploadAfterRead(t *testing.T) {
 	}
 	for name, streams := range map[string]jetstream.StreamManager{"direct": js, "through-get": nil} {
 		p := &Pipeline{Uploads: top.Uploads, Logger: slog.New(slog.DiscardHandler), Streams: streams, Jobs: js}
-		_, info, err := p.readObject(ctx, name)
+		_, info, err := p.readObject(ctx, name, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -136,4 +136,82 @@ type countingStreams struct {
 func (c *countingStreams) Stream(ctx context.Context, name string) (jetstream.Stream, error) {
 	c.n++
 	return c.StreamManager.Stream(ctx, name)
+}
+
+// countingObjects counts the look-ups of object descriptions.
+type countingObjects struct {
+	jetstream.ObjectStore
+	n int
+}
+
+func (c *countingObjects) GetInfo(ctx context.Context, name string, opts ...jetstream.GetObjectInfoOpt) (*jetstream.ObjectInfo, error) {
+	c.n++
+	return c.ObjectStore.GetInfo(ctx, name, opts...)
+}
+
+// An upload the job describes is read without looking its description up; a description that
+// does not match what is stored (another chunk, a deleted upload, altered bytes) is a hint
+// only: the object store's own description decides.
+func TestReadObjectWithTheJobsDescription(t *testing.T) {
+	ns := natstest.Run(t)
+	_, js := natstest.Connect(t, ns)
+	top, err := jobqueue.Ensure(t.Context(), js, jobqueue.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	data := bytes.Repeat([]byte("Quire reads what the job describes. "), 300)
+	for _, name := range []string{"described", "gone", "altered"} {
+		if _, err := top.Uploads.PutBytes(ctx, name, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refOf := func(name string) *job.UploadRef {
+		info, err := top.Uploads.GetInfo(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &job.UploadRef{NUID: info.NUID, Size: info.Size, Chunks: info.Chunks, Digest: info.Digest}
+	}
+	objects := &countingObjects{ObjectStore: top.Uploads}
+	p := &Pipeline{Uploads: objects, Logger: slog.New(slog.DiscardHandler), Streams: js, Jobs: js}
+
+	ref := refOf("described")
+	got, info, err := p.readObject(ctx, "described", ref)
+	if err != nil || !bytes.Equal(got, data) || objects.n != 0 {
+		t.Fatalf("described upload: %d bytes, %v, %d description look-ups; want its bytes and none", len(got), err, objects.n)
+	}
+	if info.Name != "described" || info.NUID != ref.NUID {
+		t.Fatalf("described upload: description %+v", info)
+	}
+	// What the read returned deletes it.
+	if err := p.deleteUpload(ctx, "described", info); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := top.Uploads.GetInfo(ctx, "described"); !errors.Is(err, jetstream.ErrObjectNotFound) {
+		t.Fatalf("after delete: %v, want ErrObjectNotFound", err)
+	}
+
+	// A description naming another chunk: the stored description is read.
+	wrong := refOf("gone")
+	wrong.NUID = "NOSUCHCHUNK"
+	if got, _, err := p.readObject(ctx, "gone", wrong); err != nil || !bytes.Equal(got, data) || objects.n != 1 {
+		t.Fatalf("mismatched description: %d bytes, %v, %d look-ups; want the bytes after one", len(got), err, objects.n)
+	}
+	// A deleted upload is gone, whatever the job says.
+	goneRef := refOf("gone")
+	if err := top.Uploads.Delete(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := p.readObject(ctx, "gone", goneRef); !worker.IsPermanent(err) || !errors.Is(err, jetstream.ErrObjectNotFound) {
+		t.Fatalf("deleted upload: %v, want a permanent ErrObjectNotFound", err)
+	}
+	// Bytes that match neither description are refused (and retried).
+	altered := refOf("altered")
+	if _, err := js.Publish(ctx, "$O."+job.UploadsBucket+".C."+altered.NUID, bytes.ToUpper(data)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := p.readObject(ctx, "altered", altered); err == nil || worker.IsPermanent(err) || !errors.Is(err, jetstream.ErrDigestMismatch) {
+		t.Fatalf("altered upload: %v, want a retried digest mismatch", err)
+	}
 }

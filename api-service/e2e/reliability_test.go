@@ -265,7 +265,10 @@ func TestCrashLoopLosesAndDuplicatesNothing(t *testing.T) {
 		}
 	}()
 
-	sv := s.supervise(t, map[string]string{"QUIRE_FAULT_SLOW_JOB": "150ms", "WORKER_CONCURRENCY_HIGH": "4"})
+	// PROGRESS_INTERVAL=0: every run records its start at once, so that the runs a kill
+	// interrupts are seen in the statuses (by default a run shorter than the interval writes
+	// only its final status).
+	sv := s.supervise(t, map[string]string{"QUIRE_FAULT_SLOW_JOB": "150ms", "WORKER_CONCURRENCY_HIGH": "4", "PROGRESS_INTERVAL": "0"})
 	var kills []time.Time
 	for len(kills) < 6 {
 		time.Sleep(time.Duration(400+rand.IntN(900)) * time.Millisecond)

@@ -29,13 +29,14 @@ const (
 
 // The pipeline stages timed by quire_job_stage_duration_seconds.
 const (
+	StageRead    = "read" // the upload's bytes from the object store, or the page from its site
 	StageExtract = "extract"
 	StageChunk   = "chunk"
 	StageEmbed   = "embed"
 	StageStore   = "store"
 )
 
-var stages = []string{StageExtract, StageChunk, StageEmbed, StageStore}
+var stages = []string{StageRead, StageExtract, StageChunk, StageEmbed, StageStore}
 
 // jobDurationBuckets span a small web page (well under a second) to a large PDF with many
 // embedding batches (tens of minutes).
@@ -107,7 +108,7 @@ func NewWorker(reg prometheus.Registerer) (*Worker, error) {
 		}, []string{labelQueue, labelKind}),
 		StageDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "job_stage_duration_seconds",
-			Help:    "Wall time of one pipeline stage (extract, chunk, embed, store) of a job.",
+			Help:    "Wall time of one pipeline stage (read, extract, chunk, embed, store) of a job.",
 			Buckets: stageDurationBuckets,
 		}, []string{labelStage}),
 		JobsInFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -181,7 +182,7 @@ func (w *Worker) Cancelled(queue, kind string) {
 	w.JobsCancelled.WithLabelValues(queue, kind).Inc()
 }
 
-// ObserveStage records that a pipeline stage (StageExtract, StageChunk, StageEmbed, StageStore)
+// ObserveStage records that a pipeline stage (StageRead, StageExtract, StageChunk, StageEmbed, StageStore)
 // took d.
 func (w *Worker) ObserveStage(stage string, d time.Duration) {
 	w.StageDuration.WithLabelValues(stage).Observe(d.Seconds())

@@ -30,7 +30,7 @@ func TestWorkerSeriesExistFromStart(t *testing.T) {
 		"quire_jobs_cancelled_total":       9,
 		"quire_job_duration_seconds":       9,
 		"quire_jobs_in_flight":             3,
-		"quire_job_stage_duration_seconds": 4,
+		"quire_job_stage_duration_seconds": 5,
 	}
 	for name, want := range counts {
 		got, err := testutil.GatherAndCount(reg, name)

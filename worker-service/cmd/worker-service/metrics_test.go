@@ -317,6 +317,7 @@ func TestMetricsScrapeAfterRealJobs(t *testing.T) {
 		{"quire_job_duration_seconds", "kind=document,queue=high", 1},
 		{"quire_job_duration_seconds", "kind=webpage,queue=high", 1},
 		{"quire_jobs_in_flight", "queue=high", 0},
+		{"quire_job_stage_duration_seconds", "stage=read", 1},
 		{"quire_job_stage_duration_seconds", "stage=extract", 1},
 		{"quire_job_stage_duration_seconds", "stage=chunk", 1},
 		{"quire_job_stage_duration_seconds", "stage=embed", 1},

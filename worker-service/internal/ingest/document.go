@@ -110,6 +110,7 @@ func (p *Pipeline) Document(ctx context.Context, j *job.Job) error {
 	if j.Reindex {
 		return p.reindex(ctx, j)
 	}
+	start := time.Now()
 	data, info, err := p.readObject(ctx, j.Object, j.Upload)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		// The bytes are gone: if an earlier delivery committed the results, report them.
@@ -120,6 +121,7 @@ func (p *Pipeline) Document(ctx context.Context, j *job.Job) error {
 	if err != nil {
 		return err
 	}
+	p.stage("read", start)
 	if err := rep.Progress(ctx, progressExtract, "extracting text"); err != nil {
 		return err
 	}
@@ -127,7 +129,7 @@ func (p *Pipeline) Document(ctx context.Context, j *job.Job) error {
 	if err != nil {
 		return worker.Permanent(fmt.Errorf("ingest: %w", err))
 	}
-	start := time.Now()
+	start = time.Now()
 	last := -1
 	doc, err := p.Extractor.Extract(ctx, bytes.NewReader(data), int64(len(data)), t, func(done, total int) {
 		if total <= 0 {

@@ -44,14 +44,16 @@ func (p *Pipeline) Webpage(ctx context.Context, j *job.Job) error {
 	if err := rep.Progress(ctx, 0, "fetching"); err != nil {
 		return err
 	}
+	start := time.Now()
 	page, err := p.fetchPage(ctx, j)
 	if err != nil {
 		return err
 	}
+	p.stage("read", start)
 	if err := rep.Progress(ctx, progressExtract, "extracting text"); err != nil {
 		return err
 	}
-	start := time.Now()
+	start = time.Now()
 	doc, err := p.extractPage(ctx, page)
 	if err != nil {
 		if ctx.Err() == nil && errors.Is(err, extract.ErrEngine) {

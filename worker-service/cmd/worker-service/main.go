@@ -123,7 +123,7 @@ func run(ctx context.Context) error {
 		ProgressInterval: cfg.ProgressInterval,
 	}, worker.Deps{
 		JetStream: js, Statuses: statuses,
-		Handler: mux, Failures: pipeline, Logger: log,
+		Handler: mux, Failures: pipeline, Prefetch: pipeline, Logger: log,
 		Observer: jobObserver{wm},
 	})
 

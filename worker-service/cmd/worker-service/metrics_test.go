@@ -92,7 +92,7 @@ func (e *metricsEnv) start(t *testing.T, cfg worker.Config, extra map[job.Kind]w
 	cfg.FetchExpiry = 500 * time.Millisecond
 	cfg.Retry = func(int) time.Duration { return 10 * time.Millisecond }
 	w := worker.New(cfg, worker.Deps{
-		JetStream: e.js, Statuses: e.statuses, Handler: mux, Failures: pipeline, Logger: log,
+		JetStream: e.js, Statuses: e.statuses, Handler: mux, Failures: pipeline, Prefetch: pipeline, Logger: log,
 		Observer: jobObserver{wm},
 	})
 	e.srv = httptest.NewServer(withMetrics(healthHandler(w, func() bool { return true }, e.docs), reg))

@@ -87,6 +87,9 @@ type Pipeline struct {
 	// every read goes through Uploads.Get, which creates and deletes a consumer per read.
 	Streams jetstream.StreamManager
 
+	prefetchMu sync.Mutex
+	prefetches map[string]*prefetched // by task id
+
 	uploadsMu     sync.Mutex
 	uploadsStream jetstream.Stream
 }
@@ -111,7 +114,7 @@ func (p *Pipeline) Document(ctx context.Context, j *job.Job) error {
 		return p.reindex(ctx, j)
 	}
 	start := time.Now()
-	data, info, err := p.readObject(ctx, j.Object, j.Upload)
+	data, info, err := p.upload(ctx, j)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		// The bytes are gone: if an earlier delivery committed the results, report them.
 		if done, berr := p.beginNow(ctx, j); done || berr != nil {
@@ -291,6 +294,64 @@ func (p *Pipeline) embed(ctx context.Context, chunks []chunk.Chunk) ([][]float32
 		}
 	}
 	return out, nil
+}
+
+// prefetched is an upload being read ahead of its job's run.
+type prefetched struct {
+	done chan struct{}
+	data []byte
+	info *jetstream.ObjectInfo
+	err  error
+}
+
+// Prefetch starts reading the upload of a document job while the worker reads the job's
+// status (worker.Prefetcher): the read Document makes first, overlapped with the status read.
+// Document takes what was read; discard drops it when the job does not run.
+func (p *Pipeline) Prefetch(ctx context.Context, j *job.Job) (discard func()) {
+	if j.Kind != job.KindDocument || j.Object == "" || j.Reindex {
+		return func() {}
+	}
+	f := &prefetched{done: make(chan struct{})}
+	p.prefetchMu.Lock()
+	if _, dup := p.prefetches[j.TaskID]; dup {
+		p.prefetchMu.Unlock()
+		return func() {} // another delivery of the job is in this process: it reads its own
+	}
+	if p.prefetches == nil {
+		p.prefetches = map[string]*prefetched{}
+	}
+	p.prefetches[j.TaskID] = f
+	p.prefetchMu.Unlock()
+	rctx, cancel := context.WithCancel(ctx)
+	go func() {
+		defer close(f.done)
+		f.data, f.info, f.err = p.readObject(rctx, j.Object, j.Upload)
+	}()
+	return func() {
+		cancel() // a read still going on is of no use any more
+		p.prefetchMu.Lock()
+		defer p.prefetchMu.Unlock()
+		if p.prefetches[j.TaskID] == f {
+			delete(p.prefetches, j.TaskID)
+		}
+	}
+}
+
+// upload returns the bytes and description of j's upload: those Prefetch read, or read now.
+func (p *Pipeline) upload(ctx context.Context, j *job.Job) ([]byte, *jetstream.ObjectInfo, error) {
+	p.prefetchMu.Lock()
+	f := p.prefetches[j.TaskID]
+	delete(p.prefetches, j.TaskID)
+	p.prefetchMu.Unlock()
+	if f == nil {
+		return p.readObject(ctx, j.Object, j.Upload)
+	}
+	select {
+	case <-f.done:
+		return f.data, f.info, f.err
+	case <-ctx.Done():
+		return nil, nil, context.Cause(ctx)
+	}
 }
 
 // objectStall is how long a read of uploaded bytes may make no progress before it is abandoned

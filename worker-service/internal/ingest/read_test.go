@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync/atomic"
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -141,11 +142,11 @@ func (c *countingStreams) Stream(ctx context.Context, name string) (jetstream.St
 // countingObjects counts the look-ups of object descriptions.
 type countingObjects struct {
 	jetstream.ObjectStore
-	n int
+	n atomic.Int32
 }
 
 func (c *countingObjects) GetInfo(ctx context.Context, name string, opts ...jetstream.GetObjectInfoOpt) (*jetstream.ObjectInfo, error) {
-	c.n++
+	c.n.Add(1)
 	return c.ObjectStore.GetInfo(ctx, name, opts...)
 }
 
@@ -178,8 +179,8 @@ func TestReadObjectWithTheJobsDescription(t *testing.T) {
 
 	ref := refOf("described")
 	got, info, err := p.readObject(ctx, "described", ref)
-	if err != nil || !bytes.Equal(got, data) || objects.n != 0 {
-		t.Fatalf("described upload: %d bytes, %v, %d description look-ups; want its bytes and none", len(got), err, objects.n)
+	if err != nil || !bytes.Equal(got, data) || objects.n.Load() != 0 {
+		t.Fatalf("described upload: %d bytes, %v, %d description look-ups; want its bytes and none", len(got), err, objects.n.Load())
 	}
 	if info.Name != "described" || info.NUID != ref.NUID {
 		t.Fatalf("described upload: description %+v", info)
@@ -195,8 +196,8 @@ func TestReadObjectWithTheJobsDescription(t *testing.T) {
 	// A description naming another chunk: the stored description is read.
 	wrong := refOf("gone")
 	wrong.NUID = "NOSUCHCHUNK"
-	if got, _, err := p.readObject(ctx, "gone", wrong); err != nil || !bytes.Equal(got, data) || objects.n != 1 {
-		t.Fatalf("mismatched description: %d bytes, %v, %d look-ups; want the bytes after one", len(got), err, objects.n)
+	if got, _, err := p.readObject(ctx, "gone", wrong); err != nil || !bytes.Equal(got, data) || objects.n.Load() != 1 {
+		t.Fatalf("mismatched description: %d bytes, %v, %d look-ups; want the bytes after one", len(got), err, objects.n.Load())
 	}
 	// A deleted upload is gone, whatever the job says.
 	goneRef := refOf("gone")
@@ -213,5 +214,50 @@ func TestReadObjectWithTheJobsDescription(t *testing.T) {
 	}
 	if _, _, err := p.readObject(ctx, "altered", altered); err == nil || worker.IsPermanent(err) || !errors.Is(err, jetstream.ErrDigestMismatch) {
 		t.Fatalf("altered upload: %v, want a retried digest mismatch", err)
+	}
+}
+
+// An upload prefetched while the job's status is read is read once: the run takes what the
+// prefetch read. A prefetch whose job never runs is dropped by its discard.
+func TestPrefetchedUploadIsReadOnce(t *testing.T) {
+	ns := natstest.Run(t)
+	_, js := natstest.Connect(t, ns)
+	top, err := jobqueue.Ensure(t.Context(), js, jobqueue.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	data := bytes.Repeat([]byte("Quire reads ahead. "), 400)
+	for _, name := range []string{"ran", "dropped"} {
+		if _, err := top.Uploads.PutBytes(ctx, name, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	objects := &countingObjects{ObjectStore: top.Uploads}
+	p := &Pipeline{Uploads: objects, Logger: slog.New(slog.DiscardHandler), Streams: js, Jobs: js}
+
+	ran := &job.Job{Kind: job.KindDocument, TaskID: "ran", Object: "ran"}
+	discard := p.Prefetch(ctx, ran)
+	got, info, err := p.upload(ctx, ran)
+	discard()
+	if err != nil || !bytes.Equal(got, data) || info == nil || info.Name != "ran" {
+		t.Fatalf("prefetched upload: %d bytes, %+v, %v", len(got), info, err)
+	}
+	if objects.n.Load() != 1 {
+		t.Fatalf("%d look-ups of the upload's description, want 1 (the prefetch's)", objects.n.Load())
+	}
+
+	p.Prefetch(ctx, &job.Job{Kind: job.KindWebpage, TaskID: "page", URL: "https://example.com/"})()
+	dropped := p.Prefetch(ctx, &job.Job{Kind: job.KindDocument, TaskID: "dropped", Object: "dropped"})
+	dropped()
+	p.prefetchMu.Lock()
+	left := len(p.prefetches)
+	p.prefetchMu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d prefetches left after their discards, want 0", left)
+	}
+	// A run without a prefetch reads by itself.
+	if got, _, err := p.upload(ctx, &job.Job{Kind: job.KindDocument, TaskID: "dropped", Object: "dropped"}); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("upload without a prefetch: %d bytes, %v", len(got), err)
 	}
 }

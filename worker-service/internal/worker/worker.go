@@ -145,6 +145,7 @@ type Worker struct {
 	handler  Handler
 	failures FailureRecorder
 	observer Observer
+	prefetch Prefetcher
 	log      *slog.Logger
 
 	// gate admits runs: an ordinary run takes one unit, a suspect run (its previous run lost
@@ -160,13 +161,22 @@ type Worker struct {
 	draining atomic.Bool
 }
 
-// Deps are the collaborators of a Worker. Failures and Observer may be nil.
+// Prefetcher starts reading what a job's run will need (such as an upload's bytes) as soon
+// as its delivery arrives, while the worker reads the job's status, rather than after. It
+// returns a function that the worker calls once the delivery is settled, whether the job ran
+// or not (a job found cancelled or finished never runs): it drops what was read and not used.
+type Prefetcher interface {
+	Prefetch(ctx context.Context, j *job.Job) (discard func())
+}
+
+// Deps are the collaborators of a Worker. Failures, Observer and Prefetch may be nil.
 type Deps struct {
 	JetStream jetstream.JetStream
 	Statuses  *taskstatus.Store
 	Handler   Handler
 	Failures  FailureRecorder
 	Observer  Observer
+	Prefetch  Prefetcher
 	Logger    *slog.Logger
 }
 
@@ -182,7 +192,7 @@ func New(cfg Config, d Deps) *Worker {
 	size = max(size, 1)
 	return &Worker{
 		cfg: cfg.WithDefaults(), js: d.JetStream, statuses: d.Statuses, handler: d.Handler,
-		failures: d.Failures, observer: d.Observer, log: d.Logger, running: map[string]context.CancelCauseFunc{},
+		failures: d.Failures, observer: d.Observer, prefetch: d.Prefetch, log: d.Logger, running: map[string]context.CancelCauseFunc{},
 		gate: semaphore.NewWeighted(size), gateSize: size,
 	}
 }
@@ -353,6 +363,9 @@ func (w *Worker) process(runCtx context.Context, p job.Priority, msg jetstream.M
 		delete(w.running, j.TaskID)
 		w.mu.Unlock()
 	}()
+	if w.prefetch != nil {
+		defer w.prefetch.Prefetch(jobCtx, j)()
+	}
 
 	tr, err := w.statuses.Track(ctx, j.TaskID)
 	if errors.Is(err, job.ErrNotFound) {

@@ -27,6 +27,7 @@ type harness struct {
 	statuses *taskstatus.Store
 	pub      *jobqueue.Publisher
 	failures *recorder
+	prefetch worker.Prefetcher // nil: none
 }
 
 type recorder struct {
@@ -85,7 +86,7 @@ func (h *harness) start(t *testing.T, cfg worker.Config, handler worker.Handler)
 	}
 	cfg.FetchExpiry = 500 * time.Millisecond
 	w := worker.New(cfg, worker.Deps{
-		JetStream: h.js, Statuses: h.statuses, Handler: handler, Failures: h.failures,
+		JetStream: h.js, Statuses: h.statuses, Handler: handler, Failures: h.failures, Prefetch: h.prefetch,
 		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -341,6 +342,65 @@ func TestRevokedQueuedJobNeverStarts(t *testing.T) {
 	}
 	if calls.Load() != 0 {
 		t.Fatalf("handler ran %d times for a revoked task", calls.Load())
+	}
+}
+
+// prefetches records the Prefetch calls of a worker and their discards.
+type prefetches struct {
+	mu        sync.Mutex
+	started   map[string]int
+	discarded map[string]int
+}
+
+func (p *prefetches) Prefetch(_ context.Context, j *job.Job) func() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.started[j.TaskID]++
+	return func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.discarded[j.TaskID]++
+	}
+}
+
+func (p *prefetches) counts(id string) (started, discarded int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.started[id], p.discarded[id]
+}
+
+// Every delivery is prefetched before its run, whether it runs or not, and what was prefetched
+// is discarded once, after the delivery is settled.
+func TestPrefetchBeforeTheRunDiscardAfterSettling(t *testing.T) {
+	h := newHarness(t, 0)
+	pf := &prefetches{started: map[string]int{}, discarded: map[string]int{}}
+	h.prefetch = pf
+	h.enqueue(t, "revoked-1", job.PriorityHigh)
+	if _, err := h.statuses.Update(t.Context(), "revoked-1", func(st *job.Status) error { st.State = job.StateRevoked; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	h.enqueue(t, "run-1", job.PriorityHigh)
+	var during atomic.Value
+	h.start(t, worker.Config{}, worker.HandlerFunc(func(_ context.Context, j *job.Job) error {
+		started, discarded := pf.counts(j.TaskID)
+		during.Store([2]int{started, discarded})
+		return nil
+	}))
+	h.waitState(t, "run-1", job.StateSuccess, 5*time.Second)
+	if got, _ := during.Load().([2]int); got != [2]int{1, 0} {
+		t.Errorf("while run-1 ran: prefetched %d times, discarded %d; want 1, 0", got[0], got[1])
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		rs, rd := pf.counts("revoked-1")
+		ss, sd := pf.counts("run-1")
+		if rs == 1 && rd == 1 && ss == 1 && sd == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("prefetched/discarded: revoked-1 %d/%d, run-1 %d/%d; want 1/1 each", rs, rd, ss, sd)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

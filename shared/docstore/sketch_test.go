@@ -152,24 +152,7 @@ func TestStoredSketchesMatchTheSQLDefinition(t *testing.T) {
 // through the migration, stores new ones as before, and migrates back down.
 func TestSketchMigrationKeepsExistingRows(t *testing.T) {
 	ctx := t.Context()
-	pool, err := pgxpool.New(ctx, pgtest.NewDB(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := stdlib.OpenDBFromPool(pool)
-	defer func() { _ = db.Close() }()
-	p, err := goose.NewProvider(goose.DialectPostgres, db, sub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.UpTo(ctx, 3); err != nil {
-		t.Fatal(err)
-	}
+	pool, p := migratedTo(t, 3)
 	vecs := sketchVectors(t)
 	old := insertGenerated(t, pool, vecs)
 	wantRows := func(stage string) [][]string {
@@ -224,6 +207,31 @@ func deref(s *string) string {
 		return ""
 	}
 	return *s
+}
+
+// migratedTo returns a new database migrated up to version, and the migrations' provider to
+// move it further up or down.
+func migratedTo(t *testing.T, version int64) (*pgxpool.Pool, *goose.Provider) {
+	t.Helper()
+	pool, err := pgxpool.New(t.Context(), pgtest.NewDB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := stdlib.OpenDBFromPool(pool)
+	t.Cleanup(func() { _ = db.Close() })
+	p, err := goose.NewProvider(goose.DialectPostgres, db, sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(t.Context(), version); err != nil {
+		t.Fatal(err)
+	}
+	return pool, p
 }
 
 func generated(t *testing.T, pool *pgxpool.Pool) bool {

@@ -20,12 +20,7 @@ import (
 // otherwise, with the same results: the bytes, a permanent error for missing or oversized
 // uploads, and a retried one for bytes that do not match their digest.
 func TestReadObject(t *testing.T) {
-	ns := natstest.Run(t)
-	_, js := natstest.Connect(t, ns)
-	top, err := jobqueue.Ensure(t.Context(), js, jobqueue.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, top := uploadsServer(t)
 	ctx := t.Context()
 	small := bytes.Repeat([]byte("Quire reads uploads. "), 500) // 10 KB: one chunk
 	large := bytes.Repeat([]byte("0123456789abcdef"), 20_000)   // 320 KB: three chunks
@@ -81,12 +76,7 @@ func TestReadObject(t *testing.T) {
 // An upload read by direct get is deleted with the description the read returned, one read
 // through the object store by its own: either way nothing of it is left, and other uploads stay.
 func TestDeleteUploadAfterRead(t *testing.T) {
-	ns := natstest.Run(t)
-	_, js := natstest.Connect(t, ns)
-	top, err := jobqueue.Ensure(t.Context(), js, jobqueue.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, top := uploadsServer(t)
 	ctx := t.Context()
 	data := bytes.Repeat([]byte("Quire deletes uploads. "), 400)
 	for _, name := range []string{"direct", "through-get", "kept"} {
@@ -128,6 +118,17 @@ func TestDeleteUploadAfterRead(t *testing.T) {
 	}
 }
 
+// uploadsServer starts a JetStream server with Quire's streams and buckets.
+func uploadsServer(t *testing.T) (jetstream.JetStream, *jobqueue.Topology) {
+	t.Helper()
+	_, js := natstest.Connect(t, natstest.Run(t))
+	top, err := jobqueue.Ensure(t.Context(), js, jobqueue.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js, top
+}
+
 // countingStreams counts the look-ups of streams.
 type countingStreams struct {
 	jetstream.StreamManager
@@ -154,12 +155,7 @@ func (c *countingObjects) GetInfo(ctx context.Context, name string, opts ...jets
 // does not match what is stored (another chunk, a deleted upload, altered bytes) is a hint
 // only: the object store's own description decides.
 func TestReadObjectWithTheJobsDescription(t *testing.T) {
-	ns := natstest.Run(t)
-	_, js := natstest.Connect(t, ns)
-	top, err := jobqueue.Ensure(t.Context(), js, jobqueue.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, top := uploadsServer(t)
 	ctx := t.Context()
 	data := bytes.Repeat([]byte("Quire reads what the job describes. "), 300)
 	for _, name := range []string{"described", "gone", "altered"} {
@@ -220,12 +216,7 @@ func TestReadObjectWithTheJobsDescription(t *testing.T) {
 // An upload prefetched while the job's status is read is read once: the run takes what the
 // prefetch read. A prefetch whose job never runs is dropped by its discard.
 func TestPrefetchedUploadIsReadOnce(t *testing.T) {
-	ns := natstest.Run(t)
-	_, js := natstest.Connect(t, ns)
-	top, err := jobqueue.Ensure(t.Context(), js, jobqueue.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, top := uploadsServer(t)
 	ctx := t.Context()
 	data := bytes.Repeat([]byte("Quire reads ahead. "), 400)
 	for _, name := range []string{"ran", "dropped"} {

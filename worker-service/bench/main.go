@@ -17,6 +17,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"flag"
 	"fmt"
 	"os"
@@ -112,6 +113,8 @@ func run(ctx context.Context, sz sizes, mode, binDir, out string, only []string)
 		fmt.Fprintln(os.Stderr, line)
 	}
 	began := time.Now()
+	speed0 := cpuSpeed()
+	logf("CPU speed: SHA-256 %.0f MB/s on one core (the host's load moves it: compare runs by it)", speed0)
 	e, err := newEnv(ctx, binDir)
 	if err != nil {
 		return err
@@ -173,8 +176,10 @@ func run(ctx context.Context, sz sizes, mode, binDir, out string, only []string)
 	fmt.Fprintf(&buf, "\nRaw JetStream: async publish, Consume (default buffer), KV put, ack. Quire: the worker runtime "+
 		"(internal/worker) with a no-op handler, fed a PENDING status and the job as the API does. Best of the rounds for each side. "+
 		"API and drain use bin/api-service and bin/worker-service; each figure has its own in-process NATS server (file storage) and "+
-		"one throwaway PostgreSQL serves them all. Host %s; load average at the end %s. Rerun with `make bench` "+
-		"(`make bench-quick` for the one-minute subset).\n\n```\n%s\n```\n", host, loadAvg(), strings.Join(logLines, "\n"))
+		"one throwaway PostgreSQL serves them all. Host %s; load average at the end %s; CPU speed at the start (SHA-256 on one core) "+
+		"%.0f MB/s: on a shared host it moves with other tenants' load, and every figure with it. "+
+		"Rerun with `make bench` (`make bench-quick` for the one-minute subset).\n\n```\n%s\n```\n",
+		host, loadAvg(), speed0, strings.Join(logLines, "\n"))
 	fmt.Print("\n" + buf.String())
 	if out != "" {
 		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
@@ -186,6 +191,19 @@ func run(ctx context.Context, sz sizes, mode, binDir, out string, only []string)
 		logf("results written to %s", out)
 	}
 	return nil
+}
+
+// cpuSpeed measures this machine's speed at the moment: SHA-256 of 64 MB on one core, in MB/s.
+// A host shared with other tenants runs everything slower while they are busy.
+func cpuSpeed() float64 {
+	buf := make([]byte, 1<<20)
+	start := time.Now()
+	h := sha256.New()
+	for range 64 {
+		h.Write(buf)
+	}
+	h.Sum(nil)
+	return 64 / time.Since(start).Seconds()
 }
 
 func loadAvg() string {

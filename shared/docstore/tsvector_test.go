@@ -18,10 +18,11 @@ import (
 	"github.com/quirehq/quire/shared/pgtest"
 )
 
-// openStore opens a Store on a new test database.
+// openStore opens a Store on a new database in the C locale (whatever the server's default),
+// where non-ASCII bytes count as letters.
 func openStore(t *testing.T) *Store {
 	t.Helper()
-	s, err := Open(t.Context(), pgtest.NewDB(t))
+	s, err := Open(t.Context(), localeDB(t, "C"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +31,7 @@ func openStore(t *testing.T) *Store {
 }
 
 // openUTF8Store opens a Store on a new database whose LC_CTYPE is a glibc UTF-8 locale, where
-// typographic punctuation separates words; it skips t when the server has none.
+// typographic punctuation separates words; t fails when the server has none.
 func openUTF8Store(t *testing.T) *Store {
 	t.Helper()
 	s, err := Open(t.Context(), localeDB(t, "C.UTF-8", "C.utf8", "en_US.UTF-8", "en_US.utf8"))

@@ -30,6 +30,16 @@ func openStore(t *testing.T) *Store {
 	return s
 }
 
+// storeFor opens a Store on a UTF-8 locale's database for the typographic cases, else on a
+// C-locale one.
+func storeFor(t *testing.T, typographic bool) *Store {
+	t.Helper()
+	if typographic {
+		return openUTF8Store(t)
+	}
+	return openStore(t)
+}
+
 // openUTF8Store opens a Store on a new database whose LC_CTYPE is a glibc UTF-8 locale, where
 // typographic punctuation separates words; t fails when the server has none.
 func openUTF8Store(t *testing.T) *Store {
@@ -204,12 +214,7 @@ func TestPlainTSVectorExamples(t *testing.T) {
 func TestPlainTSVectorMatchesPostgres(t *testing.T) {
 	for _, typographic := range []bool{false, true} {
 		t.Run(fmt.Sprintf("typographic=%v", typographic), func(t *testing.T) {
-			var s *Store
-			if typographic {
-				s = openUTF8Store(t)
-			} else {
-				s = openStore(t)
-			}
+			s := storeFor(t, typographic)
 			r := rand.New(rand.NewPCG(1, 2))
 			texts := plainEdgeTexts(r, typographic)
 			for range 3000 {
@@ -246,12 +251,7 @@ func TestPlainTSVectorIsExactWhenOK(t *testing.T) {
 	}
 	for _, typographic := range []bool{false, true} {
 		t.Run(fmt.Sprintf("typographic=%v", typographic), func(t *testing.T) {
-			var s *Store
-			if typographic {
-				s = openUTF8Store(t)
-			} else {
-				s = openStore(t)
-			}
+			s := storeFor(t, typographic)
 			r := rand.New(rand.NewPCG(3, 4))
 			var texts []string
 			for range 30000 {

@@ -19,13 +19,7 @@ import (
 // An object written by PutNew reads back through the object store like one written by Put:
 // same bytes, size, chunk count and digest, for one chunk, none, and more than one.
 func TestPutNewReadsBackThroughTheObjectStore(t *testing.T) {
-	s := natstest.Run(t)
-	_, js := natstest.Connect(t, s)
-	top, err := jobqueue.Ensure(t.Context(), js, jobqueue.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := jobqueue.NewObjectPutter(js, top.Uploads, job.UploadsBucket)
+	_, top, p := putterEnv(t)
 	for _, size := range []int{0, 1, 10 << 10, 128 << 10, 128<<10 + 1, 300 << 10} {
 		data := make([]byte, size)
 		for i := range data {
@@ -62,13 +56,7 @@ type failingReader struct{ err error }
 func (r failingReader) Read([]byte) (int, error) { return 0, r.err }
 
 func TestPutNewReturnsTheReadersErrorAndStoresNothing(t *testing.T) {
-	s := natstest.Run(t)
-	_, js := natstest.Connect(t, s)
-	top, err := jobqueue.Ensure(t.Context(), js, jobqueue.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := jobqueue.NewObjectPutter(js, top.Uploads, job.UploadsBucket)
+	_, top, p := putterEnv(t)
 	boom := errors.New("client went away")
 	if _, err := p.PutNew(t.Context(), jetstream.ObjectMeta{Name: "broken"}, io.MultiReader(bytes.NewReader([]byte("abc")), failingReader{boom})); !errors.Is(err, boom) {
 		t.Fatalf("PutNew = %v, want the reader's error", err)
@@ -79,13 +67,7 @@ func TestPutNewReturnsTheReadersErrorAndStoresNothing(t *testing.T) {
 }
 
 func TestStartNewKnowsTheDigestBeforeTheAcknowledgement(t *testing.T) {
-	s := natstest.Run(t)
-	_, js := natstest.Connect(t, s)
-	top, err := jobqueue.Ensure(t.Context(), js, jobqueue.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := jobqueue.NewObjectPutter(js, top.Uploads, job.UploadsBucket)
+	_, top, p := putterEnv(t)
 	data := []byte("hello quire\n")
 	put, err := p.StartNew(t.Context(), jetstream.ObjectMeta{Name: "started"}, bytes.NewReader(data))
 	if err != nil {
@@ -108,17 +90,11 @@ func TestStartNewKnowsTheDigestBeforeTheAcknowledgement(t *testing.T) {
 // DeleteObject leaves the object store as ObjectStore.Delete does: Get and GetInfo answer
 // ErrObjectNotFound, the description is a delete marker, and no chunk is left in the stream.
 func TestDeleteObjectDeletesAsTheObjectStoreDoes(t *testing.T) {
-	s := natstest.Run(t)
-	_, js := natstest.Connect(t, s)
-	top, err := jobqueue.Ensure(t.Context(), js, jobqueue.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, top, p := putterEnv(t)
 	st, err := js.Stream(t.Context(), "OBJ_"+job.UploadsBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := jobqueue.NewObjectPutter(js, top.Uploads, job.UploadsBucket)
 	for _, size := range []int{10 << 10, 300 << 10} {
 		name := fmt.Sprintf("doomed-%d", size)
 		if _, err := p.PutNew(t.Context(), jetstream.ObjectMeta{Name: name}, bytes.NewReader(make([]byte, size))); err != nil {
@@ -156,4 +132,16 @@ func TestDeleteObjectDeletesAsTheObjectStoreDoes(t *testing.T) {
 	if err := jobqueue.DeleteObject(t.Context(), js, st, &jetstream.ObjectInfo{ObjectMeta: jetstream.ObjectMeta{Name: "x"}}); !errors.Is(err, jetstream.ErrBadObjectMeta) {
 		t.Errorf("DeleteObject without a NUID: %v, want ErrBadObjectMeta", err)
 	}
+}
+
+// putterEnv starts a JetStream server with Quire's topology and returns an ObjectPutter for
+// its uploads bucket.
+func putterEnv(t *testing.T) (jetstream.JetStream, *jobqueue.Topology, *jobqueue.ObjectPutter) {
+	t.Helper()
+	_, js := natstest.Connect(t, natstest.Run(t))
+	top, err := jobqueue.Ensure(t.Context(), js, jobqueue.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js, top, jobqueue.NewObjectPutter(js, top.Uploads, job.UploadsBucket)
 }

@@ -24,7 +24,7 @@ import (
 
 const w1Concurrency = 8
 
-// w1Only limits W1 to one side (raw or quire), for profiling.
+// w1Only limits W1 to one side (raw, protocol or quire), for profiling.
 var w1Only string
 
 type queueResult struct {
@@ -300,9 +300,10 @@ func runQueue(ctx context.Context, e *env, side consumerSide, n, paced int, pace
 	return res, nil
 }
 
-// runW1 runs raw and Quire alternately for rounds rounds and keeps each side's best round
-// (highest rate; lowest p50 for latency), so a noisy neighbour hurts neither side alone.
-func runW1(ctx context.Context, e *env, n, paced, rounds int, logf func(string, ...any)) (raw, quire queueResult, err error) {
+// runW1 runs raw, raw with Quire's status protocol, and Quire in turn for rounds rounds and
+// keeps each side's best round (highest rate; lowest p50 for latency), so a noisy neighbour
+// hurts no side alone.
+func runW1(ctx context.Context, e *env, n, paced, rounds int, logf func(string, ...any)) (raw, proto, quire queueResult, err error) {
 	best := func(cur *queueResult, r queueResult) {
 		if cur.completed == 0 {
 			*cur = r
@@ -319,22 +320,25 @@ func runW1(ctx context.Context, e *env, n, paced, rounds int, logf func(string, 
 		}
 	}
 	for round := range rounds {
-		for _, side := range []consumerSide{rawSide, quireSide} {
+		for _, side := range []consumerSide{rawSide, protocolSide, quireSide} {
 			if w1Only != "" && side.name != w1Only {
 				continue
 			}
 			r, err := runQueue(ctx, e, side, n, paced, 200)
 			if err != nil {
-				return raw, quire, fmt.Errorf("W1 %s: %w", side.name, err)
+				return raw, proto, quire, fmt.Errorf("W1 %s: %w", side.name, err)
 			}
-			logf("W1 round %d %-5s: %8.0f jobs/s (%3.0f µs CPU/job)   paced p50 %.2f ms p99 %.2f ms   consumers alone on the queued jobs %6.0f jobs/s (%3.0f µs CPU/job)",
+			logf("W1 round %d %-8s: %8.0f jobs/s (%3.0f µs CPU/job)   paced p50 %.2f ms p99 %.2f ms   consumers alone on the queued jobs %6.0f jobs/s (%3.0f µs CPU/job)",
 				round+1, side.name, r.rate, float64(r.cpuPerJob)/1e3, ms(r.p50), ms(r.p99), r.drainRate, float64(r.drainCPU)/1e3)
-			if side.name == "raw" {
+			switch side.name {
+			case rawSide.name:
 				best(&raw, r)
-			} else {
+			case protocolSide.name:
+				best(&proto, r)
+			default:
 				best(&quire, r)
 			}
 		}
 	}
-	return raw, quire, nil
+	return raw, proto, quire, nil
 }

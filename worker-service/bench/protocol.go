@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/quirehq/quire/shared/job"
+)
+
+// protocolSide is raw JetStream written by hand to keep Quire's task-status contract and
+// nothing more: the producer creates the PENDING status before the job (as the API does), and
+// each consumer reads the status (a cancelled task must not run), then writes SUCCESS with a
+// compare-and-set on the revision it read, then acks. It consumes with Consume's default
+// buffer, has no heartbeats, retries, timeouts, cancellation of running jobs or logs. It
+// separates what the contract costs from what the runtime costs.
+var protocolSide = consumerSide{name: "protocol", withStatus: true, start: startProtocolConsumers}
+
+func startProtocolConsumers(ctx context.Context, srv *natsServer) (func(), error) {
+	nc, js, top, err := srv.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cons, err := js.Consumer(ctx, job.PriorityHigh.Stream(), job.ConsumerName)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	settle := func(m jetstream.Msg) error {
+		id := m.Headers().Get(job.HeaderTaskID)
+		e, err := top.Tasks.Get(ctx, id)
+		if err != nil {
+			return err
+		}
+		var st job.Status
+		if err := json.Unmarshal(e.Value(), &st); err != nil {
+			return err
+		}
+		if st.State != job.StateRevoked {
+			st.State, st.Current, st.Status, st.UpdatedAt = job.StateSuccess, 100, "completed", time.Now().UTC()
+			data, err := json.Marshal(&st)
+			if err != nil {
+				return err
+			}
+			if _, err := top.Tasks.Update(ctx, id, data, e.Revision()); err != nil {
+				return err
+			}
+		}
+		return m.Ack()
+	}
+	msgs := make(chan jetstream.Msg)
+	var wg sync.WaitGroup
+	for range w1Concurrency {
+		wg.Go(func() {
+			for m := range msgs {
+				if err := settle(m); err != nil {
+					_ = m.Nak()
+				}
+			}
+		})
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) { msgs <- m })
+	if err != nil {
+		close(msgs)
+		nc.Close()
+		return nil, err
+	}
+	return func() {
+		cc.Stop()
+		<-cc.Closed()
+		close(msgs)
+		wg.Wait()
+		nc.Close()
+	}, nil
+}

@@ -147,7 +147,7 @@ func run(ctx context.Context, sz sizes, mode, binDir, out string, only []string)
 			Ratio:  fmt.Sprintf("%.0f%%", 100*quire.drainRate/raw.drainRate),
 		})
 		rows = append(rows, row{
-			Figure: "W1 beside raw JetStream keeping Quire's status contract by hand (PENDING created, status read, SUCCESS compare-and-set; Consume's default buffer): throughput; consumers alone (jobs/s)",
+			Figure: "W1 beside raw JetStream keeping Quire's status contract by hand (PENDING created, status read, SUCCESS compare-and-set with the result TTL; Consume's default buffer): throughput; consumers alone (jobs/s)",
 			Quire:  fmt.Sprintf("%.0f; %.0f", quire.rate, quire.drainRate),
 			Raw:    fmt.Sprintf("%.0f; %.0f (%.0f%%; %.0f%% of raw)", proto.rate, proto.drainRate, 100*proto.rate/raw.rate, 100*proto.drainRate/raw.drainRate),
 			Ratio:  fmt.Sprintf("%.0f%%; %.0f%%", 100*quire.rate/proto.rate, 100*quire.drainRate/proto.drainRate),

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quirehq/quire/shared/job"
@@ -14,7 +15,7 @@ import (
 // protocolSide is raw JetStream written by hand to keep Quire's task-status contract and
 // nothing more: the producer creates the PENDING status before the job (as the API does), and
 // each consumer reads the status (a cancelled task must not run), then writes SUCCESS with a
-// compare-and-set on the revision it read, then acks. It consumes with Consume's default
+// compare-and-set on the revision it read and the result TTL, then acks. It consumes with Consume's default
 // buffer, has no heartbeats, retries, timeouts, cancellation of running jobs or logs. It
 // separates what the contract costs from what the runtime costs.
 var protocolSide = consumerSide{name: "protocol", withStatus: true, start: startProtocolConsumers}
@@ -45,7 +46,10 @@ func startProtocolConsumers(ctx context.Context, srv *natsServer) (func(), error
 			if err != nil {
 				return err
 			}
-			if _, err := top.Tasks.Update(ctx, id, data, e.Revision()); err != nil {
+			// A final status expires after the result TTL, as Quire's do.
+			msg := &nats.Msg{Subject: "$KV." + job.TasksBucket + "." + id, Data: data}
+			if _, err := js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(e.Revision()),
+				jetstream.WithMsgTTL(time.Hour)); err != nil {
 				return err
 			}
 		}

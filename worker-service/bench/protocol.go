@@ -3,13 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quirehq/quire/shared/job"
+	"github.com/quirehq/quire/shared/jobqueue"
 )
 
 // protocolSide is raw JetStream written by hand to keep Quire's task-status contract and
@@ -21,16 +21,7 @@ import (
 var protocolSide = consumerSide{name: "protocol", withStatus: true, start: startProtocolConsumers}
 
 func startProtocolConsumers(ctx context.Context, srv *natsServer) (func(), error) {
-	nc, js, top, err := srv.connect(ctx)
-	if err != nil {
-		return nil, err
-	}
-	cons, err := js.Consumer(ctx, job.PriorityHigh.Stream(), job.ConsumerName)
-	if err != nil {
-		nc.Close()
-		return nil, err
-	}
-	settle := func(m jetstream.Msg) error {
+	return startHandWritten(ctx, srv, func(js jetstream.JetStream, top *jobqueue.Topology, m jetstream.Msg) error {
 		id := m.Headers().Get(job.HeaderTaskID)
 		e, err := top.Tasks.Get(ctx, id)
 		if err != nil {
@@ -54,29 +45,5 @@ func startProtocolConsumers(ctx context.Context, srv *natsServer) (func(), error
 			}
 		}
 		return m.Ack()
-	}
-	msgs := make(chan jetstream.Msg)
-	var wg sync.WaitGroup
-	for range w1Concurrency {
-		wg.Go(func() {
-			for m := range msgs {
-				if err := settle(m); err != nil {
-					_ = m.Nak()
-				}
-			}
-		})
-	}
-	cc, err := cons.Consume(func(m jetstream.Msg) { msgs <- m })
-	if err != nil {
-		close(msgs)
-		nc.Close()
-		return nil, err
-	}
-	return func() {
-		cc.Stop()
-		<-cc.Closed()
-		close(msgs)
-		wg.Wait()
-		nc.Close()
-	}, nil
+	})
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quirehq/quire/shared/job"
+	"github.com/quirehq/quire/shared/jobqueue"
 	"github.com/quirehq/quire/shared/logging"
 	"github.com/quirehq/quire/shared/taskstatus"
 	"github.com/quirehq/quire/worker-service/internal/worker"
@@ -49,7 +50,22 @@ type consumerSide struct {
 var rawSide = consumerSide{name: "raw", start: startRawConsumers}
 var quireSide = consumerSide{name: "quire", withStatus: true, start: startQuireWorker}
 
+// startRawConsumers is what a JetStream user writes by hand: a KV put of the final status,
+// then an ack.
 func startRawConsumers(ctx context.Context, srv *natsServer) (func(), error) {
+	status, _ := json.Marshal(&job.Status{State: job.StateSuccess, Status: "completed", Current: 100, Total: 100,
+		Queue: job.PriorityHigh, Kind: job.KindDocument, TenantID: "bench", AgentID: "agent-1", CreatedAt: time.Now(), UpdatedAt: time.Now()})
+	return startHandWritten(ctx, srv, func(_ jetstream.JetStream, top *jobqueue.Topology, m jetstream.Msg) error {
+		if _, err := top.Tasks.Put(ctx, m.Headers().Get(job.HeaderTaskID), status); err != nil {
+			return err
+		}
+		return m.Ack()
+	})
+}
+
+// startHandWritten runs a hand-written consumer side: Consume with its default buffer feeding
+// w1Concurrency goroutines that settle each message; a message whose settle fails is naked.
+func startHandWritten(ctx context.Context, srv *natsServer, settle func(jetstream.JetStream, *jobqueue.Topology, jetstream.Msg) error) (func(), error) {
 	nc, js, top, err := srv.connect(ctx)
 	if err != nil {
 		return nil, err
@@ -59,19 +75,14 @@ func startRawConsumers(ctx context.Context, srv *natsServer) (func(), error) {
 		nc.Close()
 		return nil, err
 	}
-	status, _ := json.Marshal(&job.Status{State: job.StateSuccess, Status: "completed", Current: 100, Total: 100,
-		Queue: job.PriorityHigh, Kind: job.KindDocument, TenantID: "bench", AgentID: "agent-1", CreatedAt: time.Now(), UpdatedAt: time.Now()})
 	msgs := make(chan jetstream.Msg)
 	var wg sync.WaitGroup
 	for range w1Concurrency {
 		wg.Go(func() {
 			for m := range msgs {
-				id := m.Headers().Get(job.HeaderTaskID)
-				if _, err := top.Tasks.Put(ctx, id, status); err != nil {
+				if err := settle(js, top, m); err != nil {
 					_ = m.Nak()
-					continue
 				}
-				_ = m.Ack()
 			}
 		})
 	}

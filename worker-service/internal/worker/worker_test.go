@@ -28,6 +28,84 @@ type harness struct {
 	pub      *jobqueue.Publisher
 	failures *recorder
 	prefetch worker.Prefetcher // nil: none
+	logs     logWatch
+}
+
+// logWatch records which messages the worker logged for which task, so that a test can wait
+// for a step that has no other outward sign (such as a run starting to wait at the gate).
+type logWatch struct {
+	mu      sync.Mutex
+	seen    map[string]bool
+	changed chan struct{}
+}
+
+func (w *logWatch) add(msg, taskID string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.seen == nil {
+		w.seen = map[string]bool{}
+	}
+	w.seen[msg+"\x00"+taskID] = true
+	if w.changed != nil {
+		close(w.changed)
+		w.changed = nil
+	}
+}
+
+// wait blocks until the worker has logged msg for taskID.
+func (w *logWatch) wait(t *testing.T, msg, taskID string) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		w.mu.Lock()
+		if w.seen[msg+"\x00"+taskID] {
+			w.mu.Unlock()
+			return
+		}
+		if w.changed == nil {
+			w.changed = make(chan struct{})
+		}
+		changed := w.changed
+		w.mu.Unlock()
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatalf("the worker never logged %q for %s", msg, taskID)
+		}
+	}
+}
+
+// watchHandler passes records on to its Handler and tells its logWatch about each.
+type watchHandler struct {
+	slog.Handler
+	watch  *logWatch
+	taskID string
+}
+
+func (h watchHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	next := watchHandler{Handler: h.Handler.WithAttrs(as), watch: h.watch, taskID: h.taskID}
+	for _, a := range as {
+		if a.Key == "task_id" {
+			next.taskID = a.Value.String()
+		}
+	}
+	return next
+}
+
+func (h watchHandler) WithGroup(name string) slog.Handler {
+	return watchHandler{Handler: h.Handler.WithGroup(name), watch: h.watch, taskID: h.taskID}
+}
+
+func (h watchHandler) Handle(ctx context.Context, r slog.Record) error {
+	taskID := h.taskID
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "task_id" {
+			taskID = a.Value.String()
+		}
+		return true
+	})
+	h.watch.add(r.Message, taskID)
+	return h.Handler.Handle(ctx, r)
 }
 
 type recorder struct {
@@ -87,7 +165,7 @@ func (h *harness) start(t *testing.T, cfg worker.Config, handler worker.Handler)
 	cfg.FetchExpiry = 500 * time.Millisecond
 	w := worker.New(cfg, worker.Deps{
 		JetStream: h.js, Statuses: h.statuses, Handler: handler, Failures: h.failures, Prefetch: h.prefetch,
-		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger: slog.New(watchHandler{Handler: slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}), watch: &h.logs}),
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -503,26 +581,6 @@ func TestHighPriorityIsNotDelayedByALowFlood(t *testing.T) {
 	close(release)
 }
 
-// waitAckPending waits until stream's worker consumer has n deliveries not yet settled.
-func (h *harness) waitAckPending(t *testing.T, stream string, n int) {
-	t.Helper()
-	cons, err := h.js.Consumer(t.Context(), stream, job.ConsumerName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		info, err := cons.Info(t.Context())
-		if err == nil && info.NumAckPending == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: ack pending %v (%v), want %d", stream, info, err, n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // loseDeliveries takes n deliveries of the next job on JOBS_HIGH and never settles them, as a
 // worker process that dies does; each comes back after the consumer's AckWait.
 func (h *harness) loseDeliveries(t *testing.T, n int) {
@@ -667,7 +725,9 @@ func TestRunAfterALostRunRunsAlone(t *testing.T) {
 		Priority: job.PriorityHigh, URL: "https://example.com/suspect"}, "suspect"); err != nil {
 		t.Fatal(err)
 	}
-	h.waitAckPending(t, "JOBS_HIGH", 1) // the suspect is delivered and waits for "long"
+	// The suspect is delivered and waits for "long". A delivery is pending before the worker
+	// has read its status, so wait for the worker to say the suspect waits.
+	h.logs.wait(t, "previous run lost its worker; this run waits to run alone", "suspect")
 	h.enqueue(t, "after", job.PriorityHigh)
 	select {
 	case id := <-started:

@@ -52,7 +52,7 @@ func main() {
 	only := flag.String("only", "", "figures to run, comma-separated: w1, api, drain (drain needs api), pdf (default all; -quick: all but pdf)")
 	flag.StringVar(&corpusDir, "corpus", "../shared/corpus", "corpus folder for the pdf figure (its pdf/p*.pdf files)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (in-process NATS, W1 consumers, load generators)")
-	flag.StringVar(&w1Only, "w1side", "", "run only this side of W1 (raw, protocol or quire), for profiling")
+	flag.StringVar(&w1Only, "w1side", "", "run only this side of W1 (raw, protocol or quire, for profiling; protocol-noread prices the status read)")
 	w1Jobs := flag.Int("w1jobs", 0, "override the number of W1 jobs")
 	w1Paced := flag.Int("w1paced", 0, "override the number of paced W1 jobs")
 	backlog := flag.Int("backlog", -1, "override the number of queued jobs of the backlog figure (0 skips it)")

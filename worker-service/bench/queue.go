@@ -25,7 +25,7 @@ import (
 
 const w1Concurrency = 8
 
-// w1Only limits W1 to one side (raw, protocol or quire), for profiling.
+// w1Only limits W1 to one side (raw, protocol, protocol-noread or quire), for profiling.
 var w1Only string
 
 type queueResult struct {
@@ -44,7 +44,9 @@ type consumerSide struct {
 	name string
 	// withStatus: the producer writes the PENDING status before the job, as the API does.
 	withStatus bool
-	start      func(ctx context.Context, srv *natsServer) (stop func(), err error)
+	// onlyOnRequest: the side runs only when -w1side names it.
+	onlyOnRequest bool
+	start         func(ctx context.Context, srv *natsServer) (stop func(), err error)
 }
 
 var rawSide = consumerSide{name: "raw", start: startRawConsumers}
@@ -331,8 +333,8 @@ func runW1(ctx context.Context, e *env, n, paced, rounds int, logf func(string, 
 		}
 	}
 	for round := range rounds {
-		for _, side := range []consumerSide{rawSide, protocolSide, quireSide} {
-			if w1Only != "" && side.name != w1Only {
+		for _, side := range []consumerSide{rawSide, protocolSide, protocolNoReadSide, quireSide} {
+			if (w1Only != "" && side.name != w1Only) || (w1Only == "" && side.onlyOnRequest) {
 				continue
 			}
 			r, err := runQueue(ctx, e, side, n, paced, 200)
@@ -344,7 +346,7 @@ func runW1(ctx context.Context, e *env, n, paced, rounds int, logf func(string, 
 			switch side.name {
 			case rawSide.name:
 				best(&raw, r)
-			case protocolSide.name:
+			case protocolSide.name, protocolNoReadSide.name:
 				best(&proto, r)
 			default:
 				best(&quire, r)

@@ -94,7 +94,10 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	if err != nil {
 		return fmt.Errorf("docstore: migrations: %w", err)
 	}
-	locker, err := lock.NewPostgresSessionLocker()
+	// Up takes the lock only when migrations are pending. A service that finds another one
+	// migrating (the API and a worker started together on a new database) tries again each
+	// second rather than goose's default 5 s, for up to 5 minutes.
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 300))
 	if err != nil {
 		return fmt.Errorf("docstore: migration lock: %w", err)
 	}

@@ -11,7 +11,7 @@ TESTFLAGS ?=
 FUZZ_DECODE ?= 300000x
 FUZZ_UPLOAD ?= 4000x
 
-.PHONY: help build run test fuzz fmt lint bench bench-quick corpus clean
+.PHONY: help build run test test-short test-tools fuzz fmt lint bench bench-quick corpus clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -22,8 +22,14 @@ build: ## Build bin/api-service, bin/worker-service and bin/quire-dev
 run: build ## Run NATS, PostgreSQL, the API and a worker locally (data in .data/); Ctrl-C stops all
 	./bin/quire-dev -data .data -bin bin
 
-test: ## Run every test against real NATS and PostgreSQL (a throwaway cluster unless DATABASE_URL is set)
-	@set -e; for m in $(MODULES); do echo "== $$m"; (cd $$m && $(GO) test -count=1 -timeout 15m $(TESTFLAGS) ./...); done
+test: test-tools ## Run every test against real NATS and PostgreSQL (a throwaway cluster unless DATABASE_URL is set)
+	@set -e; export PATH="$$($(GO) env GOPATH)/bin:$$PATH"; for m in $(MODULES); do echo "== $$m"; (cd $$m && $(GO) test -count=1 -timeout 15m $(TESTFLAGS) ./...); done
+
+test-short: test-tools ## The fast tests only (-short: the slow end-to-end tests are left out), under two minutes
+	@set -e; export PATH="$$($(GO) env GOPATH)/bin:$$PATH"; for m in $(MODULES); do echo "== $$m"; (cd $$m && $(GO) test -short -count=1 -timeout 5m $(TESTFLAGS) ./...); done
+
+test-tools: ## Install what the tests need beyond Go and PostgreSQL (poppler-utils, Chromium, the nats CLI) where it can
+	@bash tools/test-tools.sh
 
 fuzz: ## Run the fuzz targets (FUZZ_DECODE / FUZZ_UPLOAD inputs): job.Decode and the upload handler on real NATS and PostgreSQL
 	cd shared && $(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZ_DECODE) ./job/

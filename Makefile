@@ -1,7 +1,7 @@
 # Quire — build, run and test every module of the go.work.
 .DEFAULT_GOAL := help
 GO       ?= go
-MODULES  := shared api-service worker-service
+MODULES  := shared api-service worker-service tools e2e
 CORPUS   ?= ../shared/corpus
 # Test flags; CI adds nothing, `make test TESTFLAGS=-race` for the race detector.
 TESTFLAGS ?=
@@ -17,7 +17,7 @@ help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 build: ## Build bin/api-service, bin/worker-service and bin/quire-dev
-	$(GO) build -o bin/ ./api-service/cmd/api-service ./worker-service/cmd/worker-service ./shared/cmd/quire-dev
+	$(GO) build -o bin/ ./api-service/cmd/api-service ./worker-service/cmd/worker-service ./tools/cmd/quire-dev
 
 run: build ## Run NATS, PostgreSQL, the API and a worker locally (data in .data/); Ctrl-C stops all
 	./bin/quire-dev -data .data -bin bin

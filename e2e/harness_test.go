@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	cmd := exec.Command("go", "build", "-o", dir+"/", "./api-service/cmd/api-service", "./worker-service/cmd/worker-service")
-	cmd.Dir = filepath.Join("..", "..")
+	cmd.Dir = ".."
 	cmd.Env = append(os.Environ(), "GOWORK=") // build in the workspace of the repository
 	if out, err := cmd.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: build binaries: %v\n%s", err, out)

@@ -53,20 +53,20 @@ type Deps struct {
 
 // Server serves the API.
 type Server struct {
-	cfg       Config
-	nc        *nats.Conn
-	js        jetstream.JetStream
-	uploads   jetstream.ObjectStore
-	objects   *jobqueue.ObjectPutter // writes new objects into uploads
-	statuses  *taskstatus.Store
-	docs      *docstore.Store
+	cfg      Config
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	uploads  jetstream.ObjectStore
+	objects  *jobqueue.ObjectPutter // writes new objects into uploads
+	statuses *taskstatus.Store
+	docs     *docstore.Store
 	// tasks is the one enqueue and cancel path (jobqueue.Enqueuer).
-	tasks *jobqueue.Enqueuer
-	idem      jetstream.KeyValue
-	embedder  embed.Embedder
-	log       *slog.Logger
-	engine    *gin.Engine
-	now       func() time.Time
+	tasks    *jobqueue.Enqueuer
+	idem     jetstream.KeyValue
+	embedder embed.Embedder
+	log      *slog.Logger
+	engine   *gin.Engine
+	now      func() time.Time
 	// marks writes the outbox marks of enqueued tasks in batches (outbox.go).
 	marks *batch.Batcher[docstore.PublishMark]
 

@@ -147,7 +147,9 @@ func run(ctx context.Context) error {
 }
 
 // taskOutcomes is the worker's TaskRecorder: it queues each outcome for the next batch.
-type taskOutcomes struct{ b *batch.Batcher[docstore.TaskOutcome] }
+type taskOutcomes struct {
+	b *batch.Batcher[docstore.TaskOutcome]
+}
 
 func (t taskOutcomes) FinishTask(_ context.Context, taskID string, state job.State, attempts int, reason string) error {
 	t.b.Add(docstore.TaskOutcome{TaskID: taskID, State: state, Attempts: attempts, Error: reason})

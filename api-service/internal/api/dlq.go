@@ -233,7 +233,7 @@ func (s *Server) requeueDeadLetter(ctx context.Context, st jetstream.Stream, m *
 		s.log.Error("dlq retry: requeue task", "task_id", j.TaskID, "err", err)
 		return errUnavailable
 	}
-	_, err := s.tasks.Enqueue(ctx, jobqueue.Enqueue{
+	_, err := s.taskQueue.Enqueue(ctx, jobqueue.Enqueue{
 		Job: j, Recorded: recorded, MsgID: j.TaskID + ":r" + strconv.FormatUint(m.Sequence, 10),
 		Message: "re-queued from the dead-letter queue", Replace: true,
 	})

@@ -92,7 +92,7 @@ func (s *Server) reindexDocument(c *gin.Context) {
 		TaskID: taskID, Kind: job.KindDocument, TenantID: tenant, AgentID: doc.AgentID, DocumentID: id,
 		Priority: job.PriorityHigh, Filename: doc.Filename, URL: doc.URL, Reindex: true,
 	}
-	_, err := s.tasks.Enqueue(ctx, jobqueue.Enqueue{Job: j, Recorded: true, Message: "queued: re-embedding",
+	_, err := s.taskQueue.Enqueue(ctx, jobqueue.Enqueue{Job: j, Recorded: true, Message: "queued: re-embedding",
 		Undo: func(ctx context.Context) {
 			if err := s.docs.RestorePage(ctx, doc, taskID); err != nil {
 				s.log.Error("reindex: restore document", "document_id", id, "err", err)
@@ -125,7 +125,7 @@ func (s *Server) deleteDocument(c *gin.Context) {
 	}
 	id := doc.ID
 	if doc.Status == job.DocQueued || doc.Status == job.DocProcessing {
-		err := s.tasks.Cancel(ctx, tenant, doc.TaskID, "cancelled: document deleted")
+		err := s.taskQueue.Cancel(ctx, tenant, doc.TaskID, "cancelled: document deleted")
 		if err != nil && !errors.Is(err, job.ErrConflict) && !errors.Is(err, job.ErrNotFound) {
 			s.log.Error("delete document: cancel its task", "task_id", doc.TaskID, "err", err)
 			s.fail(c, errUnavailable)

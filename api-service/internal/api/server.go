@@ -53,20 +53,19 @@ type Deps struct {
 
 // Server serves the API.
 type Server struct {
-	cfg      Config
-	nc       *nats.Conn
-	js       jetstream.JetStream
-	uploads  jetstream.ObjectStore
-	objects  *jobqueue.ObjectPutter // writes new objects into uploads
-	statuses *taskstatus.Store
-	docs     *docstore.Store
-	// tasks is the one enqueue and cancel path (jobqueue.Enqueuer).
-	tasks    *jobqueue.Enqueuer
-	idem     jetstream.KeyValue
-	embedder embed.Embedder
-	log      *slog.Logger
-	engine   *gin.Engine
-	now      func() time.Time
+	cfg       Config
+	nc        *nats.Conn
+	js        jetstream.JetStream
+	uploads   jetstream.ObjectStore
+	objects   *jobqueue.ObjectPutter // writes new objects into uploads
+	statuses  *taskstatus.Store
+	docs      *docstore.Store
+	taskQueue *jobqueue.Enqueuer // the one enqueue and cancel path
+	idem      jetstream.KeyValue
+	embedder  embed.Embedder
+	log       *slog.Logger
+	engine    *gin.Engine
+	now       func() time.Time
 	// marks writes the outbox marks of enqueued tasks in batches (outbox.go).
 	marks *batch.Batcher[docstore.PublishMark]
 
@@ -96,7 +95,7 @@ func New(cfg Config, d Deps) *Server {
 	if d.NATS != nil {
 		announcer = d.NATS
 	}
-	s.tasks = jobqueue.NewEnqueuer(jobqueue.EnqueuerDeps{
+	s.taskQueue = jobqueue.NewEnqueuer(jobqueue.EnqueuerDeps{
 		Tasks: d.Docs, Statuses: d.Statuses, JetStream: d.JetStream, Announcer: announcer, Logger: d.Logger,
 		Marks: func(taskID, stream string, seq uint64) {
 			s.marks.Add(docstore.PublishMark{TaskID: taskID, Stream: stream, Seq: seq})

@@ -44,7 +44,7 @@ func (s *Server) Sweep(ctx context.Context, minAge time.Duration) (int, error) {
 			s.log.Error("outbox sweep: task cannot be re-published", "task_id", t.TaskID, "err", err)
 			continue
 		}
-		if _, err := s.tasks.Enqueue(ctx, jobqueue.Enqueue{Job: j, Recorded: true, CreatedAt: t.CreatedAt}); err != nil {
+		if _, err := s.taskQueue.Enqueue(ctx, jobqueue.Enqueue{Job: j, Recorded: true, CreatedAt: t.CreatedAt}); err != nil {
 			return n, err
 		}
 		s.log.Info("orphaned job re-published", "task_id", t.TaskID, "kind", t.Kind, "document_id", t.DocumentID)

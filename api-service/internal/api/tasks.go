@@ -148,7 +148,7 @@ func (s *Server) cancelTaskOf(ctx context.Context, tenant, taskID string) error 
 	if st.State.Terminal() {
 		return errConflict("task already finished (" + string(st.State) + ")")
 	}
-	err = s.tasks.Cancel(ctx, tenant, taskID, "cancelled")
+	err = s.taskQueue.Cancel(ctx, tenant, taskID, "cancelled")
 	switch {
 	case errors.Is(err, job.ErrConflict):
 		return errConflict("task already finished")

@@ -247,7 +247,7 @@ func (s *Server) enqueueUpload(ctx context.Context, doc *docstore.Document, j *j
 		return 0, errUnavailable
 	}
 	j.DocumentID = doc.ID
-	_, err := s.tasks.Enqueue(ctx, jobqueue.Enqueue{Job: j, Recorded: true, Undo: func(ctx context.Context) {
+	_, err := s.taskQueue.Enqueue(ctx, jobqueue.Enqueue{Job: j, Recorded: true, Undo: func(ctx context.Context) {
 		undoRow(ctx)
 		s.removeObject(j.Object)
 	}})

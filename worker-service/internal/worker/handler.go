@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"time"
 
 	"github.com/quirehq/quire/shared/job"
 )
@@ -22,7 +25,24 @@ type HandlerFunc func(ctx context.Context, j *job.Job) error
 // Handle implements [Handler].
 func (f HandlerFunc) Handle(ctx context.Context, j *job.Job) error { return f(ctx, j) }
 
-// Mux routes jobs to handlers by kind.
+// MaxRetrier is implemented by a handler whose kind has its own retry count: MaxRetries is
+// the number of retries after the first attempt (zero: none), in place of
+// [Config.MaxRetries].
+type MaxRetrier interface {
+	MaxRetries() int
+}
+
+// RetryDelayer is implemented by a handler whose kind has its own backoff: RetryDelay is the
+// wait before attempt+1 after attempt (1-based) failed, in place of [Config.Retry]. A
+// [RetryAfterError] still lengthens it.
+type RetryDelayer interface {
+	RetryDelay(attempt int) time.Duration
+}
+
+// Mux routes jobs to handlers by kind: the kinds registered are the kinds this worker runs.
+// Adding a kind takes a payload type and one Register call; the runtime treats every kind
+// alike (retries, dead letters, cancellation). A handler may implement [MaxRetrier] and
+// [RetryDelayer] to override the retry policy of its kind.
 type Mux struct {
 	handlers map[job.Kind]Handler
 }
@@ -30,8 +50,29 @@ type Mux struct {
 // NewMux returns an empty Mux.
 func NewMux() *Mux { return &Mux{handlers: map[job.Kind]Handler{}} }
 
-// Register routes jobs of kind k to h.
-func (m *Mux) Register(k job.Kind, h Handler) { m.handlers[k] = h }
+// ErrKindRegistered is returned by [Mux.Register] for a kind that already has a handler.
+var ErrKindRegistered = errors.New("worker: job kind registered twice")
+
+// Register routes jobs of kind k to h. It fails for a kind that is not a valid subject token
+// ([job.Kind.Valid]), a nil handler, or a kind registered already.
+func (m *Mux) Register(k job.Kind, h Handler) error {
+	switch {
+	case !k.Valid():
+		return fmt.Errorf("worker: register kind %q: %w", k, job.ErrInvalidKind)
+	case h == nil:
+		return fmt.Errorf("worker: register kind %q: nil handler", k)
+	}
+	if _, ok := m.handlers[k]; ok {
+		return fmt.Errorf("%w: %q", ErrKindRegistered, k)
+	}
+	m.handlers[k] = h
+	return nil
+}
+
+// Kinds lists the registered kinds, sorted.
+func (m *Mux) Kinds() []job.Kind {
+	return slices.Sorted(maps.Keys(m.handlers))
+}
 
 // Handle implements [Handler]. A job of a kind with no handler fails permanently.
 func (m *Mux) Handle(ctx context.Context, j *job.Job) error {
@@ -82,3 +123,22 @@ type PanicError struct {
 }
 
 func (e *PanicError) Error() string { return fmt.Sprintf("worker: handler panic: %v", e.Value) }
+
+// handlerFor returns the handler of jobs of kind k and their retry rule: the worker's
+// MaxRetries and Retry unless the kind's handler overrides them.
+func (w *Worker) handlerFor(k job.Kind) (Handler, retryRule) {
+	h := w.handler
+	if m, ok := h.(*Mux); ok {
+		if kh, ok := m.handlers[k]; ok {
+			h = kh
+		}
+	}
+	r := retryRule{maxRetries: w.cfg.MaxRetries, policy: w.cfg.Retry}
+	if mr, ok := h.(MaxRetrier); ok {
+		r.maxRetries = max(mr.MaxRetries(), 0)
+	}
+	if rd, ok := h.(RetryDelayer); ok {
+		r.policy = rd.RetryDelay
+	}
+	return h, r
+}

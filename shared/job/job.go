@@ -210,7 +210,8 @@ func (j *Job) Encode() ([]byte, error) {
 	return b, nil
 }
 
-// Decode parses and validates a job message body.
+// Decode parses and validates a job message body. A document job marked Reindex (written
+// before [KindReindex] existed) is decoded as a reindex job.
 func Decode(data []byte) (*Job, error) {
 	var j Job
 	if err := json.Unmarshal(data, &j); err != nil {
@@ -218,6 +219,10 @@ func Decode(data []byte) (*Job, error) {
 	}
 	if err := j.Validate(); err != nil {
 		return nil, err
+	}
+	if j.Kind == KindDocument && j.Reindex {
+		// Queued before reindex became its own kind.
+		j.Kind = KindReindex
 	}
 	return &j, nil
 }

@@ -39,6 +39,13 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 	}
 }
 
+func TestLegacyReindexDocumentJobDecodesAsReindex(t *testing.T) {
+	j, err := job.Decode([]byte(`{"v":1,"task_id":"t","kind":"document","tenant_id":"a","agent_id":"1","priority":"high","document_id":9,"reindex":true}`))
+	if err != nil || j.Kind != job.KindReindex || j.DocumentID != 9 || j.Subject() != "jobs.high.reindex" {
+		t.Fatalf("legacy reindex job = %+v, %v; want kind reindex", j, err)
+	}
+}
+
 func TestKindValidChecksSyntaxOnly(t *testing.T) {
 	for _, k := range []job.Kind{job.KindDocument, job.KindWebpage, job.KindCrawl, job.KindReindex, "usage_rollup", "webhook", "toy2", job.Kind(strings.Repeat("a", job.MaxKindLen))} {
 		if !k.Valid() {

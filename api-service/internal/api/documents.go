@@ -93,8 +93,8 @@ func (s *Server) reindexDocument(c *gin.Context) {
 		_ = s.statuses.Delete(undoCtx, taskID)
 	}
 	j := &job.Job{
-		TaskID: taskID, Kind: job.KindDocument, TenantID: tenant, AgentID: doc.AgentID, DocumentID: id,
-		Priority: job.PriorityHigh, Filename: doc.Filename, URL: doc.URL, Reindex: true, EnqueuedAt: s.now().UTC(),
+		TaskID: taskID, Kind: job.KindReindex, TenantID: tenant, AgentID: doc.AgentID, DocumentID: id,
+		Priority: job.PriorityHigh, Filename: doc.Filename, URL: doc.URL, EnqueuedAt: s.now().UTC(),
 	}
 	st := &job.Status{
 		TaskID: taskID, State: job.StatePending, Status: "queued: re-embedding", Total: 100, DocumentID: id,

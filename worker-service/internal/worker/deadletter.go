@@ -15,8 +15,8 @@ import (
 )
 
 // deadLetter dead-letters a job whose status is tracked after attempts runs, marking the task
-// FAILURE and recording the failure.
-func (w *Worker) deadLetter(ctx context.Context, msg jetstream.Msg, p job.Priority, j *job.Job, tr *taskstatus.Tracker, attempts int, seq uint64, cause error) {
+// FAILURE and telling failures (if not nil).
+func (w *Worker) deadLetter(ctx context.Context, msg jetstream.Msg, p job.Priority, j *job.Job, tr *taskstatus.Tracker, failures FailureRecorder, attempts int, seq uint64, cause error) {
 	if !w.publishDeadLetter(ctx, msg, p, j.Kind, j.TaskID, attempts, seq, cause) {
 		return
 	}
@@ -28,8 +28,8 @@ func (w *Worker) deadLetter(ctx context.Context, msg jetstream.Msg, p job.Priori
 	}); err != nil {
 		w.log.Warn("could not record failure status", "task_id", j.TaskID, "err", err)
 	}
-	if w.failures != nil {
-		if err := w.failures.JobFailed(ctx, j, reason); err != nil {
+	if failures != nil {
+		if err := failures.JobFailed(ctx, j, reason); err != nil {
 			w.log.Warn("could not record failure", "task_id", j.TaskID, "err", err)
 		}
 	}

@@ -39,8 +39,9 @@ func (w *Worker) process(runCtx context.Context, p job.Priority, msg jetstream.M
 	jobCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	defer w.track(j.TaskID, cancel)()
-	if w.prefetch != nil {
-		defer w.prefetch.Prefetch(jobCtx, j)()
+	rt := w.routeFor(j.Kind)
+	if rt.prefetch != nil {
+		defer rt.prefetch.Prefetch(jobCtx, j)()
 	}
 
 	tr, err := w.trackStatus(ctx, j)
@@ -49,9 +50,8 @@ func (w *Worker) process(runCtx context.Context, p job.Priority, msg jetstream.M
 		_ = msg.NakWithDelay(time.Second)
 		return
 	}
-	handler, rule := w.handlerFor(j.Kind)
 	prev := tr.Status()
-	v := decideDelivery(&prev, number, rule)
+	v := decideDelivery(&prev, number, rt.rule)
 	switch v.action {
 	case actCancelQueued:
 		log.Info("task was cancelled before it started")
@@ -63,7 +63,7 @@ func (w *Worker) process(runCtx context.Context, p job.Priority, msg jetstream.M
 		return
 	case actDeadLetter:
 		log.Error("job dead-lettered: no attempts left", "runs", v.runs, "err", v.reason)
-		w.deadLetter(ctx, msg, p, j, tr, v.runs, streamSeq, v.reason)
+		w.deadLetter(ctx, msg, p, j, tr, rt.failures, v.runs, streamSeq, v.reason)
 		w.observeUnattempted(p, j, OutcomeDeadLettered)
 		return
 	}
@@ -94,7 +94,7 @@ func (w *Worker) process(runCtx context.Context, p job.Priority, msg jetstream.M
 		w.observer.JobStarted(p, j.Kind)
 	}
 	log.Debug("job started", "run", run)
-	r := w.runHandler(ctx, jobCtx, cancel, msg, p, j, tr, handler, number, run, log)
+	r := w.runHandler(ctx, jobCtx, cancel, msg, p, j, tr, rt.handler, number, run, log)
 	freeSlot()
 	elapsed := time.Since(start)
 
@@ -107,8 +107,8 @@ func (w *Worker) process(runCtx context.Context, p job.Priority, msg jetstream.M
 			latest = st
 		}
 	}
-	v = decideAttempt(run, r.err, r.cause, latest, rule, w.cfg.JobTimeout)
-	w.settle(ctx, settlement{msg: msg, p: p, j: j, tr: tr, rep: r.rep, seq: streamSeq, elapsed: elapsed, log: log}, v)
+	v = decideAttempt(run, r.err, r.cause, latest, rt.rule, w.cfg.JobTimeout)
+	w.settle(ctx, settlement{msg: msg, p: p, j: j, tr: tr, failures: rt.failures, rep: r.rep, seq: streamSeq, elapsed: elapsed, log: log}, v)
 }
 
 // trackStatus tracks the status of j, recreating it (PENDING) if it is missing, as when an

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -41,10 +42,13 @@ type RetryDelayer interface {
 
 // Mux routes jobs to handlers by kind: the kinds registered are the kinds this worker runs.
 // Adding a kind takes a payload type and one Register call; the runtime treats every kind
-// alike (retries, dead letters, cancellation). A handler may implement [MaxRetrier] and
-// [RetryDelayer] to override the retry policy of its kind.
+// alike (retries, dead letters, cancellation). Besides [Handler], a kind's handler may
+// implement [MaxRetrier] and [RetryDelayer] (its retry policy), [FailureRecorder] (told when
+// its job is dead-lettered) and [Prefetcher] (reads ahead while the job's status is read);
+// without them the worker's [Config] and [Deps] apply.
 type Mux struct {
-	handlers map[job.Kind]Handler
+	handlers   map[job.Kind]Handler
+	middleware []func(Handler) Handler
 }
 
 // NewMux returns an empty Mux.
@@ -69,6 +73,10 @@ func (m *Mux) Register(k job.Kind, h Handler) error {
 	return nil
 }
 
+// Use wraps every kind's handler in mw, the first added outermost. The kind's own handler
+// still answers for its optional interfaces.
+func (m *Mux) Use(mw ...func(Handler) Handler) { m.middleware = append(m.middleware, mw...) }
+
 // Kinds lists the registered kinds, sorted.
 func (m *Mux) Kinds() []job.Kind {
 	return slices.Sorted(maps.Keys(m.handlers))
@@ -80,7 +88,29 @@ func (m *Mux) Handle(ctx context.Context, j *job.Job) error {
 	if !ok {
 		return Permanent(fmt.Errorf("worker: no handler for job kind %q", j.Kind))
 	}
-	return h.Handle(ctx, j)
+	return m.wrap(h).Handle(ctx, j)
+}
+
+func (m *Mux) wrap(h Handler) Handler {
+	for i := len(m.middleware) - 1; i >= 0; i-- {
+		h = m.middleware[i](h)
+	}
+	return h
+}
+
+// ArgsFunc adapts fn, which takes a kind's payload type T, to a [Handler]: the job's Args
+// are decoded into a T first (missing Args leave it zero); Args that do not decode into a T
+// fail the job permanently.
+func ArgsFunc[T any](fn func(ctx context.Context, j *job.Job, args T) error) Handler {
+	return HandlerFunc(func(ctx context.Context, j *job.Job) error {
+		var args T
+		if len(j.Args) > 0 {
+			if err := json.Unmarshal(j.Args, &args); err != nil {
+				return Permanent(fmt.Errorf("worker: %s job %s: decode args: %w", j.Kind, j.TaskID, err))
+			}
+		}
+		return fn(ctx, j, args)
+	})
 }
 
 // Reasons a job's context is cancelled, read with [context.Cause].
@@ -124,21 +154,35 @@ type PanicError struct {
 
 func (e *PanicError) Error() string { return fmt.Sprintf("worker: handler panic: %v", e.Value) }
 
-// handlerFor returns the handler of jobs of kind k and their retry rule: the worker's
-// MaxRetries and Retry unless the kind's handler overrides them.
-func (w *Worker) handlerFor(k job.Kind) (Handler, retryRule) {
-	h := w.handler
-	if m, ok := h.(*Mux); ok {
+// route is how the worker runs the jobs of one kind.
+type route struct {
+	handler  Handler // with the mux's middleware
+	rule     retryRule
+	failures FailureRecorder // nil: none
+	prefetch Prefetcher      // nil: none
+}
+
+// routeFor returns the route of jobs of kind k: the kind's handler with the worker's
+// MaxRetries, Retry, Failures and Prefetch unless the handler overrides them.
+func (w *Worker) routeFor(k job.Kind) route {
+	run, own := w.handler, w.handler
+	if m, ok := w.handler.(*Mux); ok {
 		if kh, ok := m.handlers[k]; ok {
-			h = kh
+			run, own = m.wrap(kh), kh
 		}
 	}
-	r := retryRule{maxRetries: w.cfg.MaxRetries, policy: w.cfg.Retry}
-	if mr, ok := h.(MaxRetrier); ok {
-		r.maxRetries = max(mr.MaxRetries(), 0)
+	r := route{handler: run, rule: retryRule{maxRetries: w.cfg.MaxRetries, policy: w.cfg.Retry}, failures: w.failures, prefetch: w.prefetch}
+	if mr, ok := own.(MaxRetrier); ok {
+		r.rule.maxRetries = max(mr.MaxRetries(), 0)
 	}
-	if rd, ok := h.(RetryDelayer); ok {
-		r.policy = rd.RetryDelay
+	if rd, ok := own.(RetryDelayer); ok {
+		r.rule.policy = rd.RetryDelay
 	}
-	return h, r
+	if f, ok := own.(FailureRecorder); ok {
+		r.failures = f
+	}
+	if p, ok := own.(Prefetcher); ok {
+		r.prefetch = p
+	}
+	return r
 }

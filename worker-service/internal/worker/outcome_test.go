@@ -102,11 +102,11 @@ func TestRetryRuleOverriddenByTheKindsHandler(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.handler = m
-	_, r := w.handlerFor("toy")
+	r := w.routeFor("toy").rule
 	if r.maxRetries != 0 || r.policy(5) != 5*time.Millisecond {
 		t.Fatalf("toy rule: %d retries, delay %v; want 0 and 5ms", r.maxRetries, r.policy(5))
 	}
-	_, r = w.handlerFor("plain")
+	r = w.routeFor("plain").rule
 	if r.maxRetries != 3 || r.policy(5) != 5*time.Second {
 		t.Fatalf("plain rule: %d retries, delay %v; want 3 and 5s", r.maxRetries, r.policy(5))
 	}

@@ -18,14 +18,15 @@ const successRetryFor = 30 * time.Second
 
 // settlement is what applying the outcome of a run needs.
 type settlement struct {
-	msg     jetstream.Msg
-	p       job.Priority
-	j       *job.Job
-	tr      *taskstatus.Tracker
-	rep     *reporter
-	seq     uint64 // stream sequence of the job message
-	elapsed time.Duration
-	log     *slog.Logger
+	msg      jetstream.Msg
+	p        job.Priority
+	j        *job.Job
+	tr       *taskstatus.Tracker
+	failures FailureRecorder // nil: none
+	rep      *reporter
+	seq      uint64 // stream sequence of the job message
+	elapsed  time.Duration
+	log      *slog.Logger
 }
 
 // settle applies the verdict on a run: the task's status is written first, then the message
@@ -67,7 +68,7 @@ func (w *Worker) settle(ctx context.Context, s settlement, v verdict) {
 		w.finish(s.msg, s.p, s.j, OutcomeSucceeded, s.elapsed)
 	case actDeadLetter:
 		s.log.Error("job failed; dead-lettered", "run", run, "err", v.reason, "permanent", IsPermanent(v.reason))
-		w.deadLetter(ctx, s.msg, s.p, s.j, s.tr, run, s.seq, v.reason)
+		w.deadLetter(ctx, s.msg, s.p, s.j, s.tr, s.failures, run, s.seq, v.reason)
 		w.observe(s.p, s.j, OutcomeDeadLettered, s.elapsed)
 	case actRetry:
 		_ = s.tr.Update(ctx, func(st *job.Status) error {

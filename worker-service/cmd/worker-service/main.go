@@ -113,15 +113,18 @@ func run(ctx context.Context) error {
 	outcomes := batch.New(docs.FinishTasks, log, "record task outcomes", processingMarkGather)
 	defer outcomes.Close(context.Background())
 	mux := worker.NewMux()
-	mux.Register(job.KindDocument, faultHook(cfg, log, worker.HandlerFunc(pipeline.Document)))
-	mux.Register(job.KindWebpage, faultHook(cfg, log, worker.HandlerFunc(pipeline.Webpage)))
-	mux.Register(job.KindCrawl, faultHook(cfg, log, worker.HandlerFunc(pipeline.Crawl)))
+	if err := errors.Join(
+		mux.Register(job.KindDocument, faultHook(cfg, log, worker.HandlerFunc(pipeline.Document))),
+		mux.Register(job.KindWebpage, faultHook(cfg, log, worker.HandlerFunc(pipeline.Webpage))),
+		mux.Register(job.KindCrawl, faultHook(cfg, log, worker.HandlerFunc(pipeline.Crawl))),
+	); err != nil {
+		return err
+	}
 
 	w := worker.New(worker.Config{
 		Slots:            slots,
 		MaxRetries:       cfg.MaxRetries,
 		Retry:            worker.ExponentialBackoff(cfg.RetryBaseDelay, cfg.RetryMaxDelay, nil),
-		AckWait:          cfg.AckWait,
 		JobTimeout:       cfg.JobTimeout,
 		ShutdownTimeout:  cfg.ShutdownTimeout,
 		ProgressInterval: cfg.ProgressInterval,

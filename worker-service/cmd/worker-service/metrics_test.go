@@ -84,9 +84,13 @@ func (e *metricsEnv) start(t *testing.T, cfg worker.Config, extra map[job.Kind]w
 	pipeline.Embedder = meterEmbedder(local, "local", pipeline.Chunking.WithDefaults().Counter, wm)
 	pipeline.Stages = stageObserver{wm}
 	mux := worker.NewMux()
-	mux.Register(job.KindDocument, worker.HandlerFunc(pipeline.Document))
+	if err := mux.Register(job.KindDocument, worker.HandlerFunc(pipeline.Document)); err != nil {
+		t.Fatal(err)
+	}
 	for k, h := range extra {
-		mux.Register(k, h)
+		if err := mux.Register(k, h); err != nil {
+			t.Fatal(err)
+		}
 	}
 	cfg.Slots = slots
 	cfg.FetchExpiry = 500 * time.Millisecond
@@ -275,7 +279,7 @@ func TestMetricsScrapeAfterRealJobs(t *testing.T) {
 		}
 	})
 	// MaxRetries 0: the redelivery of "lost" is past its attempts.
-	e.start(t, worker.Config{MaxRetries: 0, AckWait: 2 * time.Second}, map[job.Kind]worker.Handler{job.KindWebpage: blocking})
+	e.start(t, worker.Config{MaxRetries: 0}, map[job.Kind]worker.Handler{job.KindWebpage: blocking})
 
 	text := strings.Repeat("Quire turns documents into searchable chunks for agents. ", 40) + "\n\n" +
 		strings.Repeat("Workers pull jobs from JetStream and store embeddings in PostgreSQL. ", 40)

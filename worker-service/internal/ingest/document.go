@@ -23,6 +23,7 @@ import (
 	"github.com/quirehq/quire/shared/embed"
 	"github.com/quirehq/quire/shared/job"
 	"github.com/quirehq/quire/shared/jobqueue"
+	"github.com/quirehq/quire/shared/metrics"
 	"github.com/quirehq/quire/shared/taskstatus"
 	"github.com/quirehq/quire/worker-service/internal/chunk"
 	"github.com/quirehq/quire/worker-service/internal/extract"
@@ -124,7 +125,7 @@ func (p *Pipeline) Document(ctx context.Context, j *job.Job) error {
 	if err != nil {
 		return err
 	}
-	p.stage("read", start)
+	p.stage(metrics.StageRead, start)
 	if err := rep.Progress(ctx, progressExtract, "extracting text"); err != nil {
 		return err
 	}
@@ -149,7 +150,7 @@ func (p *Pipeline) Document(ctx context.Context, j *job.Job) error {
 	if err != nil {
 		return extractError(ctx, err)
 	}
-	p.stage("extract", start)
+	p.stage(metrics.StageExtract, start)
 	return p.store(ctx, j, doc, info)
 }
 
@@ -163,7 +164,7 @@ func (p *Pipeline) store(ctx context.Context, j *job.Job, doc *extract.Document,
 	}
 	start := time.Now()
 	chunks := chunk.Split(doc, p.Chunking)
-	p.stage("chunk", start)
+	p.stage(metrics.StageChunk, start)
 	if len(chunks) == 0 {
 		return worker.Permanent(fmt.Errorf("ingest: %w", extract.ErrEmpty))
 	}
@@ -175,7 +176,7 @@ func (p *Pipeline) store(ctx context.Context, j *job.Job, doc *extract.Document,
 	if err != nil {
 		return err
 	}
-	p.stage("embed", start)
+	p.stage(metrics.StageEmbed, start)
 	rows := make([]docstore.Chunk, len(chunks))
 	for i, c := range chunks {
 		rows[i] = docstore.Chunk{Ordinal: c.Ordinal, Content: c.Content, TokenCount: c.TokenCount, Page: c.Page, Heading: c.Heading, Embedding: vectors[i]}
@@ -184,7 +185,7 @@ func (p *Pipeline) store(ctx context.Context, j *job.Job, doc *extract.Document,
 	if err := p.Docs.Complete(ctx, j.DocumentID, docstore.Completion{Title: doc.Title, EmbeddingModel: p.Embedder.Model(), Chunks: rows}); err != nil {
 		return mapStoreError(err)
 	}
-	p.stage("store", start)
+	p.stage(metrics.StageStore, start)
 	rep.Result(func(st *job.Status) {
 		st.DocumentID, st.ChunkCount = j.DocumentID, len(rows)
 	})
@@ -242,12 +243,12 @@ func (p *Pipeline) reindex(ctx context.Context, j *job.Job) error {
 	if err != nil {
 		return err
 	}
-	p.stage("embed", start)
+	p.stage(metrics.StageEmbed, start)
 	start = time.Now()
 	if err := p.Docs.ReplaceEmbeddings(ctx, j.DocumentID, p.Embedder.Model(), ordinals, vectors); err != nil {
 		return mapStoreError(err)
 	}
-	p.stage("store", start)
+	p.stage(metrics.StageStore, start)
 	rep.Result(func(st *job.Status) { st.DocumentID, st.ChunkCount = j.DocumentID, len(stored) })
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/quirehq/quire/shared/doctype"
 	"github.com/quirehq/quire/shared/job"
+	"github.com/quirehq/quire/shared/metrics"
 	"github.com/quirehq/quire/worker-service/internal/extract"
 	"github.com/quirehq/quire/worker-service/internal/webfetch"
 	"github.com/quirehq/quire/worker-service/internal/worker"
@@ -49,7 +50,7 @@ func (p *Pipeline) Webpage(ctx context.Context, j *job.Job) error {
 	if err != nil {
 		return err
 	}
-	p.stage("read", start)
+	p.stage(metrics.StageRead, start)
 	if err := rep.Progress(ctx, progressExtract, "extracting text"); err != nil {
 		return err
 	}
@@ -62,7 +63,7 @@ func (p *Pipeline) Webpage(ctx context.Context, j *job.Job) error {
 		return extractError(ctx, fmt.Errorf("ingest: extract %s: %w", page.URL, err))
 	}
 
-	p.stage("extract", start)
+	p.stage(metrics.StageExtract, start)
 	sum := textSHA256(doc)
 	kept, err := p.keepUnchanged(ctx, j, doc, sum)
 	if err != nil {

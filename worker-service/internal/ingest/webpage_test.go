@@ -2,6 +2,7 @@ package ingest_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -91,16 +92,20 @@ func newEnv(t *testing.T, o envOptions) *env {
 		t.Cleanup(func() { p.UploadDeletes.Close(context.Background()) })
 	}
 	mux := worker.NewMux()
-	mux.Register(job.KindDocument, worker.HandlerFunc(p.Document))
-	mux.Register(job.KindWebpage, worker.HandlerFunc(p.Webpage))
-	mux.Register(job.KindCrawl, worker.HandlerFunc(p.Crawl))
+	if err := errors.Join(
+		mux.Register(job.KindDocument, worker.HandlerFunc(p.Document)),
+		mux.Register(job.KindWebpage, worker.HandlerFunc(p.Webpage)),
+		mux.Register(job.KindCrawl, worker.HandlerFunc(p.Crawl)),
+	); err != nil {
+		t.Fatal(err)
+	}
 	retry := o.retry
 	if retry == nil {
 		retry = func(int) time.Duration { return 100 * time.Millisecond }
 	}
 	w := worker.New(worker.Config{
 		Slots:      map[job.Priority]int{job.PriorityHigh: 4, job.PriorityLow: 4},
-		MaxRetries: 3, Retry: retry, AckWait: 30 * time.Second, FetchExpiry: 500 * time.Millisecond,
+		MaxRetries: 3, Retry: retry, FetchExpiry: 500 * time.Millisecond,
 	}, worker.Deps{JetStream: js, Statuses: statuses, Handler: mux, Failures: p, Prefetch: p, Logger: log})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

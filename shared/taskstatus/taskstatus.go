@@ -139,18 +139,30 @@ func isWrongSeq(err error) bool {
 		(errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence)
 }
 
-// Watch sends each new status of a task to the returned channel until ctx ends. The current
-// status is sent first.
-func (s *Store) Watch(ctx context.Context, taskID string) (<-chan *job.Status, error) {
+// Change is one change of a task's status seen by [Store.Watch]: the status written at
+// Revision, or, when Deleted, the status's removal (deleted, purged, or expired after
+// RESULT_TTL), with Status nil.
+type Change struct {
+	Status   *job.Status
+	Revision uint64
+	Deleted  bool
+}
+
+// Watch sends the changes of a task's status to the returned channel until ctx ends: its
+// current status first, if it has one, then each status written after it, in order. The
+// channel is closed when ctx ends or the watch fails (NATS gone); a watcher that falls behind
+// holds up only its own channel. A value that does not decode as a status is skipped.
+func (s *Store) Watch(ctx context.Context, taskID string) (<-chan Change, error) {
 	w, err := s.kv.Watch(ctx, taskID)
 	if err != nil {
 		return nil, fmt.Errorf("taskstatus: watch %s: %w", taskID, err)
 	}
-	out := make(chan *job.Status, 1)
+	out := make(chan Change, 1)
 	go func() {
 		defer close(out)
 		defer func() { _ = w.Stop() }()
 		for {
+			var ch Change
 			select {
 			case <-ctx.Done():
 				return
@@ -158,18 +170,25 @@ func (s *Store) Watch(ctx context.Context, taskID string) (<-chan *job.Status, e
 				if !ok {
 					return
 				}
-				if e == nil || e.Operation() != jetstream.KeyValuePut {
+				if e == nil {
+					// The marker after the current value: nothing to send.
 					continue
 				}
-				var st job.Status
-				if json.Unmarshal(e.Value(), &st) != nil {
-					continue
+				ch.Revision = e.Revision()
+				if e.Operation() != jetstream.KeyValuePut {
+					ch.Deleted = true
+				} else {
+					var st job.Status
+					if json.Unmarshal(e.Value(), &st) != nil {
+						continue
+					}
+					ch.Status = &st
 				}
-				select {
-				case out <- &st:
-				case <-ctx.Done():
-					return
-				}
+			}
+			select {
+			case out <- ch:
+			case <-ctx.Done():
+				return
 			}
 		}
 	}()

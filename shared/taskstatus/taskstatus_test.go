@@ -135,3 +135,76 @@ func TestTrackerSeesCancellation(t *testing.T) {
 		t.Fatalf("tracker status = %s, want REVOKED", got.State)
 	}
 }
+
+func TestWatchSendsTheCurrentStatusThenEveryChangeInOrder(t *testing.T) {
+	st := newStore(t, time.Hour)
+	ctx := t.Context()
+	if err := st.Create(ctx, &job.Status{TaskID: "w1", State: job.StatePending, TenantID: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	changes, err := st.Watch(ctx, "w1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := func() taskstatus.Change {
+		t.Helper()
+		select {
+		case c, ok := <-changes:
+			if !ok {
+				t.Fatal("watch closed early")
+			}
+			return c
+		case <-time.After(5 * time.Second):
+			t.Fatal("no change within 5s")
+		}
+		return taskstatus.Change{}
+	}
+	first := next()
+	if first.Status == nil || first.Status.State != job.StatePending || first.Revision == 0 {
+		t.Fatalf("first change = %+v, want the current PENDING status", first)
+	}
+	for _, state := range []job.State{job.StateProgress, job.StateSuccess} {
+		if _, err := st.Update(ctx, "w1", func(s *job.Status) error { s.State = state; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prev := first.Revision
+	for _, want := range []job.State{job.StateProgress, job.StateSuccess} {
+		c := next()
+		if c.Status == nil || c.Status.State != want || c.Revision <= prev {
+			t.Fatalf("change = %+v (status %+v), want %s after revision %d", c, c.Status, want, prev)
+		}
+		prev = c.Revision
+	}
+	if err := st.Delete(ctx, "w1"); err != nil {
+		t.Fatal(err)
+	}
+	if c := next(); !c.Deleted || c.Status != nil {
+		t.Fatalf("change after Delete = %+v, want Deleted", c)
+	}
+}
+
+func TestWatchOfATaskWithoutStatusWaitsForItsFirst(t *testing.T) {
+	st := newStore(t, time.Hour)
+	ctx := t.Context()
+	changes, err := st.Watch(ctx, "later")
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case c := <-changes:
+		t.Fatalf("change before any status: %+v", c)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if err := st.Create(ctx, &job.Status{TaskID: "later", State: job.StatePending}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case c := <-changes:
+		if c.Status == nil || c.Status.TaskID != "later" {
+			t.Fatalf("change = %+v", c)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no change after Create")
+	}
+}

@@ -81,6 +81,8 @@ func run(ctx context.Context) error {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 	}
+	// Event streams never end by themselves: Shutdown ends them rather than wait for them.
+	httpSrv.RegisterOnShutdown(srv.StopStreams)
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	var bg sync.WaitGroup
 	bg.Go(func() { srv.RunSweeper(sweepCtx, cfg.SweepInterval, cfg.OutboxMinAge) })

@@ -43,6 +43,12 @@ type env struct {
 
 func newEnv(t *testing.T, maxUpload int64) *env {
 	t.Helper()
+	return newEnvWith(t, api.Config{MaxUploadBytes: maxUpload})
+}
+
+// newEnvWith is newEnv with cfg (its tokens are the tests' own).
+func newEnvWith(t *testing.T, cfg api.Config) *env {
+	t.Helper()
 	ns := natstest.Run(t)
 	nc, js := natstest.Connect(t, ns)
 	top, err := jobqueue.Ensure(t.Context(), js, jobqueue.Config{})
@@ -58,11 +64,9 @@ func newEnv(t *testing.T, maxUpload int64) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := api.New(api.Config{
-		Tokens:         map[string]string{tokenAcme: "acme", tokenOther: "other"},
-		AdminToken:     tokenAdmin,
-		MaxUploadBytes: maxUpload,
-	}, api.Deps{
+	cfg.Tokens = map[string]string{tokenAcme: "acme", tokenOther: "other"}
+	cfg.AdminToken = tokenAdmin
+	a := api.New(cfg, api.Deps{
 		NATS: nc, JetStream: js, Uploads: top.Uploads, Statuses: taskstatus.New(top.Tasks, js, time.Hour),
 		Docs: docs, Idempotency: top.Idempotency, Embedder: emb, Logger: slog.New(slog.NewTextHandler(t.Output(), nil)),
 	})

@@ -222,6 +222,10 @@ func (sc specChecker) check(t *testing.T, method, template string, status int, c
 		t.Errorf("%s %s %d: content type %q is not documented", method, path, status, contentType)
 		return
 	}
+	if strings.HasPrefix(contentType, "text/event-stream") {
+		sc.checkEvents(t, method, path, status, body)
+		return
+	}
 	var v any
 	if err := json.Unmarshal(body, &v); err != nil {
 		t.Errorf("%s %s %d: body is not JSON: %q", method, path, status, body)
@@ -229,5 +233,31 @@ func (sc specChecker) check(t *testing.T, method, template string, status int, c
 	}
 	if err := sc.doc.ValidateSchemaJSON(mt.Schema.Value, v, openapi3.VisitAsResponse(), openapi3.MultiErrors()); err != nil {
 		t.Errorf("%s %s %d: body does not match the documented schema: %v\nbody: %s", method, path, status, err, body)
+	}
+}
+
+// checkEvents validates the data of every event of an event stream against the Task schema,
+// the status JSON every stream's events carry.
+func (sc specChecker) checkEvents(t *testing.T, method, path string, status int, body []byte) {
+	t.Helper()
+	task := sc.doc.Components.Schemas["Task"]
+	n := 0
+	for line := range strings.Lines(string(body)) {
+		data, ok := strings.CutPrefix(strings.TrimRight(line, "\n"), "data: ")
+		if !ok {
+			continue
+		}
+		n++
+		var v any
+		if err := json.Unmarshal([]byte(data), &v); err != nil {
+			t.Errorf("%s %s %d: event data is not JSON: %q", method, path, status, data)
+			continue
+		}
+		if err := sc.doc.ValidateSchemaJSON(task.Value, v, openapi3.VisitAsResponse(), openapi3.MultiErrors()); err != nil {
+			t.Errorf("%s %s %d: event data does not match the Task schema: %v\ndata: %s", method, path, status, err, data)
+		}
+	}
+	if n == 0 {
+		t.Errorf("%s %s %d: event stream without an event: %q", method, path, status, body)
 	}
 }

@@ -100,6 +100,7 @@ func TestEveryRouteAuthTable(t *testing.T) {
 		{method: "POST", template: "/api/v1/documents/:id/reindex", path: fmt.Sprintf("/api/v1/documents/%d/reindex", reindexed.ID), want: 202, owned: true},
 		{method: "DELETE", template: "/api/v1/documents/:id", path: "/api/v1/documents/" + deleteDoc, want: 200, owned: true},
 		{method: "GET", template: "/api/v1/tasks/:task_id", path: "/api/v1/tasks/" + done.TaskID, want: 200, owned: true},
+		{method: "GET", template: "/api/v1/tasks/:task_id/events", path: "/api/v1/tasks/" + done.TaskID + "/events", want: 200, owned: true, ownerSees: `"state":"SUCCESS"`},
 		{method: "DELETE", template: "/api/v1/tasks/:task_id", path: "/api/v1/tasks/" + cancelTask, want: 200, owned: true},
 		{method: "GET", template: "/api/v1/dlq", path: "/api/v1/dlq", want: 200, ownerSees: "dead-retry", notLeaked: func(t *testing.T, raw []byte) {
 			if strings.Contains(string(raw), "dead-") {

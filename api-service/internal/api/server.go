@@ -6,6 +6,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -34,6 +35,9 @@ type Config struct {
 	// RateLimit rounded up, at least 1). Over the limit a request gets 429 with Retry-After.
 	RateLimit float64
 	RateBurst int
+	// EventKeepAlive is how often an idle event stream sends a keep-alive comment (default
+	// 15s).
+	EventKeepAlive time.Duration
 }
 
 // Deps are the API's connections.
@@ -73,6 +77,10 @@ type Server struct {
 	metricsHandler http.Handler
 	httpMetrics    *metrics.API
 	queueStats     *metrics.QueueCollector
+
+	// streamsDone ends the open event streams (events.go) once closed by StopStreams.
+	streamsDone chan struct{}
+	stopStreams sync.Once
 }
 
 // New returns a Server with every route registered.
@@ -80,12 +88,15 @@ func New(cfg Config, d Deps) *Server {
 	if cfg.MaxUploadBytes <= 0 {
 		cfg.MaxUploadBytes = 50 << 20
 	}
+	if cfg.EventKeepAlive <= 0 {
+		cfg.EventKeepAlive = defaultEventKeepAlive
+	}
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
 		cfg: cfg, nc: d.NATS, js: d.JetStream, uploads: d.Uploads, statuses: d.Statuses, docs: d.Docs,
-		idem: d.Idempotency, embedder: d.Embedder, log: d.Logger, now: time.Now,
+		idem: d.Idempotency, embedder: d.Embedder, log: d.Logger, now: time.Now, streamsDone: make(chan struct{}),
 	}
 	if d.JetStream != nil && d.Uploads != nil {
 		s.objects = jobqueue.NewObjectPutter(d.JetStream, d.Uploads, job.UploadsBucket)
@@ -131,6 +142,7 @@ func New(cfg Config, d Deps) *Server {
 	v1.GET("/documents/:id/chunks", s.listChunks)
 	v1.POST("/documents/:id/reindex", s.idempotent(), s.reindexDocument)
 	v1.GET("/tasks/:task_id", s.getTask)
+	v1.GET("/tasks/:task_id/events", s.taskEvents)
 	v1.DELETE("/tasks/:task_id", s.cancelTask)
 	v1.GET("/dlq", s.listDeadLetters)
 	v1.POST("/dlq/:id/retry", s.idempotent(), s.retryDeadLetter)

@@ -47,7 +47,7 @@ func newEnv(t *testing.T, maxUpload int64) *env {
 }
 
 // newEnvWith is newEnv with cfg (its tokens are the tests' own).
-func newEnvWith(t *testing.T, cfg api.Config) *env {
+func newEnvWith(t testing.TB, cfg api.Config) *env {
 	t.Helper()
 	ns := natstest.Run(t)
 	nc, js := natstest.Connect(t, ns)

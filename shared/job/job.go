@@ -27,6 +27,8 @@ const (
 	// KindReindex re-embeds a completed document's stored chunks with the current embeddings
 	// model, without extracting it again (POST /api/v1/documents/{id}/reindex).
 	KindReindex Kind = "reindex"
+	// KindWebhook delivers one event to one webhook endpoint (always on medium).
+	KindWebhook Kind = "webhook"
 )
 
 // MaxKindLen is the longest valid kind.
@@ -144,6 +146,9 @@ type Job struct {
 	// Reindex marks a document job written before reindex became its own kind
 	// ([KindReindex]); workers still run such jobs as reindex jobs.
 	Reindex bool `json:"reindex,omitempty"`
+	// CallbackURL, if set, receives the task's final event (task.succeeded, task.failed,
+	// task.revoked) as a webhook delivery.
+	CallbackURL string `json:"callback_url,omitempty"`
 	// Args is the payload of a kind whose fields are not the ones above: a JSON value the
 	// kind's handler decodes into its own type.
 	Args json.RawMessage `json:"args,omitempty"`

@@ -119,6 +119,8 @@ type Fetcher struct {
 	// siteClient shares client's transport but follows only redirects that stay on the
 	// site of the first request (for crawls).
 	siteClient *http.Client
+	// noRedirect shares client's transport and follows no redirect (for Post).
+	noRedirect *http.Client
 }
 
 // New returns a Fetcher for cfg (defaults applied).
@@ -149,6 +151,10 @@ func New(cfg Config) *Fetcher {
 	f.client = &http.Client{
 		Transport:     transport,
 		CheckRedirect: f.checkRedirect,
+	}
+	f.noRedirect = &http.Client{
+		Transport:     transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	f.siteClient = &http.Client{
 		Transport: transport,

@@ -23,6 +23,7 @@ import (
 	"github.com/quirehq/quire/worker-service/internal/extract"
 	"github.com/quirehq/quire/worker-service/internal/ingest"
 	"github.com/quirehq/quire/worker-service/internal/webfetch"
+	"github.com/quirehq/quire/worker-service/internal/webhook"
 	"github.com/quirehq/quire/worker-service/internal/worker"
 )
 
@@ -117,6 +118,8 @@ func run(ctx context.Context) error {
 		mux.Register(job.KindDocument, faultHook(cfg, log, worker.HandlerFunc(pipeline.Document))),
 		mux.Register(job.KindWebpage, faultHook(cfg, log, worker.HandlerFunc(pipeline.Webpage))),
 		mux.Register(job.KindCrawl, faultHook(cfg, log, worker.HandlerFunc(pipeline.Crawl))),
+		// Deliveries go through the fetcher's SSRF guard (WEBPAGE_ALLOW_PRIVATE lifts it).
+		mux.Register(job.KindWebhook, &webhook.Handler{Secrets: docs, Poster: fetcher, Logger: log}),
 	); err != nil {
 		return err
 	}

@@ -34,6 +34,10 @@ type config struct {
 	SweepInterval time.Duration `envconfig:"OUTBOX_SWEEP_INTERVAL" default:"15s"`
 	OutboxMinAge  time.Duration `envconfig:"OUTBOX_MIN_AGE" default:"30s"`
 
+	// WebpageAllowPrivate lets webhook endpoints and callback_url point at private, loopback
+	// and link-local addresses (tests and on-prem), as it lets workers fetch them.
+	WebpageAllowPrivate bool `envconfig:"WEBPAGE_ALLOW_PRIVATE" default:"false"`
+
 	// RateLimit is each tenant's requests per second on /api/v1 (0: no limit); RateBurst the
 	// burst above it (0: RateLimit rounded up, at least 1).
 	RateLimit float64 `envconfig:"API_RATE_LIMIT" default:"0"`

@@ -67,7 +67,7 @@ func run(ctx context.Context) error {
 
 	srv := api.New(api.Config{
 		Tokens: tokens, AdminToken: cfg.AdminToken, MaxUploadBytes: cfg.MaxUploadBytes,
-		RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst,
+		RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst, AllowPrivate: cfg.WebpageAllowPrivate,
 	}, api.Deps{
 		NATS: nc, JetStream: js, Uploads: top.Uploads, Statuses: taskstatus.New(top.Tasks, js, cfg.ResultTTL),
 		Docs: docs, Idempotency: top.Idempotency, Embedder: emb, Logger: log,
@@ -86,6 +86,7 @@ func run(ctx context.Context) error {
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	var bg sync.WaitGroup
 	bg.Go(func() { srv.RunSweeper(sweepCtx, cfg.SweepInterval, cfg.OutboxMinAge) })
+	bg.Go(func() { srv.RunDispatcher(sweepCtx, 0) })
 	defer func() { stopSweep(); bg.Wait() }()
 
 	errc := make(chan error, 1)

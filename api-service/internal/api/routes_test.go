@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/quirehq/quire/shared/docstore"
 )
 
 // doRaw sends req and returns the response with its body.
@@ -80,6 +82,10 @@ func TestEveryRouteAuthTable(t *testing.T) {
 	cancelTask := up["task_id"].(string)
 	_, up = e.upload(t, tokenAcme, "7", "delete-me.txt", []byte("to be deleted\n"), nil)
 	deleteDoc := jsonNumber(up["id"])
+	hook := &docstore.Webhook{TenantID: "acme", URL: "https://hooks.example.com/quire", Events: []string{"task.failed"}, Secret: "whsec_acme"}
+	if err := e.docs.CreateWebhook(t.Context(), hook); err != nil {
+		t.Fatal(err)
+	}
 	e.deadLetter(t, "acme", "dead-retry")
 	e.deadLetter(t, "acme", "dead-delete")
 	const retrySeq, deleteSeq = "1", "2"
@@ -102,6 +108,13 @@ func TestEveryRouteAuthTable(t *testing.T) {
 		{method: "GET", template: "/api/v1/tasks/:task_id", path: "/api/v1/tasks/" + done.TaskID, want: 200, owned: true},
 		{method: "GET", template: "/api/v1/tasks/:task_id/events", path: "/api/v1/tasks/" + done.TaskID + "/events", want: 200, owned: true, ownerSees: `"state":"SUCCESS"`},
 		{method: "DELETE", template: "/api/v1/tasks/:task_id", path: "/api/v1/tasks/" + cancelTask, want: 200, owned: true},
+		{method: "POST", template: "/api/v1/webhooks", path: "/api/v1/webhooks", body: jsonBody(`{"url":"https://93.184.215.14/hooks/quire"}`), want: 201, ownerSees: `"secret":"whsec_`},
+		{method: "GET", template: "/api/v1/webhooks", path: "/api/v1/webhooks", want: 200, ownerSees: "hooks.example.com", notLeaked: func(t *testing.T, raw []byte) {
+			if strings.Contains(string(raw), "hooks.example.com") {
+				t.Errorf("another tenant sees acme's webhooks: %s", raw)
+			}
+		}},
+		{method: "DELETE", template: "/api/v1/webhooks/:id", path: fmt.Sprintf("/api/v1/webhooks/%d", hook.ID), want: 200, owned: true},
 		{method: "GET", template: "/api/v1/dlq", path: "/api/v1/dlq", want: 200, ownerSees: "dead-retry", notLeaked: func(t *testing.T, raw []byte) {
 			if strings.Contains(string(raw), "dead-") {
 				t.Errorf("another tenant sees acme's dead letters: %s", raw)

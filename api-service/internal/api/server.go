@@ -35,6 +35,9 @@ type Config struct {
 	// RateLimit rounded up, at least 1). Over the limit a request gets 429 with Retry-After.
 	RateLimit float64
 	RateBurst int
+	// AllowPrivate lifts the address rule for webhook endpoints and callback_url
+	// (WEBPAGE_ALLOW_PRIVATE): loopback, private and link-local addresses are accepted.
+	AllowPrivate bool
 	// EventKeepAlive is how often an idle event stream sends a keep-alive comment (default
 	// 15s).
 	EventKeepAlive time.Duration
@@ -144,6 +147,9 @@ func New(cfg Config, d Deps) *Server {
 	v1.GET("/tasks/:task_id", s.getTask)
 	v1.GET("/tasks/:task_id/events", s.taskEvents)
 	v1.DELETE("/tasks/:task_id", s.cancelTask)
+	v1.POST("/webhooks", s.idempotent(), s.createWebhook)
+	v1.GET("/webhooks", s.listWebhooks)
+	v1.DELETE("/webhooks/:id", s.deleteWebhook)
 	v1.GET("/dlq", s.listDeadLetters)
 	v1.POST("/dlq/:id/retry", s.idempotent(), s.retryDeadLetter)
 	v1.DELETE("/dlq/:id", s.deleteDeadLetter)

@@ -86,6 +86,7 @@ func (s *Server) upload(c *gin.Context) {
 		priority = job.PriorityHigh
 		force    bool
 	)
+	var callbackRaw string
 	cleanup := func() {
 		if up != nil {
 			_, _ = up.put.Wait() // removed once stored, not while its messages are in flight
@@ -124,6 +125,14 @@ func (s *Server) upload(c *gin.Context) {
 				s.fail(c, errBadRequest("priority must be high, medium or low"))
 				return
 			}
+		case "callback_url":
+			b, err := io.ReadAll(io.LimitReader(part, maxURLLength+1))
+			if err != nil {
+				cleanup()
+				s.fail(c, bodyError(err, s.cfg.MaxUploadBytes))
+				return
+			}
+			callbackRaw = string(b)
 		case "force":
 			v, err := readField(part)
 			if err == nil {
@@ -141,13 +150,19 @@ func (s *Server) upload(c *gin.Context) {
 		s.fail(c, errBadRequest("multipart field \"file\" is missing"))
 		return
 	}
+	callback, err := s.checkCallbackURL(ctx, tenant, callbackRaw)
+	if err != nil {
+		cleanup()
+		s.fail(c, err)
+		return
+	}
 	doc := &docstore.Document{
 		TenantID: tenant, AgentID: agent, Kind: job.KindDocument, Filename: up.filename,
 		ContentType: up.typ.ContentType(), SizeBytes: up.size, SHA256: up.sha256, TaskID: taskID, Priority: string(priority),
 	}
 	j := &job.Job{
 		TaskID: taskID, Kind: job.KindDocument, TenantID: tenant, AgentID: agent, Priority: priority,
-		Object: taskID, Filename: up.filename, ContentType: doc.ContentType, Upload: up.ref,
+		Object: taskID, Filename: up.filename, ContentType: doc.ContentType, Upload: up.ref, CallbackURL: callback,
 	}
 	dupID, err := s.enqueueUpload(ctx, doc, j, !force, up.put)
 	if err != nil {

@@ -31,14 +31,16 @@ const (
 )
 
 type webpageRequest struct {
-	URL      string `json:"url"`
-	Priority string `json:"priority"`
+	URL         string `json:"url"`
+	Priority    string `json:"priority"`
+	CallbackURL string `json:"callback_url"`
 }
 
 type crawlRequest struct {
-	URL      string `json:"url"`
-	MaxPages *int   `json:"max_pages"`
-	MaxDepth *int   `json:"max_depth"`
+	URL         string `json:"url"`
+	MaxPages    *int   `json:"max_pages"`
+	MaxDepth    *int   `json:"max_depth"`
+	CallbackURL string `json:"callback_url"`
 }
 
 // crawlResponse is the 202 answer to a crawl: the crawl task and the bounds it runs with.
@@ -74,6 +76,11 @@ func (s *Server) webpage(c *gin.Context) {
 			return
 		}
 	}
+	callback, err := s.checkCallbackURL(c.Request.Context(), tenant, req.CallbackURL)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
 	if !s.nc.IsConnected() {
 		s.fail(c, errUnavailable)
 		return
@@ -83,7 +90,8 @@ func (s *Server) webpage(c *gin.Context) {
 	doc := &docstore.Document{
 		TenantID: tenant, AgentID: agent, Kind: job.KindWebpage, URL: pageURL, TaskID: taskID, Priority: string(priority),
 	}
-	j := &job.Job{TaskID: taskID, Kind: job.KindWebpage, TenantID: tenant, AgentID: agent, Priority: priority, URL: pageURL}
+	j := &job.Job{TaskID: taskID, Kind: job.KindWebpage, TenantID: tenant, AgentID: agent, Priority: priority, URL: pageURL,
+		CallbackURL: callback}
 	if err := s.enqueue(c.Request.Context(), doc, j); err != nil {
 		s.fail(c, err)
 		return
@@ -127,6 +135,11 @@ func (s *Server) crawl(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	callback, err := s.checkCallbackURL(c.Request.Context(), tenant, req.CallbackURL)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
 	if !s.nc.IsConnected() {
 		s.fail(c, errUnavailable)
 		return
@@ -138,7 +151,7 @@ func (s *Server) crawl(c *gin.Context) {
 	}
 	j := &job.Job{
 		TaskID: taskID, Kind: job.KindCrawl, TenantID: tenant, AgentID: agent, Priority: job.PriorityLow, URL: pageURL,
-		MaxPages: maxPages, MaxDepth: maxDepth,
+		MaxPages: maxPages, MaxDepth: maxDepth, CallbackURL: callback,
 	}
 	if err := s.enqueue(c.Request.Context(), doc, j); err != nil {
 		s.fail(c, err)

@@ -94,25 +94,26 @@ func run(ctx context.Context) error {
 	fetcher := webfetch.New(webfetch.Config{AllowPrivate: cfg.WebpageAllowPrivate})
 	defer fetcher.CloseIdleConnections()
 	hosts := webfetch.NewHostLimiter(webfetch.DefaultPerHost, webfetch.DefaultDelay)
-	pipeline := &ingest.Pipeline{
-		Docs: docs, Uploads: top.Uploads, Extractor: ex, Embedder: emb,
-		Chunking:  chunk.Options{Size: cfg.ChunkSize, Overlap: cfg.ChunkOverlap, Counter: counter},
-		BatchSize: cfg.EmbeddingsBatchSize, Logger: log,
-		Fetcher: fetcher, Crawler: webfetch.NewCrawler(fetcher, webfetch.CrawlConfig{Limiter: hosts}), Hosts: hosts,
-		Jobs: js, Statuses: statuses, Streams: js,
-	}
 	// Closed before docs (deferred after it): the last marks are written.
-	pipeline.Processing = batch.NewIDs(docs.MarkProcessingMany, log, "mark documents processing", processingMarkGather)
-	defer pipeline.Processing.Close(context.Background())
-	pipeline.UploadDeletes = batch.New(pipeline.DeleteUploads, log, "delete processed uploads", processingMarkGather)
-	defer pipeline.UploadDeletes.Close(context.Background())
-	pipeline.Embedder = meterEmbedder(emb, cfg.EmbeddingsProvider, pipeline.Chunking.WithDefaults().Counter, wm)
-	pipeline.Stages = stageObserver{wm}
+	records := &ingest.Records{Docs: docs, Logger: log,
+		Processing: batch.NewIDs(docs.MarkProcessingMany, log, "mark documents processing", processingMarkGather)}
+	defer records.Processing.Close(context.Background())
+	chunking := chunk.Options{Size: cfg.ChunkSize, Overlap: cfg.ChunkOverlap, Counter: counter}
+	indexer := &ingest.Indexer{
+		Records: records, Chunking: chunking, BatchSize: cfg.EmbeddingsBatchSize, Stages: stageObserver{wm},
+		Embedder: meterEmbedder(emb, cfg.EmbeddingsProvider, chunking.WithDefaults().Counter, wm),
+	}
+	documents := &ingest.DocumentHandler{Indexer: indexer, Uploads: top.Uploads, Extractor: ex, Streams: js, Jobs: js}
+	documents.UploadDeletes = batch.New(documents.DeleteUploads, log, "delete processed uploads", processingMarkGather)
+	defer documents.UploadDeletes.Close(context.Background())
 	mux := worker.NewMux()
+	mux.Use(func(h worker.Handler) worker.Handler { return faultHook(cfg, log, h) })
 	if err := errors.Join(
-		mux.Register(job.KindDocument, faultHook(cfg, log, worker.HandlerFunc(pipeline.Document))),
-		mux.Register(job.KindWebpage, faultHook(cfg, log, worker.HandlerFunc(pipeline.Webpage))),
-		mux.Register(job.KindCrawl, faultHook(cfg, log, worker.HandlerFunc(pipeline.Crawl))),
+		mux.Register(job.KindDocument, documents),
+		mux.Register(job.KindWebpage, &ingest.WebpageHandler{Indexer: indexer, Extractor: ex, Fetcher: fetcher, Hosts: hosts, Statuses: statuses}),
+		mux.Register(job.KindCrawl, &ingest.CrawlHandler{Records: records, Jobs: js, Statuses: statuses,
+			Crawler: webfetch.NewCrawler(fetcher, webfetch.CrawlConfig{Limiter: hosts})}),
+		mux.Register(job.KindReindex, &ingest.ReindexHandler{Indexer: indexer}),
 	); err != nil {
 		return err
 	}
@@ -126,7 +127,7 @@ func run(ctx context.Context) error {
 		ProgressInterval: cfg.ProgressInterval,
 	}, worker.Deps{
 		JetStream: js, Statuses: statuses,
-		Handler: mux, Failures: pipeline, Prefetch: pipeline, Logger: log,
+		Handler: mux, Logger: log,
 		Observer: jobObserver{wm},
 	})
 

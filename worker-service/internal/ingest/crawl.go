@@ -14,6 +14,7 @@ import (
 
 	"github.com/quirehq/quire/shared/docstore"
 	"github.com/quirehq/quire/shared/job"
+	"github.com/quirehq/quire/shared/taskstatus"
 	"github.com/quirehq/quire/worker-service/internal/webfetch"
 	"github.com/quirehq/quire/worker-service/internal/worker"
 )
@@ -26,7 +27,18 @@ const (
 	MaxCrawlDepth     = 10
 )
 
-// Crawl handles a crawl job. It discovers the pages of j.URL's site with the Crawler
+// CrawlHandler handles crawl jobs.
+type CrawlHandler struct {
+	*Records
+	// Crawler discovers the pages.
+	Crawler *webfetch.Crawler
+	// Jobs publishes the webpage jobs a crawl fans out.
+	Jobs jetstream.Publisher
+	// Statuses keeps the page counters of crawl tasks.
+	Statuses *taskstatus.Store
+}
+
+// Handle handles a crawl job. It discovers the pages of j.URL's site with the Crawler
 // (robots.txt respected, sitemaps read, normalised URLs de-duplicated, per-host politeness,
 // at most j.MaxPages pages within j.MaxDepth links; 0 means 50 pages and depth 2, capped at
 // 1000 and 10) and fans out one webpage job per page on the low queue, each with its own
@@ -48,7 +60,7 @@ const (
 //
 // A redelivered crawl runs again without duplicating pages: a page's task id is derived from
 // the crawl's task id and the page URL, so pages already fanned out are recognised.
-func (p *Pipeline) Crawl(ctx context.Context, j *job.Job) error {
+func (p *CrawlHandler) Handle(ctx context.Context, j *job.Job) error {
 	rep := worker.ReporterFrom(ctx)
 	if done, err := p.begin(ctx, j); done || err != nil {
 		return err
@@ -116,7 +128,7 @@ func crawlError(ctx context.Context, err error) error {
 // queued by this crawl (now, or by an earlier attempt of it). The crawl's counters move with
 // it: discovered and queued before the publish (so a fast page never shows done > queued),
 // queued taken back if the page was not queued after all.
-func (p *Pipeline) enqueuePage(ctx context.Context, crawl *job.Job, v webfetch.Visit) (bool, error) {
+func (p *CrawlHandler) enqueuePage(ctx context.Context, crawl *job.Job, v webfetch.Visit) (bool, error) {
 	if err := p.updateCrawl(ctx, crawl, func(c *job.CrawlCounts) { c.Discovered++; c.Queued++ }); err != nil {
 		return false, err
 	}
@@ -134,7 +146,7 @@ func (p *Pipeline) enqueuePage(ctx context.Context, crawl *job.Job, v webfetch.V
 // agent's existing row for the URL handed to this job), a PENDING status and the job on low.
 // It reports false, having undone its writes, when a job is already on the page or the
 // publish was a duplicate within the window.
-func (p *Pipeline) fanOut(ctx context.Context, crawl *job.Job, v webfetch.Visit) (bool, error) {
+func (p *CrawlHandler) fanOut(ctx context.Context, crawl *job.Job, v webfetch.Visit) (bool, error) {
 	taskID := pageTaskID(crawl.TaskID, v.URL)
 	child := &job.Job{
 		TaskID: taskID, Kind: job.KindWebpage, TenantID: crawl.TenantID, AgentID: crawl.AgentID,
@@ -224,7 +236,7 @@ func (p *Pipeline) fanOut(ctx context.Context, crawl *job.Job, v webfetch.Visit)
 
 // publishPage publishes a page's job to its stream with Nats-Msg-Id msgID and reports whether
 // the stream dropped it as a duplicate.
-func (p *Pipeline) publishPage(ctx context.Context, j *job.Job, msgID string) (duplicate bool, err error) {
+func (p *CrawlHandler) publishPage(ctx context.Context, j *job.Job, msgID string) (duplicate bool, err error) {
 	body, err := j.Encode()
 	if err != nil {
 		return false, err
@@ -242,7 +254,7 @@ func (p *Pipeline) publishPage(ctx context.Context, j *job.Job, msgID string) (d
 }
 
 // updateCrawl applies fn to the crawl task's page counters.
-func (p *Pipeline) updateCrawl(ctx context.Context, crawl *job.Job, fn func(c *job.CrawlCounts)) error {
+func (p *CrawlHandler) updateCrawl(ctx context.Context, crawl *job.Job, fn func(c *job.CrawlCounts)) error {
 	_, err := p.Statuses.Update(ctx, crawl.TaskID, func(st *job.Status) error {
 		if st.State == job.StateRevoked {
 			return worker.ErrRevoked

@@ -36,13 +36,13 @@ func (b blockingEmbedder) Embed(ctx context.Context, texts []string) ([][]float3
 func TestBatchedProcessingMarksAndUploadDeletes(t *testing.T) {
 	e := newEnv(t, envOptions{batchedMarks: true})
 	started, release := make(chan string, 8), make(chan struct{})
-	e.pipeline.Embedder = blockingEmbedder{Embedder: e.pipeline.Embedder, started: started, release: release}
+	e.indexer.Embedder = blockingEmbedder{Embedder: e.indexer.Embedder, started: started, release: release}
 
 	var jobs []*job.Job
 	for i, text := range []string{"Quire marks documents it works on.", "Marks are written in batches."} {
 		j := &job.Job{Kind: job.KindDocument, Filename: "notes.txt", ContentType: "text/plain", TaskID: "mark-" + string(rune('a'+i))}
 		j.Object = j.TaskID
-		if _, err := e.pipeline.Uploads.PutBytes(t.Context(), j.Object, []byte(text)); err != nil {
+		if _, err := e.documents.Uploads.PutBytes(t.Context(), j.Object, []byte(text)); err != nil {
 			t.Fatal(err)
 		}
 		jobs = append(jobs, e.submit(t, j))
@@ -79,7 +79,7 @@ func TestBatchedProcessingMarksAndUploadDeletes(t *testing.T) {
 	for _, j := range jobs {
 		deadline := time.Now().Add(2 * time.Second)
 		for {
-			_, err := e.pipeline.Uploads.GetInfo(t.Context(), j.Object)
+			_, err := e.documents.Uploads.GetInfo(t.Context(), j.Object)
 			if errors.Is(err, jetstream.ErrObjectNotFound) {
 				break
 			}

@@ -30,7 +30,7 @@ func TestReadObject(t *testing.T) {
 		}
 	}
 	for _, direct := range []bool{true, false} {
-		p := &Pipeline{Uploads: top.Uploads, Logger: slog.New(slog.DiscardHandler), MaxObjectBytes: 100_000}
+		p := &DocumentHandler{Indexer: &Indexer{Records: &Records{Logger: slog.New(slog.DiscardHandler)}}, Uploads: top.Uploads, MaxObjectBytes: 100_000}
 		lookups := &countingStreams{StreamManager: js}
 		if direct {
 			p.Streams = lookups
@@ -67,7 +67,7 @@ func TestReadObject(t *testing.T) {
 	if _, err := js.Publish(ctx, "$O."+info.Bucket+".C."+info.NUID, bytes.ToUpper(small)); err != nil {
 		t.Fatal(err)
 	}
-	p := &Pipeline{Uploads: top.Uploads, Logger: slog.New(slog.DiscardHandler), Streams: js}
+	p := &DocumentHandler{Indexer: &Indexer{Records: &Records{Logger: slog.New(slog.DiscardHandler)}}, Uploads: top.Uploads, Streams: js}
 	if _, _, err := p.readObject(ctx, "small", nil); err == nil || worker.IsPermanent(err) || !errors.Is(err, jetstream.ErrDigestMismatch) {
 		t.Fatalf("tampered upload: %v, want a retried digest mismatch", err)
 	}
@@ -85,7 +85,7 @@ func TestDeleteUploadAfterRead(t *testing.T) {
 		}
 	}
 	for name, streams := range map[string]jetstream.StreamManager{"direct": js, "through-get": nil} {
-		p := &Pipeline{Uploads: top.Uploads, Logger: slog.New(slog.DiscardHandler), Streams: streams, Jobs: js}
+		p := &DocumentHandler{Indexer: &Indexer{Records: &Records{Logger: slog.New(slog.DiscardHandler)}}, Uploads: top.Uploads, Streams: streams, Jobs: js}
 		_, info, err := p.readObject(ctx, name, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -171,7 +171,7 @@ func TestReadObjectWithTheJobsDescription(t *testing.T) {
 		return &job.UploadRef{NUID: info.NUID, Size: info.Size, Chunks: info.Chunks, Digest: info.Digest}
 	}
 	objects := &countingObjects{ObjectStore: top.Uploads}
-	p := &Pipeline{Uploads: objects, Logger: slog.New(slog.DiscardHandler), Streams: js, Jobs: js}
+	p := &DocumentHandler{Indexer: &Indexer{Records: &Records{Logger: slog.New(slog.DiscardHandler)}}, Uploads: objects, Streams: js, Jobs: js}
 
 	ref := refOf("described")
 	got, info, err := p.readObject(ctx, "described", ref)
@@ -225,7 +225,7 @@ func TestPrefetchedUploadIsReadOnce(t *testing.T) {
 		}
 	}
 	objects := &countingObjects{ObjectStore: top.Uploads}
-	p := &Pipeline{Uploads: objects, Logger: slog.New(slog.DiscardHandler), Streams: js, Jobs: js}
+	p := &DocumentHandler{Indexer: &Indexer{Records: &Records{Logger: slog.New(slog.DiscardHandler)}}, Uploads: objects, Streams: js, Jobs: js}
 
 	ran := &job.Job{Kind: job.KindDocument, TaskID: "ran", Object: "ran"}
 	discard := p.Prefetch(ctx, ran)

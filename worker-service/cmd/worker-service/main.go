@@ -19,6 +19,7 @@ import (
 	"github.com/quirehq/quire/shared/jobqueue"
 	"github.com/quirehq/quire/shared/logging"
 	"github.com/quirehq/quire/shared/taskstatus"
+	"github.com/quirehq/quire/shared/upload"
 	"github.com/quirehq/quire/worker-service/internal/chunk"
 	"github.com/quirehq/quire/worker-service/internal/extract"
 	"github.com/quirehq/quire/worker-service/internal/ingest"
@@ -103,8 +104,9 @@ func run(ctx context.Context) error {
 		Records: records, Chunking: chunking, BatchSize: cfg.EmbeddingsBatchSize, Stages: stageObserver{wm},
 		Embedder: meterEmbedder(emb, cfg.EmbeddingsProvider, chunking.WithDefaults().Counter, wm),
 	}
-	documents := &ingest.DocumentHandler{Indexer: indexer, Uploads: top.Uploads, Extractor: ex, Streams: js, Jobs: js}
-	documents.UploadDeletes = batch.New(documents.DeleteUploads, log, "delete processed uploads", processingMarkGather)
+	uploads := upload.New(upload.Config{}, upload.Deps{Objects: top.Uploads, JetStream: js, Logger: log})
+	documents := &ingest.DocumentHandler{Indexer: indexer, Uploads: uploads, Extractor: ex}
+	documents.UploadDeletes = batch.New(uploads.DeleteMany, log, "delete processed uploads", processingMarkGather)
 	defer documents.UploadDeletes.Close(context.Background())
 	mux := worker.NewMux()
 	mux.Use(func(h worker.Handler) worker.Handler { return faultHook(cfg, log, h) })

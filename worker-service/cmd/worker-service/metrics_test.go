@@ -23,6 +23,7 @@ import (
 	"github.com/quirehq/quire/shared/natstest"
 	"github.com/quirehq/quire/shared/pgtest"
 	"github.com/quirehq/quire/shared/taskstatus"
+	"github.com/quirehq/quire/shared/upload"
 	"github.com/quirehq/quire/worker-service/internal/chunk"
 	"github.com/quirehq/quire/worker-service/internal/extract"
 	"github.com/quirehq/quire/worker-service/internal/ingest"
@@ -81,7 +82,7 @@ func (e *metricsEnv) start(t *testing.T, cfg worker.Config, extra map[job.Kind]w
 	documents := &ingest.DocumentHandler{Indexer: &ingest.Indexer{
 		Records: &ingest.Records{Docs: e.docs, Logger: log}, Chunking: chunking, BatchSize: 2, Stages: stageObserver{wm},
 		Embedder: meterEmbedder(local, "local", chunking.WithDefaults().Counter, wm),
-	}, Uploads: e.top.Uploads, Extractor: ex}
+	}, Uploads: upload.New(upload.Config{}, upload.Deps{Objects: e.top.Uploads}), Extractor: ex}
 	mux := worker.NewMux()
 	if err := mux.Register(job.KindDocument, documents); err != nil {
 		t.Fatal(err)

@@ -5,14 +5,10 @@ package ingest
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -22,8 +18,8 @@ import (
 	"github.com/quirehq/quire/shared/doctype"
 	"github.com/quirehq/quire/shared/embed"
 	"github.com/quirehq/quire/shared/job"
-	"github.com/quirehq/quire/shared/jobqueue"
 	"github.com/quirehq/quire/shared/metrics"
+	"github.com/quirehq/quire/shared/upload"
 	"github.com/quirehq/quire/worker-service/internal/chunk"
 	"github.com/quirehq/quire/worker-service/internal/extract"
 	"github.com/quirehq/quire/worker-service/internal/worker"
@@ -83,26 +79,16 @@ type Indexer struct {
 // store, extracted, then indexed.
 type DocumentHandler struct {
 	*Indexer
-	Uploads   jetstream.ObjectStore
+	// Uploads holds the uploaded bytes.
+	Uploads   *upload.Store
 	Extractor *extract.Extractor
-	// MaxObjectBytes caps the bytes read from the object store (default 1 GiB).
-	MaxObjectBytes int64
 	// UploadDeletes, if set, deletes processed uploads in batches (write function
-	// DeleteUploads); otherwise each job deletes its own before it ends. Either way a failed
-	// delete leaves garbage bytes, never a wrong result.
+	// Uploads.DeleteMany); otherwise each job deletes its own before it ends. Either way a
+	// failed delete leaves garbage bytes, never a wrong result.
 	UploadDeletes *batch.Batcher[*jetstream.ObjectInfo]
-	// Streams, if set, finds the stream behind Uploads, from which an upload of one chunk (any
-	// upload up to 128 KiB) is read by direct get: its description, then its chunk. Without it
-	// every read goes through Uploads.Get, which creates and deletes a consumer per read.
-	Streams jetstream.StreamManager
-	// Jobs, with Streams, deletes an upload whose description is known without looking it up.
-	Jobs jetstream.Publisher
 
 	prefetchMu sync.Mutex
 	prefetches map[string]*prefetched // by task id
-
-	uploadsMu     sync.Mutex
-	uploadsStream jetstream.Stream
 }
 
 // ReindexHandler handles reindex jobs: it re-embeds a completed document's stored chunks with
@@ -169,15 +155,15 @@ func (p *DocumentHandler) Handle(ctx context.Context, j *job.Job) error {
 	return nil
 }
 
-// dropUpload deletes the uploaded bytes of j, described by upload (nil: not known), once its
+// dropUpload deletes the uploaded bytes of j, described by info (nil: not known), once its
 // chunks are committed. A failure here only leaves garbage, never a wrong result.
-func (p *DocumentHandler) dropUpload(ctx context.Context, j *job.Job, upload *jetstream.ObjectInfo) {
+func (p *DocumentHandler) dropUpload(ctx context.Context, j *job.Job, info *jetstream.ObjectInfo) {
 	if j.Object == "" {
 		return
 	}
-	if p.UploadDeletes != nil && upload != nil && upload.Name == j.Object {
-		p.UploadDeletes.Add(upload)
-	} else if err := p.deleteUpload(context.WithoutCancel(ctx), j.Object, upload); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+	if p.UploadDeletes != nil && info != nil && info.Name == j.Object {
+		p.UploadDeletes.Add(info)
+	} else if err := p.Uploads.Delete(context.WithoutCancel(ctx), j.Object, info); err != nil {
 		p.Logger.Warn("could not remove uploaded bytes", "task_id", j.TaskID, "err", err)
 	}
 }
@@ -216,23 +202,6 @@ func (p *Indexer) store(ctx context.Context, j *job.Job, doc *extract.Document) 
 		st.DocumentID, st.ChunkCount = j.DocumentID, len(rows)
 	})
 	return nil
-}
-
-// DeleteUploads deletes processed uploads, described by what their reads returned, all at
-// once: the requests of a batch share the connection's writes and the server's replies (the
-// write function of UploadDeletes).
-func (p *DocumentHandler) DeleteUploads(ctx context.Context, uploads []*jetstream.ObjectInfo) error {
-	errs := make([]error, len(uploads))
-	var wg sync.WaitGroup
-	for i, info := range uploads {
-		wg.Go(func() {
-			if err := p.deleteUpload(ctx, info.Name, info); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
-				errs[i] = err
-			}
-		})
-	}
-	wg.Wait()
-	return errors.Join(errs...)
 }
 
 // reindex re-embeds the stored chunks of a completed document with the current model.
@@ -371,188 +340,14 @@ func (p *DocumentHandler) upload(ctx context.Context, j *job.Job) ([]byte, *jets
 	}
 }
 
-// objectStall is how long a read of uploaded bytes may make no progress before it is abandoned
-// (and the job retried): a broker restart mid-transfer must not hang the job until JOB_TIMEOUT.
-const objectStall = 10 * time.Second
-
 // readObject reads upload name, which ref describes if it is not nil, and returns its bytes
-// and its description.
+// and its description. An upload that is gone or too large fails the job permanently.
 func (p *DocumentHandler) readObject(ctx context.Context, name string, ref *job.UploadRef) ([]byte, *jetstream.ObjectInfo, error) {
-	rctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	// The watchdog covers the lookup too: a request lost in a broker restart never answers.
-	sr := &stallReader{}
-	sr.last.Store(time.Now().UnixNano())
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		t := time.NewTicker(objectStall / 10)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case now := <-t.C:
-				if now.Sub(time.Unix(0, sr.last.Load())) > objectStall {
-					cancel(fmt.Errorf("ingest: read upload %s: no progress for %v", name, objectStall))
-					return
-				}
-			}
-		}
-	}()
-	stalled := func(err error) error {
-		if cause := context.Cause(rctx); cause != nil && ctx.Err() == nil {
-			return cause
-		}
-		return fmt.Errorf("ingest: read upload %s: %w", name, err)
+	data, info, err := p.Uploads.Read(ctx, name, ref)
+	if errors.Is(err, jetstream.ErrObjectNotFound) || errors.Is(err, upload.ErrTooLarge) {
+		return nil, nil, worker.Permanent(fmt.Errorf("ingest: %w", err))
 	}
-	gone := func(err error) error {
-		return worker.Permanent(fmt.Errorf("ingest: uploaded bytes %s are gone: %w", name, err))
-	}
-	limit := p.MaxObjectBytes
-	if limit <= 0 {
-		limit = 1 << 30
-	}
-	if st := p.uploadStream(rctx); st != nil {
-		data, info, ok, err := readChunk(rctx, p.Uploads, st, name, ref, limit)
-		switch {
-		case errors.Is(err, jetstream.ErrObjectNotFound):
-			return nil, nil, gone(err)
-		case errors.Is(err, errTooLarge):
-			return nil, nil, worker.Permanent(fmt.Errorf("ingest: upload %s exceeds %d bytes", name, limit))
-		case err != nil:
-			return nil, nil, stalled(err)
-		case ok:
-			sr.last.Store(time.Now().UnixNano())
-			return data, info, nil
-		}
-	}
-	r, err := p.Uploads.Get(rctx, name)
-	if err != nil {
-		if errors.Is(err, jetstream.ErrObjectNotFound) {
-			return nil, nil, gone(err)
-		}
-		return nil, nil, stalled(err)
-	}
-	defer func() { _ = r.Close() }()
-	sr.r = io.LimitReader(r, limit+1)
-	data, err := io.ReadAll(sr)
-	if err != nil {
-		return nil, nil, stalled(err)
-	}
-	if int64(len(data)) > limit {
-		return nil, nil, worker.Permanent(fmt.Errorf("ingest: upload %s exceeds %d bytes", name, limit))
-	}
-	info, err := r.Info()
-	if err != nil {
-		info = nil // deleted by name then
-	}
-	return data, info, nil
-}
-
-var errTooLarge = errors.New("ingest: upload too large")
-
-// uploadStream returns the stream behind Uploads, looked up through p.Streams once; nil
-// without p.Streams or when the look-up fails (it is tried again on the next read).
-func (p *DocumentHandler) uploadStream(ctx context.Context) jetstream.Stream {
-	if p.Streams == nil {
-		return nil
-	}
-	p.uploadsMu.Lock()
-	defer p.uploadsMu.Unlock()
-	if p.uploadsStream == nil {
-		status, err := p.Uploads.Status(ctx)
-		var st jetstream.Stream
-		if err == nil {
-			st, err = p.Streams.Stream(ctx, "OBJ_"+status.Bucket()) // the object store's naming of its stream
-		}
-		if err != nil {
-			p.Logger.Warn("cannot read uploads by direct get", "err", err)
-			return nil
-		}
-		p.uploadsStream = st
-	}
-	return p.uploadsStream
-}
-
-// readChunk reads object name of obs, whose stream is st, by direct get when it is stored as
-// one chunk, checking its size and digest as Get does. ref, the description the job carries,
-// spares the look-up of the object store's; when the chunk it names is not found or does not
-// match, the object store's description is read after all. ok is false for an object it
-// leaves to Get (more chunks, or a link); errTooLarge if the object is over limit.
-func readChunk(ctx context.Context, obs jetstream.ObjectStore, st jetstream.Stream, name string, ref *job.UploadRef, limit int64) (data []byte, info *jetstream.ObjectInfo, ok bool, err error) {
-	if ref != nil && ref.Chunks == 1 && ref.NUID != "" && int64(ref.Size) <= limit {
-		info = &jetstream.ObjectInfo{ObjectMeta: jetstream.ObjectMeta{Name: name},
-			Bucket: strings.TrimPrefix(st.CachedInfo().Config.Name, "OBJ_"), NUID: ref.NUID, Size: ref.Size, Chunks: 1, Digest: ref.Digest}
-		if data, err := getChunk(ctx, st, info); err == nil {
-			return data, info, true, nil
-		} else if ctx.Err() != nil {
-			return nil, nil, false, err
-		}
-	}
-	info, err = obs.GetInfo(ctx, name)
-	if err != nil {
-		return nil, nil, false, err
-	}
-	if info.Opts != nil && info.Opts.Link != nil || info.Chunks > 1 {
-		return nil, nil, false, nil
-	}
-	if int64(info.Size) > limit {
-		return nil, nil, false, errTooLarge
-	}
-	if info.Size == 0 {
-		return []byte{}, info, true, nil
-	}
-	data, err = getChunk(ctx, st, info)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		// A direct get may be answered by a replica that has not caught up yet: leave the
-		// read to Get, which reads through the stream's leader.
-		return nil, nil, false, nil
-	}
-	if err != nil {
-		return nil, nil, false, fmt.Errorf("ingest: upload %s: %w", name, err)
-	}
-	return data, info, true, nil
-}
-
-// getChunk reads the one chunk of the object info describes by direct get and checks it
-// against info's size and digest.
-func getChunk(ctx context.Context, st jetstream.Stream, info *jetstream.ObjectInfo) ([]byte, error) {
-	m, err := st.GetLastMsgForSubject(ctx, "$O."+info.Bucket+".C."+info.NUID)
-	if err != nil {
-		return nil, err
-	}
-	h := sha256.New()
-	h.Write(m.Data)
-	if uint64(len(m.Data)) != info.Size || jetstream.GetObjectDigestValue(h) != info.Digest {
-		return nil, jetstream.ErrDigestMismatch
-	}
-	return m.Data, nil
-}
-
-// deleteUpload deletes upload name, described by info when it is known: then without looking
-// its description up again (jobqueue.DeleteObject).
-func (p *DocumentHandler) deleteUpload(ctx context.Context, name string, info *jetstream.ObjectInfo) error {
-	if info != nil && info.Name == name && p.Jobs != nil {
-		if st := p.uploadStream(ctx); st != nil {
-			return jobqueue.DeleteObject(ctx, p.Jobs, st, info)
-		}
-	}
-	return p.Uploads.Delete(ctx, name)
-}
-
-// stallReader records when it last returned data.
-type stallReader struct {
-	r    io.Reader
-	last atomic.Int64
-}
-
-func (s *stallReader) Read(p []byte) (int, error) {
-	n, err := s.r.Read(p)
-	if n > 0 {
-		s.last.Store(time.Now().UnixNano())
-	}
-	return n, err
+	return data, info, err
 }
 
 func (p *Indexer) stage(name string, start time.Time) {

@@ -22,7 +22,7 @@ func TestRedeliveryOfACompletedDocumentSucceeds(t *testing.T) {
 
 func testRedeliveryOfACompletedDocument(t *testing.T, attempt int) {
 	e := newEnv(t, envOptions{batchedMarks: attempt == 1})
-	obs := e.documents.Uploads
+	obs := e.documents.Uploads.Objects()
 	j := &job.Job{Kind: job.KindDocument, Filename: "notes.txt", ContentType: "text/plain"}
 	j.TaskID = "redelivered-1"
 	j.Object = j.TaskID
@@ -68,7 +68,7 @@ func TestReindexReEmbedsStoredChunks(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	j := &job.Job{Kind: job.KindDocument, Filename: "notes.txt", ContentType: "text/plain", TaskID: "first-run"}
 	j.Object = j.TaskID
-	if _, err := e.documents.Uploads.PutBytes(t.Context(), j.Object, []byte("Chunks stay. Embeddings change with the model.")); err != nil {
+	if _, err := e.documents.Uploads.Objects().PutBytes(t.Context(), j.Object, []byte("Chunks stay. Embeddings change with the model.")); err != nil {
 		t.Fatal(err)
 	}
 	e.submit(t, j)

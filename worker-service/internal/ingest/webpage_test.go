@@ -24,6 +24,7 @@ import (
 	"github.com/quirehq/quire/shared/natstest"
 	"github.com/quirehq/quire/shared/pgtest"
 	"github.com/quirehq/quire/shared/taskstatus"
+	"github.com/quirehq/quire/shared/upload"
 	"github.com/quirehq/quire/worker-service/internal/chunk"
 	"github.com/quirehq/quire/worker-service/internal/extract"
 	"github.com/quirehq/quire/worker-service/internal/ingest"
@@ -84,13 +85,14 @@ func newEnv(t *testing.T, o envOptions) *env {
 	hosts := webfetch.NewHostLimiter(2, 0)
 	records := &ingest.Records{Docs: docs, Logger: log}
 	indexer := &ingest.Indexer{Records: records, Embedder: emb, Chunking: chunk.Options{Size: 64}}
-	documents := &ingest.DocumentHandler{Indexer: indexer, Uploads: top.Uploads, Extractor: ex, Streams: js, Jobs: js}
+	uploads := upload.New(upload.Config{}, upload.Deps{Objects: top.Uploads, JetStream: js, Logger: log})
+	documents := &ingest.DocumentHandler{Indexer: indexer, Uploads: uploads, Extractor: ex}
 	crawls := &ingest.CrawlHandler{Records: records, Crawler: webfetch.NewCrawler(fetcher, webfetch.CrawlConfig{Limiter: hosts}),
 		Jobs: js, Statuses: statuses}
 	if o.batchedMarks {
 		records.Processing = batch.NewIDs(docs.MarkProcessingMany, log, "mark documents processing", 20*time.Millisecond)
 		t.Cleanup(func() { records.Processing.Close(context.Background()) })
-		documents.UploadDeletes = batch.New(documents.DeleteUploads, log, "delete processed uploads", 20*time.Millisecond)
+		documents.UploadDeletes = batch.New(uploads.DeleteMany, log, "delete processed uploads", 20*time.Millisecond)
 		t.Cleanup(func() { documents.UploadDeletes.Close(context.Background()) })
 	}
 	mux := worker.NewMux()

@@ -59,14 +59,14 @@ type Server struct {
 	uploads   *upload.Store // the uploaded bytes; nil without Deps.Uploads
 	statuses  *taskstatus.Store
 	docs      *docstore.Store
-	publisher *jobqueue.Publisher
+	taskQueue *jobqueue.Enqueuer // the one enqueue and cancel path
 	idem      jetstream.KeyValue
 	embedder  embed.Embedder
 	log       *slog.Logger
 	engine    *gin.Engine
 	now       func() time.Time
-	// marks writes the outbox marks of uploads in batches (outbox.go).
-	marks *batch.IDs
+	// marks writes the outbox marks of enqueued tasks in batches (outbox.go).
+	marks *batch.Batcher[docstore.PublishMark]
 
 	// Metrics (metrics.go): GET /metrics, the HTTP collectors, the queue reading.
 	metricsHandler http.Handler
@@ -84,12 +84,22 @@ func New(cfg Config, d Deps) *Server {
 	}
 	s := &Server{
 		cfg: cfg, nc: d.NATS, js: d.JetStream, statuses: d.Statuses, docs: d.Docs,
-		publisher: jobqueue.NewPublisher(d.JetStream), idem: d.Idempotency, embedder: d.Embedder, log: d.Logger, now: time.Now,
+		idem: d.Idempotency, embedder: d.Embedder, log: d.Logger, now: time.Now,
 	}
 	if d.Uploads != nil {
 		s.uploads = upload.New(upload.Config{}, upload.Deps{Objects: d.Uploads, JetStream: d.JetStream, Logger: d.Logger})
 	}
 	s.marks = newPublishMarks(d.Docs, d.Logger, outboxMarkGather)
+	var announcer jobqueue.Announcer
+	if d.NATS != nil {
+		announcer = d.NATS
+	}
+	s.taskQueue = jobqueue.NewEnqueuer(jobqueue.EnqueuerDeps{
+		Tasks: d.Docs, Statuses: d.Statuses, JetStream: d.JetStream, Announcer: announcer, Logger: d.Logger,
+		Marks: func(taskID, stream string, seq uint64) {
+			s.marks.Add(docstore.PublishMark{TaskID: taskID, Stream: stream, Seq: seq})
+		},
+	})
 	s.initMetrics(d.JetStream)
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()

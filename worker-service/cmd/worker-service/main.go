@@ -99,7 +99,7 @@ func run(ctx context.Context) error {
 	records := &ingest.Records{Docs: docs, Logger: log,
 		Processing: batch.NewIDs(docs.MarkProcessingMany, log, "mark documents processing", processingMarkGather)}
 	defer records.Processing.Close(context.Background())
-	chunking := chunk.Options{Size: cfg.ChunkSize, Overlap: cfg.ChunkOverlap, Counter: counter}
+	chunking := cfg.chunking(counter)
 	indexer := &ingest.Indexer{
 		Records: records, Chunking: chunking, BatchSize: cfg.EmbeddingsBatchSize, Stages: stageObserver{wm},
 		Embedder: meterEmbedder(emb, cfg.EmbeddingsProvider, chunking.WithDefaults().Counter, wm),
@@ -108,13 +108,18 @@ func run(ctx context.Context) error {
 	documents := &ingest.DocumentHandler{Indexer: indexer, Uploads: uploads, Extractor: ex}
 	documents.UploadDeletes = batch.New(uploads.DeleteMany, log, "delete processed uploads", processingMarkGather)
 	defer documents.UploadDeletes.Close(context.Background())
+	// The final outcomes of tasks reach their records (the tasks table) in batches, one UPDATE
+	// per batch; a document's outcome is also written by the transaction that commits it.
+	outcomes := batch.New(docs.FinishTasks, log, "record task outcomes", processingMarkGather)
+	defer outcomes.Close(context.Background())
 	mux := worker.NewMux()
 	mux.Use(func(h worker.Handler) worker.Handler { return faultHook(cfg, log, h) })
 	if err := errors.Join(
 		mux.Register(job.KindDocument, documents),
 		mux.Register(job.KindWebpage, &ingest.WebpageHandler{Indexer: indexer, Extractor: ex, Fetcher: fetcher, Hosts: hosts, Statuses: statuses}),
-		mux.Register(job.KindCrawl, &ingest.CrawlHandler{Records: records, Jobs: js, Statuses: statuses,
-			Crawler: webfetch.NewCrawler(fetcher, webfetch.CrawlConfig{Limiter: hosts})}),
+		mux.Register(job.KindCrawl, &ingest.CrawlHandler{Records: records, Statuses: statuses,
+			Enqueuer: jobqueue.NewEnqueuer(jobqueue.EnqueuerDeps{Tasks: docs, Statuses: statuses, JetStream: js, Logger: log}),
+			Crawler:  webfetch.NewCrawler(fetcher, webfetch.CrawlConfig{Limiter: hosts})}),
 		mux.Register(job.KindReindex, &ingest.ReindexHandler{Indexer: indexer}),
 	); err != nil {
 		return err
@@ -129,7 +134,7 @@ func run(ctx context.Context) error {
 		ProgressInterval: cfg.ProgressInterval,
 	}, worker.Deps{
 		JetStream: js, Statuses: statuses,
-		Handler: mux, Logger: log,
+		Handler: mux, Tasks: taskOutcomes{outcomes}, Logger: log,
 		Observer: jobObserver{wm},
 	})
 
@@ -146,6 +151,16 @@ func run(ctx context.Context) error {
 	defer cancel()
 	_ = srv.Shutdown(shutdownCtx)
 	return errors.Join(runErr, <-srvErr)
+}
+
+// taskOutcomes is the worker's TaskRecorder: it queues each outcome for the next batch.
+type taskOutcomes struct {
+	b *batch.Batcher[docstore.TaskOutcome]
+}
+
+func (t taskOutcomes) FinishTask(_ context.Context, taskID string, state job.State, attempts int, reason string) error {
+	t.b.Add(docstore.TaskOutcome{TaskID: taskID, State: state, Attempts: attempts, Error: reason})
+	return nil
 }
 
 // newEmbedder builds the process's one embedder: its rate limits hold for every job. The

@@ -88,7 +88,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	uploads := upload.New(upload.Config{}, upload.Deps{Objects: top.Uploads, JetStream: js, Logger: log})
 	documents := &ingest.DocumentHandler{Indexer: indexer, Uploads: uploads, Extractor: ex}
 	crawls := &ingest.CrawlHandler{Records: records, Crawler: webfetch.NewCrawler(fetcher, webfetch.CrawlConfig{Limiter: hosts}),
-		Jobs: js, Statuses: statuses}
+		Enqueuer: jobqueue.NewEnqueuer(jobqueue.EnqueuerDeps{Tasks: docs, Statuses: statuses, JetStream: js, Logger: log}), Statuses: statuses}
 	if o.batchedMarks {
 		records.Processing = batch.NewIDs(docs.MarkProcessingMany, log, "mark documents processing", 20*time.Millisecond)
 		t.Cleanup(func() { records.Processing.Close(context.Background()) })
@@ -111,7 +111,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	w := worker.New(worker.Config{
 		Slots:      map[job.Priority]int{job.PriorityHigh: 4, job.PriorityLow: 4},
 		MaxRetries: 3, Retry: retry, FetchExpiry: 500 * time.Millisecond,
-	}, worker.Deps{JetStream: js, Statuses: statuses, Handler: mux, Logger: log})
+	}, worker.Deps{JetStream: js, Statuses: statuses, Handler: mux, Tasks: docs, Logger: log})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()

@@ -36,6 +36,7 @@ func (w *Worker) deadLetter(ctx context.Context, msg jetstream.Msg, p job.Priori
 	if err := msg.Ack(); err != nil {
 		w.log.Warn("ack of dead-lettered job failed", "task_id", j.TaskID, "err", err)
 	}
+	w.recordTask(ctx, j.TaskID, job.StateFailure, attempts, reason)
 }
 
 // deadLetterUndecodable dead-letters a message that is not a valid job. Its kind is the last

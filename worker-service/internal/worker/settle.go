@@ -44,6 +44,7 @@ func (w *Worker) settle(ctx context.Context, s settlement, v verdict) {
 		}
 		s.log.Info("job succeeded", "run", run, "duration", s.elapsed)
 		w.finish(s.msg, s.p, s.j, OutcomeSucceeded, s.elapsed)
+		w.recordTask(ctx, s.j.TaskID, job.StateSuccess, run, "")
 	case actCancel:
 		_ = s.tr.Update(ctx, func(st *job.Status) error {
 			st.State, st.Status, st.Attempts = job.StateRevoked, "cancelled", run
@@ -51,6 +52,7 @@ func (w *Worker) settle(ctx context.Context, s settlement, v verdict) {
 		})
 		s.log.Info("job cancelled while running", "run", run, "duration", s.elapsed)
 		w.finish(s.msg, s.p, s.j, OutcomeCancelled, s.elapsed)
+		w.recordTask(ctx, s.j.TaskID, job.StateRevoked, run, "")
 	case actHandBack:
 		// A run cut short by a shutdown is handed back and does not count as an attempt.
 		_ = s.tr.Update(ctx, func(st *job.Status) error {
@@ -110,6 +112,16 @@ func (w *Worker) recordSuccess(ctx context.Context, msg jetstream.Msg, tr *tasks
 			return err
 		case <-time.After(250 * time.Millisecond):
 		}
+	}
+}
+
+// recordTask records a task's final outcome in its permanent record, if the worker has one.
+func (w *Worker) recordTask(ctx context.Context, taskID string, state job.State, attempts int, reason string) {
+	if w.tasks == nil {
+		return
+	}
+	if err := w.tasks.FinishTask(ctx, taskID, state, attempts, reason); err != nil {
+		w.log.Warn("could not record the task's outcome", "task_id", taskID, "state", state, "err", err)
 	}
 }
 

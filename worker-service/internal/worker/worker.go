@@ -84,6 +84,13 @@ type FailureRecorder interface {
 	JobFailed(ctx context.Context, j *job.Job, reason string) error
 }
 
+// TaskRecorder records the final outcome of a task in its permanent record, the tasks table
+// (*docstore.Store's FinishTask, or a batching wrapper of it): state SUCCESS, FAILURE or
+// REVOKED, the runs it took, and for a failure why. Its error is logged, never retried.
+type TaskRecorder interface {
+	FinishTask(ctx context.Context, taskID string, state job.State, attempts int, reason string) error
+}
+
 // Observer receives job events, for metrics. Every method must be fast and must not block.
 // Each JobStarted is followed by exactly one JobFinished for the same job.
 type Observer interface {
@@ -103,13 +110,14 @@ type Prefetcher interface {
 	Prefetch(ctx context.Context, j *job.Job) (discard func())
 }
 
-// Deps are the collaborators of a Worker. Failures, Observer and Prefetch may be nil.
+// Deps are the collaborators of a Worker. Failures, Tasks, Observer and Prefetch may be nil.
 type Deps struct {
 	JetStream jetstream.JetStream
 	Statuses  *taskstatus.Store
 	// Handler runs the jobs, usually a [Mux] with a handler per kind.
 	Handler  Handler
 	Failures FailureRecorder
+	Tasks    TaskRecorder
 	Observer Observer
 	Prefetch Prefetcher
 	Logger   *slog.Logger
@@ -122,6 +130,7 @@ type Worker struct {
 	statuses *taskstatus.Store
 	handler  Handler
 	failures FailureRecorder
+	tasks    TaskRecorder
 	observer Observer
 	prefetch Prefetcher
 	log      *slog.Logger
@@ -154,7 +163,7 @@ func New(cfg Config, d Deps) *Worker {
 	size = max(size, 1)
 	return &Worker{
 		cfg: cfg.WithDefaults(), js: d.JetStream, statuses: d.Statuses, handler: d.Handler,
-		failures: d.Failures, observer: d.Observer, prefetch: d.Prefetch, log: d.Logger, running: map[string]context.CancelCauseFunc{},
+		failures: d.Failures, tasks: d.Tasks, observer: d.Observer, prefetch: d.Prefetch, log: d.Logger, running: map[string]context.CancelCauseFunc{},
 		ackWait: map[job.Priority]time.Duration{}, gate: semaphore.NewWeighted(size), gateSize: size,
 	}
 }

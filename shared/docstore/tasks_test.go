@@ -239,7 +239,7 @@ func TestRequeueRecordsTheNewTask(t *testing.T) {
 		t.Fatal(err)
 	}
 	j, err := getTask(t, s, "reindex-task").Job()
-	if err != nil || !j.Reindex || j.DocumentID != d.ID || j.Kind != job.KindDocument {
+	if err != nil || j.DocumentID != d.ID || j.Kind != job.KindReindex || getTask(t, s, "reindex-task").Kind != job.KindReindex {
 		t.Fatalf("re-index payload = %+v, %v", j, err)
 	}
 	// The document's earlier task stays, answered without the document.
@@ -273,5 +273,22 @@ func TestRequeueRecordsTheNewTask(t *testing.T) {
 	}
 	if _, _, err := s.GetTask(ctx, "acme", "page-2"); !errors.Is(err, job.ErrNotFound) {
 		t.Fatalf("task of a restored page = %v, want ErrNotFound", err)
+	}
+}
+
+// A document inserted in a final state (an import, a test) records its task in that state:
+// the sweeper never publishes it.
+func TestDocumentInsertedFinishedIsNotSwept(t *testing.T) {
+	s, _ := open(t)
+	d := newDoc("acme")
+	d.Status = job.DocCompleted
+	if err := s.InsertDocument(t.Context(), d); err != nil {
+		t.Fatal(err)
+	}
+	if task := getTask(t, s, d.TaskID); task.State != job.StateSuccess {
+		t.Fatalf("task of a completed document = %s, want SUCCESS", task.State)
+	}
+	if un, err := s.UnpublishedTasks(t.Context(), 0, 10); err != nil || len(un) != 0 {
+		t.Fatalf("UnpublishedTasks = %+v, %v; want none", un, err)
 	}
 }

@@ -39,16 +39,6 @@ func (w *Worker) deadLetter(ctx context.Context, msg jetstream.Msg, p job.Priori
 	w.recordTask(ctx, j.TaskID, job.StateFailure, attempts, reason)
 }
 
-// recordTask records a task's final outcome in its permanent record, if the worker has one.
-func (w *Worker) recordTask(ctx context.Context, taskID string, state job.State, attempts int, reason string) {
-	if w.tasks == nil {
-		return
-	}
-	if err := w.tasks.FinishTask(ctx, taskID, state, attempts, reason); err != nil {
-		w.log.Warn("could not record the task's outcome", "task_id", taskID, "state", state, "err", err)
-	}
-}
-
 // deadLetterUndecodable dead-letters a message that is not a valid job. Its kind is the last
 // token of its subject (jobs.<priority>.<kind>), its task id the Quire-Task-Id header.
 func (w *Worker) deadLetterUndecodable(ctx context.Context, msg jetstream.Msg, p job.Priority, delivery int, seq uint64, cause error) {

@@ -115,6 +115,16 @@ func (w *Worker) recordSuccess(ctx context.Context, msg jetstream.Msg, tr *tasks
 	}
 }
 
+// recordTask records a task's final outcome in its permanent record, if the worker has one.
+func (w *Worker) recordTask(ctx context.Context, taskID string, state job.State, attempts int, reason string) {
+	if w.tasks == nil {
+		return
+	}
+	if err := w.tasks.FinishTask(ctx, taskID, state, attempts, reason); err != nil {
+		w.log.Warn("could not record the task's outcome", "task_id", taskID, "state", state, "err", err)
+	}
+}
+
 func (w *Worker) finish(msg jetstream.Msg, p job.Priority, j *job.Job, o Outcome, d time.Duration) {
 	if err := msg.Ack(); err != nil {
 		w.log.Warn("ack failed; the job will be redelivered and settled again", "task_id", j.TaskID, "err", err)

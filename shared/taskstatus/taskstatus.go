@@ -146,6 +146,7 @@ type Change struct {
 	Status   *job.Status
 	Revision uint64
 	Deleted  bool
+	Key      string // the task id
 }
 
 // Watch sends the changes of a task's status to the returned channel until ctx ends: its
@@ -157,6 +158,22 @@ func (s *Store) Watch(ctx context.Context, taskID string) (<-chan Change, error)
 	if err != nil {
 		return nil, fmt.Errorf("taskstatus: watch %s: %w", taskID, err)
 	}
+	return s.forward(ctx, w), nil
+}
+
+// WatchMany is [Store.Watch] for several tasks at once (one watch, as a batch's): their
+// current statuses first, then every change of any of them, each Change naming its task by
+// its Status.TaskID (Key for a deletion).
+func (s *Store) WatchMany(ctx context.Context, taskIDs []string) (<-chan Change, error) {
+	w, err := s.kv.WatchFiltered(ctx, taskIDs)
+	if err != nil {
+		return nil, fmt.Errorf("taskstatus: watch %d tasks: %w", len(taskIDs), err)
+	}
+	return s.forward(ctx, w), nil
+}
+
+// forward turns the entries of w into Changes until ctx ends or w stops.
+func (s *Store) forward(ctx context.Context, w jetstream.KeyWatcher) <-chan Change {
 	out := make(chan Change, 1)
 	go func() {
 		defer close(out)
@@ -174,7 +191,7 @@ func (s *Store) Watch(ctx context.Context, taskID string) (<-chan Change, error)
 					// The marker after the current value: nothing to send.
 					continue
 				}
-				ch.Revision = e.Revision()
+				ch.Revision, ch.Key = e.Revision(), e.Key()
 				if e.Operation() != jetstream.KeyValuePut {
 					ch.Deleted = true
 				} else {
@@ -192,7 +209,7 @@ func (s *Store) Watch(ctx context.Context, taskID string) (<-chan Change, error)
 			}
 		}
 	}()
-	return out, nil
+	return out
 }
 
 // Delete removes a task's status.

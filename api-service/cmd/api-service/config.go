@@ -34,6 +34,8 @@ type config struct {
 	SweepInterval time.Duration `envconfig:"OUTBOX_SWEEP_INTERVAL" default:"15s"`
 	OutboxMinAge  time.Duration `envconfig:"OUTBOX_MIN_AGE" default:"30s"`
 
+	// MaxBatchItems caps the items (files, archive entries, URLs) of one batch.
+	MaxBatchItems int `envconfig:"MAX_BATCH_ITEMS" default:"1000"`
 	// WebpageAllowPrivate lets webhook endpoints and callback_url point at private, loopback
 	// and link-local addresses (tests and on-prem), as it lets workers fetch them.
 	WebpageAllowPrivate bool `envconfig:"WEBPAGE_ALLOW_PRIVATE" default:"false"`
@@ -102,6 +104,9 @@ func (c config) validate() error {
 	}
 	if c.AdminToken != "" && len(c.AdminToken) < 16 {
 		errs = append(errs, errors.New("API_ADMIN_TOKEN: shorter than 16 characters"))
+	}
+	if c.MaxBatchItems < 1 {
+		errs = append(errs, fmt.Errorf("MAX_BATCH_ITEMS: %d is not positive (default 1000)", c.MaxBatchItems))
 	}
 	if c.MaxUploadBytes < 1 {
 		errs = append(errs, fmt.Errorf("MAX_UPLOAD_BYTES: %d is not positive", c.MaxUploadBytes))

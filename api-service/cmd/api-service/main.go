@@ -68,6 +68,7 @@ func run(ctx context.Context) error {
 	srv := api.New(api.Config{
 		Tokens: tokens, AdminToken: cfg.AdminToken, MaxUploadBytes: cfg.MaxUploadBytes,
 		RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst, AllowPrivate: cfg.WebpageAllowPrivate,
+		MaxBatchItems: cfg.MaxBatchItems,
 	}, api.Deps{
 		NATS: nc, JetStream: js, Uploads: top.Uploads, Statuses: taskstatus.New(top.Tasks, js, cfg.ResultTTL),
 		Docs: docs, Idempotency: top.Idempotency, Embedder: emb, Logger: log,

@@ -162,3 +162,94 @@ func (s *Server) taskEvents(c *gin.Context) {
 // is going away). Register it with http.Server.RegisterOnShutdown: Shutdown does not wait for
 // streams that would otherwise never end. Safe to call more than once.
 func (s *Server) StopStreams() { s.stopStreams.Do(func() { close(s.streamsDone) }) }
+
+// batchFollow is how long a batch's stream keeps re-reading the batch's status after a change
+// of one of its tasks' statuses: a task's record (which the batch's status derives from)
+// follows its live status by moments.
+const batchFollow = 5 * time.Second
+
+// batchEvents serves GET /api/v1/batches/{batch_id}/events: the batch's status (the body of
+// GET /api/v1/batches/{batch_id}) as Server-Sent Events, `event: status`, first the current
+// one, then again whenever it changes. Changes are noticed by one watch of the batch's tasks'
+// keys in the TASKS bucket; the status is then derived again from the tasks' records (it is
+// never stored). Keep-alive comments as for a task's stream; the stream ends once the batch's
+// state is final (SUCCESS, PARTIAL, FAILURE, REVOKED).
+func (s *Server) batchEvents(c *gin.Context) {
+	ctx := c.Request.Context()
+	tenant, id := tenantOf(c), c.Param("batch_id")
+	tasks, err := s.docs.BatchTasks(ctx, tenant, id)
+	if err != nil {
+		if !errors.Is(err, job.ErrNotFound) {
+			s.log.Error("batch events: tasks", "batch_id", id, "err", err)
+			err = errUnavailable
+		}
+		s.fail(c, storeError(err, "batch not found"))
+		return
+	}
+	ids := make([]string, len(tasks))
+	for i, t := range tasks {
+		ids[i] = t.TaskID
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	changes, err := s.statuses.WatchMany(wctx, ids)
+	if err != nil {
+		s.log.Error("batch events: watch", "batch_id", id, "err", err)
+		s.fail(c, errUnavailable)
+		return
+	}
+	es := s.startEvents(c)
+	// send writes the current status; it reports whether the stream should go on.
+	send := func() bool {
+		raw, err := s.batchStatusOf(ctx, tenant, id)
+		if err != nil {
+			return false
+		}
+		var st struct {
+			State string `json:"state"`
+		}
+		if json.Unmarshal(raw, &st) != nil || es.send("status", "", json.RawMessage(raw)) != nil {
+			return false
+		}
+		switch job.State(st.State) {
+		case job.StateSuccess, job.StateFailure, job.StateRevoked, "PARTIAL":
+			return false
+		}
+		return true
+	}
+	if !send() {
+		return
+	}
+	tick := time.NewTicker(es.keepAlive)
+	defer tick.Stop()
+	refresh := time.NewTimer(time.Hour)
+	refresh.Stop()
+	var followUntil time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.streamsDone:
+			return
+		case <-tick.C:
+			if es.comment("keep-alive") != nil || !send() {
+				return
+			}
+		case _, ok := <-changes:
+			if !ok {
+				return
+			}
+			if followUntil.IsZero() || time.Now().After(followUntil) {
+				refresh.Reset(100 * time.Millisecond)
+			}
+			followUntil = time.Now().Add(batchFollow)
+		case <-refresh.C:
+			if !send() {
+				return
+			}
+			if time.Now().Before(followUntil) {
+				refresh.Reset(250 * time.Millisecond)
+			}
+		}
+	}
+}

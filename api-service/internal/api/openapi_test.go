@@ -236,11 +236,14 @@ func (sc specChecker) check(t *testing.T, method, template string, status int, c
 	}
 }
 
-// checkEvents validates the data of every event of an event stream against the Task schema,
-// the status JSON every stream's events carry.
+// checkEvents validates the data of every event of an event stream against the status schema
+// its events carry: a Batch for a batch's stream, a Task otherwise.
 func (sc specChecker) checkEvents(t *testing.T, method, path string, status int, body []byte) {
 	t.Helper()
 	task := sc.doc.Components.Schemas["Task"]
+	if strings.HasPrefix(path, "/api/v1/batches/") {
+		task = sc.doc.Components.Schemas["Batch"]
+	}
 	n := 0
 	for line := range strings.Lines(string(body)) {
 		data, ok := strings.CutPrefix(strings.TrimRight(line, "\n"), "data: ")

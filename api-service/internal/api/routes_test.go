@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/quirehq/quire/shared/docstore"
+	"github.com/quirehq/quire/shared/job"
 )
 
 // doRaw sends req and returns the response with its body.
@@ -86,6 +87,23 @@ func TestEveryRouteAuthTable(t *testing.T) {
 	if err := e.docs.CreateWebhook(t.Context(), hook); err != nil {
 		t.Fatal(err)
 	}
+	batchDocs := []*docstore.Document{
+		{TenantID: "acme", AgentID: "7", Kind: job.KindWebpage, URL: "https://docs.example.com/b1", TaskID: "route-batch-1", Priority: "medium"},
+		{TenantID: "acme", AgentID: "7", Kind: job.KindWebpage, URL: "https://docs.example.com/b2", TaskID: "route-batch-2", Priority: "medium"},
+	}
+	for _, d := range batchDocs {
+		if payload, err := (&job.Job{TaskID: d.TaskID, Kind: job.KindWebpage, TenantID: "acme", AgentID: "7", Priority: job.PriorityMedium, URL: d.URL}).Encode(); err == nil {
+			d.Job = payload
+		}
+	}
+	if err := e.docs.InsertBatch(t.Context(), &docstore.Batch{ID: "bat_route", TenantID: "acme", AgentID: "7"}, batchDocs); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range batchDocs {
+		if err := e.docs.FinishTask(t.Context(), d.TaskID, job.StateFailure, 1, "http status 404"); err != nil {
+			t.Fatal(err)
+		}
+	}
 	e.deadLetter(t, "acme", "dead-retry")
 	e.deadLetter(t, "acme", "dead-delete")
 	const retrySeq, deleteSeq = "1", "2"
@@ -100,6 +118,11 @@ func TestEveryRouteAuthTable(t *testing.T) {
 		{method: "POST", template: "/api/v1/documents/agent/:agent_id/upload", path: "/api/v1/documents/agent/7/upload", body: uploadBody, want: 202},
 		{method: "POST", template: "/api/v1/documents/agent/:agent_id/webpage", path: "/api/v1/documents/agent/7/webpage", body: jsonBody(`{"url":"https://docs.example.com/a"}`), want: 202},
 		{method: "POST", template: "/api/v1/documents/agent/:agent_id/crawl", path: "/api/v1/documents/agent/7/crawl", body: jsonBody(`{"url":"https://docs.example.com/","max_pages":3}`), want: 202},
+		{method: "POST", template: "/api/v1/documents/agent/:agent_id/batch", path: "/api/v1/documents/agent/7/batch", body: jsonBody(`{"urls":["https://docs.example.com/x"]}`), want: 202, ownerSees: `"batch_id"`},
+		{method: "GET", template: "/api/v1/batches/:batch_id", path: "/api/v1/batches/bat_route", want: 200, owned: true, ownerSees: `"state":"FAILURE"`},
+		{method: "GET", template: "/api/v1/batches/:batch_id/events", path: "/api/v1/batches/bat_route/events", want: 200, owned: true, ownerSees: `"state":"FAILURE"`},
+		{method: "POST", template: "/api/v1/batches/:batch_id/retry", path: "/api/v1/batches/bat_route/retry", want: 202, owned: true, ownerSees: `"retried":2`},
+		{method: "DELETE", template: "/api/v1/batches/:batch_id", path: "/api/v1/batches/bat_route", want: 200, owned: true, ownerSees: `"cancelled":2`},
 		{method: "GET", template: "/api/v1/documents/agent/:agent_id", path: "/api/v1/documents/agent/7", want: 200, notLeaked: noDocuments, ownerSees: "pumps.txt"},
 		{method: "GET", template: "/api/v1/documents/:id", path: fmt.Sprintf("/api/v1/documents/%d", done.ID), want: 200, owned: true},
 		{method: "GET", template: "/api/v1/documents/:id/chunks", path: fmt.Sprintf("/api/v1/documents/%d/chunks", done.ID), want: 200, owned: true},

@@ -38,6 +38,8 @@ type Config struct {
 	// AllowPrivate lifts the address rule for webhook endpoints and callback_url
 	// (WEBPAGE_ALLOW_PRIVATE): loopback, private and link-local addresses are accepted.
 	AllowPrivate bool
+	// MaxBatchItems caps the items of a batch (MAX_BATCH_ITEMS, default 1000).
+	MaxBatchItems int
 	// EventKeepAlive is how often an idle event stream sends a keep-alive comment (default
 	// 15s).
 	EventKeepAlive time.Duration
@@ -83,12 +85,21 @@ type Server struct {
 	// streamsDone ends the open event streams (events.go) once closed by StopStreams.
 	streamsDone chan struct{}
 	stopStreams sync.Once
+
+	// background runs the work that outlives a request (removing a refused batch's objects
+	// while NATS is away); bgCtx ends it at Close.
+	background sync.WaitGroup
+	bgCtx      context.Context
+	bgCancel   context.CancelFunc
 }
 
 // New returns a Server with every route registered.
 func New(cfg Config, d Deps) *Server {
 	if cfg.MaxUploadBytes <= 0 {
 		cfg.MaxUploadBytes = 50 << 20
+	}
+	if cfg.MaxBatchItems <= 0 {
+		cfg.MaxBatchItems = defaultMaxBatchItems
 	}
 	if cfg.EventKeepAlive <= 0 {
 		cfg.EventKeepAlive = defaultEventKeepAlive
@@ -103,6 +114,7 @@ func New(cfg Config, d Deps) *Server {
 	if d.Uploads != nil {
 		s.uploads = upload.New(upload.Config{}, upload.Deps{Objects: d.Uploads, JetStream: d.JetStream, Logger: d.Logger})
 	}
+	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	s.marks = newPublishMarks(d.Docs, d.Logger, outboxMarkGather)
 	var announcer jobqueue.Announcer
 	if d.NATS != nil {
@@ -138,6 +150,11 @@ func New(cfg Config, d Deps) *Server {
 	v1.POST("/documents/agent/:agent_id/upload", s.idempotent(), s.upload)
 	v1.POST("/documents/agent/:agent_id/webpage", s.idempotent(), s.webpage)
 	v1.POST("/documents/agent/:agent_id/crawl", s.idempotent(), s.crawl)
+	v1.POST("/documents/agent/:agent_id/batch", s.idempotent(), s.submitBatch)
+	v1.GET("/batches/:batch_id", s.getBatch)
+	v1.DELETE("/batches/:batch_id", s.cancelBatch)
+	v1.POST("/batches/:batch_id/retry", s.idempotent(), s.retryBatch)
+	v1.GET("/batches/:batch_id/events", s.batchEvents)
 	v1.GET("/documents/agent/:agent_id", s.listDocuments)
 	v1.GET("/documents/:id", s.getDocument)
 	v1.DELETE("/documents/:id", s.deleteDocument)
@@ -164,7 +181,11 @@ const outboxMarkGather = 20 * time.Millisecond
 
 // Close writes the outbox marks of the jobs published so far. Call it once the HTTP server has
 // stopped taking requests; a mark it cannot write only leaves the job to the sweeper.
-func (s *Server) Close(ctx context.Context) { s.marks.Close(ctx) }
+func (s *Server) Close(ctx context.Context) {
+	s.bgCancel()
+	s.background.Wait()
+	s.marks.Close(ctx)
+}
 
 // Handler is the http.Handler of the API.
 func (s *Server) Handler() http.Handler { return s.engine }

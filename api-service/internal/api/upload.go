@@ -300,8 +300,13 @@ type storedUpload struct {
 // it into the object store under taskID (a new name), failing with 413 past MaxUploadBytes. A
 // file of one chunk returns once it is sent, before the store acknowledges it.
 func (s *Server) storeUpload(ctx context.Context, taskID string, part *multipart.Part) (*storedUpload, error) {
-	name := SanitizeFilename(part.FileName())
-	br := bufio.NewReaderSize(part, doctype.SniffLen)
+	return s.storeFile(ctx, taskID, part.FileName(), part)
+}
+
+// storeFile is storeUpload for the bytes r of a file named filename (a part, an archive entry).
+func (s *Server) storeFile(ctx context.Context, taskID, filename string, r io.Reader) (*storedUpload, error) {
+	name := SanitizeFilename(filename)
+	br := bufio.NewReaderSize(r, doctype.SniffLen)
 	head, err := br.Peek(doctype.SniffLen)
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
 		return nil, bodyError(err, s.cfg.MaxUploadBytes)

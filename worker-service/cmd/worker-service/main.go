@@ -122,8 +122,10 @@ func run(ctx context.Context) error {
 			Enqueuer: jobqueue.NewEnqueuer(jobqueue.EnqueuerDeps{Tasks: docs, Statuses: statuses, JetStream: js, Logger: log}),
 			Crawler:  webfetch.NewCrawler(fetcher, webfetch.CrawlConfig{Limiter: hosts})}),
 		mux.Register(job.KindReindex, &ingest.ReindexHandler{Indexer: indexer}),
-		// Deliveries go through the fetcher's SSRF guard (WEBPAGE_ALLOW_PRIVATE lifts it).
-		mux.Register(job.KindWebhook, &webhook.Handler{Secrets: docs, Poster: fetcher, Logger: log}),
+		// Deliveries go through the fetcher's SSRF guard (WEBPAGE_ALLOW_PRIVATE lifts it) and back
+		// off like every job (RETRY_BASE_DELAY, RETRY_MAX_DELAY), with more attempts.
+		mux.Register(job.KindWebhook, &webhook.Handler{Secrets: docs, Poster: fetcher, Logger: log,
+			BaseDelay: cfg.RetryBaseDelay, MaxDelay: cfg.RetryMaxDelay}),
 	); err != nil {
 		return err
 	}

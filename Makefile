@@ -2,7 +2,8 @@
 .DEFAULT_GOAL := help
 GO       ?= go
 MODULES  := shared api-service worker-service tools e2e
-CORPUS   ?= ../shared/corpus
+# A folder of documents with reference texts for `make corpus` and the PDF figure of `make bench`.
+CORPUS   ?=
 # Test flags; CI adds nothing, `make test TESTFLAGS=-race` for the race detector.
 TESTFLAGS ?=
 # How many inputs `make fuzz` runs through each fuzz target. Counts, not durations: a duration
@@ -43,12 +44,13 @@ lint: ## go vet every module and check formatting
 	@test -z "$$(gofmt -l $(MODULES))" || { echo "gofmt needed:"; gofmt -l $(MODULES); exit 1; }
 
 bench: build ## Benchmarks beside raw JetStream in one run (a few minutes); table in worker-service/bench/results/latest.md
-	$(GO) run ./worker-service/bench -bin bin -out worker-service/bench/results/latest.md
+	$(GO) run ./worker-service/bench -bin bin -corpus "$(CORPUS)" -out worker-service/bench/results/latest.md
 
 bench-quick: build ## One-minute subset of make bench (smaller N); table in worker-service/bench/results/quick.md
-	$(GO) run ./worker-service/bench -quick -bin bin -out worker-service/bench/results/quick.md
+	$(GO) run ./worker-service/bench -quick -bin bin -corpus "$(CORPUS)" -out worker-service/bench/results/quick.md
 
 corpus: ## Extraction quality and speed over a corpus folder: make corpus CORPUS=<dir>
+	@test -n "$(CORPUS)" || { echo "make corpus CORPUS=<dir>: a folder with pdf/, docx/, html/, txt/, ref/ and MANIFEST.tsv"; exit 2; }
 	$(GO) run ./worker-service/cmd/corpus -dir $(CORPUS)
 
 clean: ## Remove build output and local data

@@ -31,6 +31,7 @@ const clusterJobs = 500
 // new leaders after their election timeout. Every job must complete once: no task lost, no
 // chunk duplicated, no job left in a queue.
 func TestClusterNodeLoss(t *testing.T) {
+	slow(t)
 	t.Run("follower", func(t *testing.T) { runClusterNodeLoss(t, false) })
 	t.Run("leader", func(t *testing.T) { runClusterNodeLoss(t, true) })
 }

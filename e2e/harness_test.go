@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -27,6 +28,11 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		// Every test here is slow: with -short they all skip, so nothing is built.
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "quire-e2e-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -43,6 +49,14 @@ func TestMain(m *testing.M) {
 	code := pgtest.Run(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// slow skips an end-to-end test under -short (make test-short); make test runs it.
+func slow(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end test: make test runs it (not -short)")
+	}
 }
 
 const tenantToken = "e2e-tenant-token-0123456789"

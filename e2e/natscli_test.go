@@ -46,6 +46,7 @@ func natsCLI(t *testing.T) string {
 // TestNatsCLICommandsOfTheREADME runs the operator commands the README documents with the
 // real nats CLI against a server that has run one job to success and dead-lettered another.
 func TestNatsCLICommandsOfTheREADME(t *testing.T) {
+	slow(t)
 	bin := natsCLI(t)
 	s := newStack(t, map[string]string{"MAX_RETRIES": "0"})
 	api := s.startAPI(t)

@@ -77,6 +77,7 @@ func highQueue(t *testing.T, admin *client) map[string]any {
 // it, a restarted worker (which re-applies the consumer settings) keeps it paused, and on
 // resume the queued jobs complete.
 func TestPauseHoldsJobsThroughAWorkerRestartUntilResumed(t *testing.T) {
+	slow(t)
 	s := newStack(t, map[string]string{"API_ADMIN_TOKEN": adminToken})
 	api := s.startAPI(t)
 	admin := &client{t: t, base: api.base, token: adminToken}

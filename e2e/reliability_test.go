@@ -164,6 +164,7 @@ func uploadMany(t *testing.T, api *client, n int, name func(i int) string, conte
 }
 
 func TestPoisonJobIsDeadLetteredAndOthersComplete(t *testing.T) {
+	slow(t)
 	s := newStack(t, map[string]string{"ACK_WAIT": "1s", "MAX_RETRIES": "2"})
 	api := s.startAPI(t)
 	// Every job takes 3s, so the jobs running when the poison job arrives are still running
@@ -225,6 +226,7 @@ func jsonNum(v any) string {
 }
 
 func TestCrashLoopLosesAndDuplicatesNothing(t *testing.T) {
+	slow(t)
 	s := newStack(t, map[string]string{"ACK_WAIT": "2s", "MAX_RETRIES": "10", "RETRY_BASE_DELAY": "100ms", "RETRY_MAX_DELAY": "1s", "LOG_LEVEL": "info"})
 	api := s.startAPI(t)
 	const docs = 200
@@ -347,6 +349,7 @@ func TestCrashLoopLosesAndDuplicatesNothing(t *testing.T) {
 }
 
 func TestBrokerRestartLosesNothing(t *testing.T) {
+	slow(t)
 	storeDir := t.TempDir()
 	ns := natstest.RunAt(t, storeDir, -1)
 	s := newStackOn(t, ns, map[string]string{"ACK_WAIT": "3s", "RETRY_BASE_DELAY": "200ms", "RETRY_MAX_DELAY": "1s", "MAX_RETRIES": "10"})
@@ -376,6 +379,7 @@ func TestBrokerRestartLosesNothing(t *testing.T) {
 }
 
 func TestPostgresOutageIsRetriedNotDeadLettered(t *testing.T) {
+	slow(t)
 	dir, err := os.MkdirTemp("", "quire-e2e-pg-")
 	if err != nil {
 		t.Fatal(err)
@@ -431,6 +435,7 @@ func TestPostgresOutageIsRetriedNotDeadLettered(t *testing.T) {
 }
 
 func TestCancelRunningAndQueuedTasks(t *testing.T) {
+	slow(t)
 	s := newStack(t, nil)
 	api := s.startAPI(t)
 	s.startWorker(t, map[string]string{"QUIRE_FAULT_SLOW_JOB": "20s", "WORKER_CONCURRENCY_HIGH": "1"})
@@ -475,6 +480,7 @@ func TestCancelRunningAndQueuedTasks(t *testing.T) {
 }
 
 func TestGracefulShutdown(t *testing.T) {
+	slow(t)
 	s := newStack(t, nil)
 	api := s.startAPI(t)
 	w := s.startWorker(t, map[string]string{"QUIRE_FAULT_SLOW_JOB": "1500ms", "SHUTDOWN_TIMEOUT": "10s"})
@@ -510,6 +516,7 @@ func TestGracefulShutdown(t *testing.T) {
 }
 
 func TestHighPriorityStartsUnderALowFlood(t *testing.T) {
+	slow(t)
 	s := newStack(t, map[string]string{"LOG_LEVEL": "warn"})
 	api := s.startAPI(t)
 	const jobDuration = 300 * time.Millisecond
@@ -531,6 +538,7 @@ func TestHighPriorityStartsUnderALowFlood(t *testing.T) {
 }
 
 func TestStatusRetention(t *testing.T) {
+	slow(t)
 	s := newStack(t, map[string]string{"RESULT_TTL": "1s"})
 	api := s.startAPI(t)
 	// A backlog with no worker: PENDING must outlive RESULT_TTL.
@@ -564,6 +572,7 @@ func TestStatusRetention(t *testing.T) {
 }
 
 func TestExhaustedRetriesDeadLetterThenRetryFromTheAPI(t *testing.T) {
+	slow(t)
 	s := newStack(t, map[string]string{"MAX_RETRIES": "2", "RETRY_BASE_DELAY": "100ms", "RETRY_MAX_DELAY": "400ms"})
 	api := s.startAPI(t)
 	w := s.startWorker(t, map[string]string{"QUIRE_FAULT_FAIL_ON_FILENAME": "flaky.txt"})

@@ -168,6 +168,7 @@ func (d *dashboard) watchTask(final string, within time.Duration, onChange func(
 // SUCCESS with its progress bar, cancel a queued task, and retry a dead letter once the fault
 // that killed it is gone.
 func TestUIBrowserUploadCancelAndDeadLetter(t *testing.T) {
+	slow(t)
 	chromiumPath(t) // fail or skip before starting anything
 	s := newStack(t, map[string]string{"API_ADMIN_TOKEN": uiAdminToken, "MAX_RETRIES": "0"})
 	api := s.startAPI(t)

@@ -75,6 +75,7 @@ func (s *stack) startWorker(t *testing.T, extra map[string]string) *service {
 }
 
 func TestUploadToSearchableChunks(t *testing.T) {
+	slow(t)
 	s := newStack(t, nil)
 	api := s.startAPI(t)
 

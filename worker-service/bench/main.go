@@ -50,7 +50,7 @@ func main() {
 	binDir := flag.String("bin", "bin", "directory of api-service and worker-service (make build)")
 	out := flag.String("out", "", "write the results table (markdown) to this file")
 	only := flag.String("only", "", "figures to run, comma-separated: w1, api, drain (drain needs api), pdf (default all; -quick: all but pdf)")
-	flag.StringVar(&corpusDir, "corpus", "../shared/corpus", "corpus folder for the pdf figure (its pdf/p*.pdf files)")
+	flag.StringVar(&corpusDir, "corpus", "", "corpus folder for the pdf figure (its pdf/p*.pdf files); without it the pdf figure is left out")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (in-process NATS, W1 consumers, load generators)")
 	flag.StringVar(&w1Only, "w1side", "", "run only this side of W1 (raw, protocol or quire, for profiling; protocol-noread prices the status read)")
 	w1Jobs := flag.Int("w1jobs", 0, "override the number of W1 jobs")
@@ -166,7 +166,9 @@ func run(ctx context.Context, sz sizes, mode, binDir, out string, only []string)
 		}
 		rows = append(rows, apiRows...)
 	}
-	if slices.Contains(only, "pdf") {
+	if slices.Contains(only, "pdf") && corpusDir == "" {
+		logf("pdf: no corpus folder (make bench CORPUS=<dir>, or -corpus): the PDF figures are left out")
+	} else if slices.Contains(only, "pdf") {
 		pdfRows, err := runPDF(ctx, e, corpusDir, logf)
 		if err != nil {
 			return err

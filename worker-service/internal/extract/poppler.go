@@ -34,7 +34,7 @@ type popplerEngine struct {
 func lookPDFToText(name string) (string, error) {
 	p, err := exec.LookPath(name)
 	if err != nil {
-		return "", fmt.Errorf("%w: pdf engine %q needs pdftotext (install poppler-utils, or use %q): %v", ErrEngine, EnginePDFToText, EnginePDFium, err)
+		return "", fmt.Errorf("%w: pdf engine %q needs pdftotext (apt-get install poppler-utils; tools/test-tools.sh installs what the tests need; or use %q): %v", ErrEngine, EnginePDFToText, EnginePDFium, err)
 	}
 	return p, nil
 }

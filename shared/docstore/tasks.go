@@ -146,12 +146,17 @@ func (s *Store) MarkTasksPublished(ctx context.Context, marks []PublishMark) err
 	for i, m := range marks {
 		ids[i], streams[i], seqs[i] = m.TaskID, m.Stream, int64(m.Seq)
 	}
-	if _, err := s.pool.Exec(ctx, `WITH t AS (
-			UPDATE tasks SET published_at = now(), stream = m.stream, stream_seq = m.seq
-			FROM unnest($1::text[], $2::text[], $3::bigint[]) AS m(task_id, stream, seq)
-			WHERE tasks.task_id = m.task_id RETURNING tasks.task_id
+	// Documents are locked before tasks, in the order of every other statement that writes
+	// both (completing, failing, cancelling a document): the opposite order deadlocks with a
+	// worker committing the document meanwhile. The one-time filter on d runs it first.
+	if _, err := s.pool.Exec(ctx, `WITH m AS (
+			SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) AS m(task_id, stream, seq)
+		), d AS (
+			UPDATE documents SET published_at = now() FROM m
+			WHERE documents.task_id = m.task_id AND documents.published_at IS NULL RETURNING documents.id
 		)
-		UPDATE documents SET published_at = now() FROM t WHERE documents.task_id = t.task_id AND documents.published_at IS NULL`,
+		UPDATE tasks SET published_at = now(), stream = m.stream, stream_seq = m.seq
+		FROM m WHERE tasks.task_id = m.task_id AND (SELECT count(*) FROM d) >= 0`,
 		ids, streams, seqs); err != nil {
 		return fmt.Errorf("docstore: mark %d tasks published: %w", len(marks), err)
 	}

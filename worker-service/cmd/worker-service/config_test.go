@@ -15,7 +15,8 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.AckWait != 30*time.Second || c.MaxRetries != 3 || c.RetryBaseDelay != time.Minute || c.RetryMaxDelay != 10*time.Minute ||
-		c.ChunkSize != 512 || c.ChunkOverlap != 64 || c.EmbeddingsProvider != "local" || c.ResultTTL != time.Hour {
+		c.ChunkSize != 512 || c.ChunkOverlap != 64 || c.EmbeddingsProvider != "local" || c.ResultTTL != time.Hour ||
+		c.OCREngine != "" || c.OCRLanguages != "eng" || c.OCRPageTimeout != time.Minute || c.OCRDPI != 300 {
 		t.Fatalf("defaults = %+v", c)
 	}
 	slots, err := c.slots()
@@ -44,6 +45,10 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{"bad provider", "EMBEDDINGS_PROVIDER", "magic", "EMBEDDINGS_PROVIDER"},
 		{"bad level", "LOG_LEVEL", "loud", "LOG_LEVEL"},
 		{"zero slots", "WORKER_CONCURRENCY_LOW", "0", "WORKER_CONCURRENCY_LOW"},
+		{"bad ocr engine", "OCR_ENGINE", "abbyy", "OCR_ENGINE"},
+		{"bad ocr languages", "OCR_LANGUAGES", "eng,deu", "OCR_LANGUAGES"},
+		{"zero ocr page timeout", "OCR_PAGE_TIMEOUT", "0s", "OCR_PAGE_TIMEOUT"},
+		{"ocr dpi too high", "OCR_DPI", "4800", "OCR_DPI"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -66,13 +66,23 @@ func run(ctx context.Context) error {
 	}
 	defer docs.Close()
 
-	ex, err := extract.New(ctx, extract.Options{
+	exOpts := extract.Options{
 		PDFEngine: cfg.PDFEngine, Timeout: cfg.ExtractTimeout, MaxTextBytes: cfg.ExtractMaxText, MaxPages: cfg.ExtractMaxPages,
 		PDFWorkers: cfg.PDFWorkers, PDFMemoryLimitMB: cfg.PDFMemoryLimitMB, CompilationCacheDir: cfg.WasmCacheDir,
-	})
-	if err != nil {
-		return err
+		OCREngine: cfg.OCREngine, OCRLanguages: cfg.OCRLanguages, OCRPageTimeout: cfg.OCRPageTimeout, OCRDPI: cfg.OCRDPI,
 	}
+	if exOpts.OCREngine == "" || exOpts.OCREngine == "auto" {
+		exOpts.OCREngine = extract.OCRTesseract
+		if err := extract.OCRAvailable(exOpts); err != nil {
+			exOpts.OCREngine = extract.OCROff
+			log.Info("ocr off: scanned pages and images will fail as needing OCR", "reason", err.Error())
+		}
+	}
+	ex, err := extract.New(ctx, exOpts)
+	if err != nil {
+		return fmt.Errorf("OCR_ENGINE=%s, PDF_ENGINE=%s: %w", exOpts.OCREngine, exOpts.PDFEngine, err)
+	}
+	log.Info("ocr", "engine", exOpts.OCREngine, "languages", cfg.OCRLanguages, "page_timeout", cfg.OCRPageTimeout.String(), "dpi", cfg.OCRDPI)
 	defer func() { _ = ex.Close() }()
 	// Chunks are counted with the embeddings model's tokenizer (cl100k_base for the local
 	// provider and OpenAI's embedding models), compiled in: no network at run time.

@@ -1,6 +1,7 @@
 package extract
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -60,6 +61,60 @@ func pdftoppm(t testing.TB, pdf []byte, n, dpi int, format string) []byte {
 		t.Fatal(err)
 	}
 	return img
+}
+
+// pdftoppmGray renders page n of a PDF as an 8-bit grey PGM.
+func pdftoppmGray(t testing.TB, pdf []byte, n, dpi int) []byte {
+	t.Helper()
+	page := fmt.Sprint(n)
+	cmd := exec.CommandContext(t.Context(), "pdftoppm", "-f", page, "-l", page, "-r", fmt.Sprint(dpi), "-gray", "-")
+	cmd.Stdin = bytes.NewReader(pdf)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("pdftoppm: %v", err)
+	}
+	return out
+}
+
+type pgm struct {
+	w, h int
+	pix  []byte
+}
+
+func parsePGM(t testing.TB, data []byte) pgm {
+	t.Helper()
+	br := bufio.NewReader(bytes.NewReader(data))
+	w, h, hdr, err := readPGMHeader(br)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pgm{w, h, data[len(hdr) : len(hdr)+w*h]}
+}
+
+// grayTIFF writes uncompressed 8-bit grey pages as one little-endian multi-page TIFF.
+func grayTIFF(pages []pgm) []byte {
+	b := []byte("II*\x00\x00\x00\x00\x00")
+	link := 4 // where the offset of the next directory goes
+	for _, p := range pages {
+		data := len(b)
+		b = append(b, p.pix...)
+		if len(b)%2 == 1 {
+			b = append(b, 0)
+		}
+		binary.LittleEndian.PutUint32(b[link:], uint32(len(b)))
+		tags := [][2]uint32{{256, uint32(p.w)}, {257, uint32(p.h)}, {258, 8}, {259, 1}, {262, 1},
+			{273, uint32(data)}, {277, 1}, {278, uint32(p.h)}, {279, uint32(len(p.pix))}}
+		b = binary.LittleEndian.AppendUint16(b, uint16(len(tags)))
+		for _, tag := range tags {
+			b = binary.LittleEndian.AppendUint16(b, uint16(tag[0]))
+			b = binary.LittleEndian.AppendUint16(b, 4) // LONG
+			b = binary.LittleEndian.AppendUint32(b, 1)
+			b = binary.LittleEndian.AppendUint32(b, tag[1])
+		}
+		link = len(b)
+		b = binary.LittleEndian.AppendUint32(b, 0)
+	}
+	return b
 }
 
 // ocrProse is varied English text, a line per PDF text line (Helvetica 12 pt fits about 75
@@ -270,6 +325,51 @@ func TestOCRImages(t *testing.T) {
 			}
 		})
 	}
+	t.Run("webp", func(t *testing.T) {
+		img, err := os.ReadFile(filepath.Join("testdata", "scan.webp"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := doctype.Sniff(img, "upload"); err != nil || got != doctype.WebP {
+			t.Fatalf("Sniff = %q, %v; want webp", got, err)
+		}
+		doc, err := extractBytes(t, e, img, doctype.WebP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f1 := tokenF1(allText(doc), strings.Join(proseLines(4, 8), "\n")); f1 < 0.9 {
+			t.Errorf("token-F1 %.3f:\n%s", f1, allText(doc))
+		}
+	})
+	t.Run("multi-page tiff", func(t *testing.T) {
+		two := makePDF(pdfSpec{pages: [][]string{proseLines(0, 8), proseLines(8, 8)}})
+		var pages []pgm
+		for n := 1; n <= 2; n++ {
+			pages = append(pages, parsePGM(t, pdftoppmGray(t, two, n, 200)))
+		}
+		img := grayTIFF(pages)
+		var calls [][2]int
+		doc, err := e.Extract(t.Context(), bytes.NewReader(img), int64(len(img)), doctype.TIFF, func(done, total int) {
+			calls = append(calls, [2]int{done, total})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if doc.Pages != 2 || len(doc.Sections) != 2 {
+			t.Fatalf("pages %d, %d sections, want 2 and 2", doc.Pages, len(doc.Sections))
+		}
+		for i, s := range doc.Sections {
+			if s.Page != i+1 {
+				t.Errorf("section %d: page %d", i, s.Page)
+			}
+			if f1 := tokenF1(s.Text, strings.Join(proseLines(i*8, 8), "\n")); f1 < 0.9 {
+				t.Errorf("page %d: token-F1 %.3f:\n%s", i+1, f1, s.Text)
+			}
+		}
+		if !slices.Contains(calls, [2]int{1, 2}) || calls[len(calls)-1] != [2]int{2, 2} {
+			t.Errorf("progress %v, want page by page to [2 2]", calls)
+		}
+	})
 	t.Run("ocr off", func(t *testing.T) {
 		img := pdftoppm(t, pdf, 1, 100, "png")
 		_, err := extractBytes(t, extractor(t, EnginePDFium), img, doctype.PNG)

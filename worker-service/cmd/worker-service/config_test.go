@@ -1,11 +1,13 @@
 package main
 
 import (
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/quirehq/quire/shared/job"
+	"github.com/quirehq/quire/worker-service/internal/extract"
 )
 
 func TestConfigDefaults(t *testing.T) {
@@ -72,5 +74,24 @@ func TestWorkerQueuesSelectsPools(t *testing.T) {
 	slots, _ := c.slots()
 	if len(slots) != 2 || slots[job.PriorityHigh] != 0 || slots[job.PriorityLow] != 16 {
 		t.Fatalf("slots = %v", slots)
+	}
+}
+
+// An unset OCR_ENGINE turns OCR on only where tesseract is installed: with an empty PATH it is
+// off, and the worker still starts.
+func TestOCREngineAutoDetect(t *testing.T) {
+	t.Setenv("DATABASE_URL", "postgres://u@localhost/quire")
+	c, err := loadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(t.Output(), nil))
+	t.Setenv("PATH", t.TempDir())
+	if got := extractOptions(c, log).OCREngine; got != extract.OCROff {
+		t.Fatalf("OCR engine without tesseract = %q, want off", got)
+	}
+	c.OCREngine = "tesseract"
+	if got := extractOptions(c, log).OCREngine; got != extract.OCRTesseract {
+		t.Fatalf("OCR_ENGINE=tesseract became %q", got)
 	}
 }

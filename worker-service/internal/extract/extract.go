@@ -118,8 +118,9 @@ type Options struct {
 	// PDFToTextPath is the pdftotext binary (default "pdftotext" from PATH); pdfinfo is looked
 	// up beside it.
 	PDFToTextPath string
-	// PDFToTextSandbox: SandboxAuto (default) runs the poppler tools inside bubblewrap (no
-	// network, no host filesystem beyond /usr and fonts) when bwrap is installed and works,
+	// PDFToTextSandbox: SandboxAuto (default) runs the poppler tools (and the OCR tools)
+	// inside bubblewrap (no network, no host filesystem beyond /usr and fonts) when bwrap is
+	// installed and works,
 	// and with resource limits only otherwise; SandboxBwrap requires bubblewrap (New fails
 	// without it); SandboxOff uses resource limits only.
 	PDFToTextSandbox string

@@ -120,9 +120,8 @@ type Options struct {
 	PDFToTextPath string
 	// PDFToTextSandbox: SandboxAuto (default) runs the poppler tools (and the OCR tools)
 	// inside bubblewrap (no network, no host filesystem beyond /usr and fonts) when bwrap is
-	// installed and works,
-	// and with resource limits only otherwise; SandboxBwrap requires bubblewrap (New fails
-	// without it); SandboxOff uses resource limits only.
+	// installed and works, and with resource limits only otherwise; SandboxBwrap requires
+	// bubblewrap (New fails without it); SandboxOff uses resource limits only.
 	PDFToTextSandbox string
 
 	// MaxZipEntries caps the number of entries in a DOCX package. Defaults to 5000.

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -37,9 +39,9 @@ var errPageTimeout = errors.New("extract: ocr page timeout")
 // it works. Tesseract runs single-threaded (OMP_THREAD_LIMIT=1): the Extractor's PDFWorkers
 // slots bound how many documents are recognised at once, and so the processes and memory.
 type ocrEngine struct {
-	tesseract, pdftoppm, sh string
-	sandbox                 []string
-	opts                    Options
+	tesseract, pdftoppm, pdfinfo, sh string
+	sandbox                          []string
+	opts                             Options
 }
 
 // ocrLanguages is the shape of Options.OCRLanguages: tesseract language codes joined by "+".
@@ -54,16 +56,22 @@ func newOCREngine(opts Options) (*ocrEngine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: ocr engine %q needs pdftoppm to render PDF pages (Debian: apt-get install poppler-utils): %v", ErrEngine, OCRTesseract, err)
 	}
+	info := filepath.Join(filepath.Dir(ppm), "pdfinfo")
+	if _, err := exec.LookPath(info); err != nil {
+		if info, err = exec.LookPath("pdfinfo"); err != nil {
+			return nil, fmt.Errorf("%w: pdfinfo not found beside %s (Debian: apt-get install poppler-utils): %v", ErrEngine, ppm, err)
+		}
+	}
 	sh, err := exec.LookPath("sh")
 	if err != nil {
 		return nil, fmt.Errorf("%w: sh not found (needed to set resource limits): %v", ErrEngine, err)
 	}
-	o := &ocrEngine{tesseract: tess, pdftoppm: ppm, sh: sh, opts: opts}
+	o := &ocrEngine{tesseract: tess, pdftoppm: ppm, pdfinfo: info, sh: sh, opts: opts}
 	if err := o.checkLanguages(); err != nil {
 		return nil, err
 	}
 	if opts.PDFToTextSandbox != SandboxOff {
-		sb, err := bwrapSandbox(tess, ppm, sh)
+		sb, err := bwrapSandbox(tess, ppm, info, sh)
 		switch {
 		case err == nil:
 			o.sandbox = sb
@@ -161,12 +169,63 @@ func (o *ocrEngine) recognise(ctx context.Context, img []byte, dpi, pages int, p
 	return fmt.Errorf("%w: tesseract cannot read the image (exit %d): %s", ErrCorrupt, ee.ExitCode(), lastLine(msg))
 }
 
-// render renders page n (1-based) of a PDF as an 8-bit grey PGM image at Options.OCRDPI. A
-// page whose image would exceed Options.OCRMaxPixels fails with ErrTooLarge as soon as
-// pdftoppm writes the image header (or earlier, when rendering it exceeds the memory limit).
-func (o *ocrEngine) render(ctx context.Context, pdf []byte, n int) ([]byte, error) {
+// pageSizes returns the sizes in points of pages first to last of a PDF, by page number, as
+// pdfinfo reports them.
+func (o *ocrEngine) pageSizes(ctx context.Context, pdf []byte, first, last int) (map[int][2]float64, error) {
+	sizes := map[int][2]float64{}
+	args := []string{"-f", strconv.Itoa(first), "-l", strconv.Itoa(last), "-"}
+	_, err := o.tool(1).run(ctx, o.pdfinfo, args, bytes.NewReader(pdf), func(r io.Reader) error {
+		sc := bufio.NewScanner(io.LimitReader(r, 16<<20))
+		for sc.Scan() {
+			// "Page    3 size: 612 x 792 pts (letter)"
+			f := strings.Fields(sc.Text())
+			if len(f) < 6 || f[0] != "Page" || f[2] != "size:" || f[4] != "x" {
+				continue
+			}
+			n, err1 := strconv.Atoi(f[1])
+			w, err2 := strconv.ParseFloat(f[3], 64)
+			h, err3 := strconv.ParseFloat(f[5], 64)
+			if err1 == nil && err2 == nil && err3 == nil {
+				sizes[n] = [2]float64{w, h}
+			}
+		}
+		return sc.Err()
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%w: pdfinfo page sizes: %v", ErrCorrupt, err)
+	}
+	return sizes, nil
+}
+
+// minOCRDPI is the lowest resolution a page is shrunk to so that it fits Options.OCRMaxPixels;
+// a page that needs less is refused (text would be unreadable).
+const minOCRDPI = 50
+
+// pageDPI is the resolution page n of a PDF (size in points, zero if unknown) is rendered at:
+// Options.OCRDPI, lowered for a large page (a poster, a drawing) so that its image fits
+// Options.OCRMaxPixels.
+func (o *ocrEngine) pageDPI(n int, size [2]float64) (int, error) {
+	dpi := float64(o.opts.OCRDPI)
+	px := size[0] / 72 * dpi * size[1] / 72 * dpi
+	if px <= float64(o.opts.OCRMaxPixels) {
+		return o.opts.OCRDPI, nil
+	}
+	dpi = math.Floor(dpi * math.Sqrt(float64(o.opts.OCRMaxPixels)/px))
+	if dpi < minOCRDPI {
+		return 0, fmt.Errorf("%w: pdf page %d is %.0fx%.0f points: more than %d pixels even at %d dpi", ErrTooLarge, n, size[0], size[1], o.opts.OCRMaxPixels, minOCRDPI)
+	}
+	return int(dpi), nil
+}
+
+// render renders page n (1-based) of a PDF as an 8-bit grey PGM image at dpi. A page whose
+// image would exceed Options.OCRMaxPixels fails with ErrTooLarge as soon as pdftoppm writes
+// the image header (or earlier, when rendering it exceeds the memory limit).
+func (o *ocrEngine) render(ctx context.Context, pdf []byte, n, dpi int) ([]byte, error) {
 	page := strconv.Itoa(n)
-	args := []string{"-f", page, "-l", page, "-r", strconv.Itoa(o.opts.OCRDPI), "-gray", "-"}
+	args := []string{"-f", page, "-l", page, "-r", strconv.Itoa(dpi), "-gray", "-"}
 	t := o.tool(1)
 	var img []byte
 	stderr, err := t.run(ctx, o.pdftoppm, args, bytes.NewReader(pdf), func(r io.Reader) error {
@@ -176,7 +235,7 @@ func (o *ocrEngine) render(ctx context.Context, pdf []byte, n int) ([]byte, erro
 			return fmt.Errorf("%w: pdftoppm page %d: %v", ErrCorrupt, n, err)
 		}
 		if int64(w)*int64(h) > int64(o.opts.OCRMaxPixels) {
-			return fmt.Errorf("%w: pdf page %d renders to %dx%d pixels at %d dpi, limit %d pixels", ErrTooLarge, n, w, h, o.opts.OCRDPI, o.opts.OCRMaxPixels)
+			return fmt.Errorf("%w: pdf page %d renders to %dx%d pixels at %d dpi, limit %d pixels", ErrTooLarge, n, w, h, dpi, o.opts.OCRMaxPixels)
 		}
 		img = make([]byte, len(hdr)+w*h)
 		copy(img, hdr)
@@ -185,11 +244,15 @@ func (o *ocrEngine) render(ctx context.Context, pdf []byte, n int) ([]byte, erro
 		}
 		return nil
 	})
+	msg := strings.TrimSpace(stderr)
+	if err == nil && strings.Contains(msg, "Bogus memory allocation size") {
+		// Poppler refuses a bitmap too large to allocate and writes a 1x1 image instead.
+		return nil, fmt.Errorf("%w: pdf page %d is too large to render at %d dpi", ErrTooLarge, n, dpi)
+	}
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) {
 		return img, err
 	}
-	msg := strings.TrimSpace(stderr)
 	if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		return nil, fmt.Errorf("%w: pdftoppm page %d killed by %v past its limits (%d MiB, %d s CPU): %s", ErrTooLarge, n, ws.Signal(), t.memoryMB, t.cpuSeconds(), lastLine(msg))
 	}
@@ -237,17 +300,22 @@ func readPGMHeader(br *bufio.Reader) (w, h int, hdr []byte, err error) {
 	return fields[0], fields[1], raw.Bytes(), nil
 }
 
-// ocrPage renders and recognises page n of a PDF within Options.OCRPageTimeout.
-func (o *ocrEngine) ocrPage(ctx context.Context, pdf []byte, n int) (string, error) {
+// ocrPage renders and recognises page n of a PDF (size in points, zero if unknown) within
+// Options.OCRPageTimeout.
+func (o *ocrEngine) ocrPage(ctx context.Context, pdf []byte, n int, size [2]float64) (string, error) {
+	dpi, err := o.pageDPI(n, size)
+	if err != nil {
+		return "", err
+	}
 	pctx, cancel := context.WithTimeoutCause(ctx, o.opts.OCRPageTimeout, errPageTimeout)
 	defer cancel()
 	text, err := func() (string, error) {
-		img, err := o.render(pctx, pdf, n)
+		img, err := o.render(pctx, pdf, n, dpi)
 		if err != nil {
 			return "", err
 		}
 		var sb strings.Builder
-		err = o.recognise(pctx, img, o.opts.OCRDPI, 1, func(_ int, text string) error {
+		err = o.recognise(pctx, img, dpi, 1, func(_ int, text string) error {
 			sb.WriteString(text)
 			return nil
 		})

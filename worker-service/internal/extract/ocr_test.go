@@ -210,7 +210,7 @@ func TestOCRQuality(t *testing.T) {
 	}
 	sum := 0.0
 	for i, s := range layer.Sections {
-		got, err := e.ocr.ocrPage(t.Context(), pdf, s.Page)
+		got, err := e.ocr.ocrPage(t.Context(), pdf, s.Page, [2]float64{612, 792})
 		if err != nil {
 			t.Fatalf("page %d: %v", s.Page, err)
 		}
@@ -515,6 +515,29 @@ func TestOCRHostileImages(t *testing.T) {
 	doc, err := extractBytes(t, e, png, doctype.PNG)
 	if err != nil || !strings.Contains(allText(doc), "revenue") {
 		t.Fatalf("after hostile images: %v", err)
+	}
+}
+
+// A large PDF page (a poster) is rendered at a lower resolution that fits
+// Options.OCRMaxPixels; a page too large even at the lowest one fails the document as too
+// large, not with an empty page.
+func TestOCRLargePDFPages(t *testing.T) {
+	e := ocrExtractor(t, Options{})
+	lines := proseLines(0, 10)
+	text := makePDF(pdfSpec{pages: [][]string{lines}})
+	scan := [][]byte{pdftoppm(t, text, 1, 300, "jpeg")}
+	// 4000 points square at 300 dpi is 278 million pixels: rendered at 139 dpi instead.
+	poster := makePDF(pdfSpec{pages: [][]string{nil}, scans: scan, mediaBox: "[0 0 4000 4000]"})
+	doc, err := extractBytes(t, e, poster, doctype.PDF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f1 := tokenF1(allText(doc), strings.Join(lines, "\n")); f1 < 0.9 {
+		t.Errorf("poster page: token-F1 %.3f:\n%s", f1, allText(doc))
+	}
+	huge := makePDF(pdfSpec{pages: [][]string{nil}, scans: scan, mediaBox: "[0 0 14400 14400]"})
+	if _, err := extractBytes(t, e, huge, doctype.PDF); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("14400-point page: err = %v, want ErrTooLarge", err)
 	}
 }
 

@@ -82,12 +82,18 @@ func (e *Extractor) pdfDocument(ctx context.Context, r io.ReaderAt, size int64, 
 	if e.ocr == nil && chars < e.opts.MinCharsPerPage*doc.Pages {
 		return nil, fmt.Errorf("%w: %d characters of text on %d pages; %s", ErrNeedsOCR, chars, doc.Pages, ocrHint)
 	}
+	var sizes map[int][2]float64
+	if len(scanned) > 0 {
+		if sizes, err = e.ocr.pageSizes(ctx, data, scanned[0], scanned[len(scanned)-1]); err != nil {
+			return nil, err
+		}
+	}
 	for _, n := range scanned {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		lim.extend(e.opts.OCRPageTimeout)
-		text, err := e.ocr.ocrPage(ctx, data, n)
+		text, err := e.ocr.ocrPage(ctx, data, n, sizes[n])
 		if err != nil {
 			return nil, err
 		}

@@ -25,6 +25,8 @@ type pdfSpec struct {
 	junk      int // bytes of junk before %PDF-
 	// scans[i], when not nil, is a JPEG drawn over the whole of page i (a scanned page).
 	scans [][]byte
+	// mediaBox replaces every page's [0 0 612 792] (US Letter).
+	mediaBox string
 }
 
 var pdfPad = []byte{0x28, 0xBF, 0x4E, 0x5E, 0x4E, 0x75, 0x8A, 0x41, 0x64, 0x00, 0x4E, 0x56, 0xFF, 0xFA, 0x01, 0x08,
@@ -92,7 +94,11 @@ func makePDF(s pdfSpec) []byte {
 			cs.Write(bytes.Repeat([]byte{' '}, s.bombBytes))
 		}
 		content := add(obj{stream: cs.Bytes()})
-		page := add(obj{dict: fmt.Sprintf("<</Type/Page/Parent %d 0 R/MediaBox[0 0 612 792]/Resources<</Font<</F1 %d 0 R>>%s>>/Contents %d 0 R>>", pagesObj, font, xobj, content)})
+		box := "[0 0 612 792]"
+		if s.mediaBox != "" {
+			box = s.mediaBox
+		}
+		page := add(obj{dict: fmt.Sprintf("<</Type/Page/Parent %d 0 R/MediaBox%s/Resources<</Font<</F1 %d 0 R>>%s>>/Contents %d 0 R>>", pagesObj, box, font, xobj, content)})
 		kids = append(kids, fmt.Sprintf("%d 0 R", page))
 	}
 	objs[catalog-1].dict = fmt.Sprintf("<</Type/Catalog/Pages %d 0 R>>", pagesObj)

@@ -153,9 +153,10 @@ type Options struct {
 	OCRPageTimeout time.Duration
 	// OCRDPI is the resolution PDF pages are rendered at for OCR. Defaults to 300.
 	OCRDPI int
-	// OCRMaxPixels caps the pixels of one image page or rendered PDF page (decompression
-	// bombs: the dimensions are read from the header before anything decodes the image).
-	// Defaults to 60 million (an A3 page at 600 dpi is 35 million).
+	// OCRMaxPixels caps the pixels of one image page (decompression bombs: the dimensions are
+	// read from the header before anything decodes the image; a larger image fails with
+	// ErrTooLarge) or rendered PDF page (a large page is rendered below OCRDPI to fit, down
+	// to 50 dpi). Defaults to 60 million (an A3 page at 600 dpi is 35 million).
 	OCRMaxPixels int
 	// OCRMemoryLimitMB caps the address space (RLIMIT_AS) of a tesseract or pdftoppm process.
 	// Defaults to 1024 MiB.

@@ -67,7 +67,7 @@ func BenchmarkOCRPeakRSS(b *testing.B) {
 	for i := range scans {
 		scans[i] = benchScan(b, 2)
 	}
-	var peakKB, peakProcs int
+	var peakKB, peakProcs, peakChildKB int
 	for b.Loop() {
 		ctx, stop := context.WithCancel(b.Context())
 		var sampler sync.WaitGroup
@@ -75,8 +75,8 @@ func BenchmarkOCRPeakRSS(b *testing.B) {
 			tick := time.NewTicker(20 * time.Millisecond)
 			defer tick.Stop()
 			for {
-				kb, procs := treeRSS(os.Getpid())
-				peakKB, peakProcs = max(peakKB, kb), max(peakProcs, procs)
+				kb, procs, childKB := treeRSS(os.Getpid())
+				peakKB, peakProcs, peakChildKB = max(peakKB, kb), max(peakProcs, procs), max(peakChildKB, childKB)
 				select {
 				case <-ctx.Done():
 					return
@@ -101,6 +101,7 @@ func BenchmarkOCRPeakRSS(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(peakKB)/1024, "peak-rss-MB")
+	b.ReportMetric(float64(peakChildKB)/1024, "peak-ocr-proc-rss-MB")
 	b.ReportMetric(float64(peakProcs), "max-ocr-procs")
 	b.ReportMetric(float64(workers), "pdf-workers")
 	if peakProcs > workers {
@@ -108,9 +109,9 @@ func BenchmarkOCRPeakRSS(b *testing.B) {
 	}
 }
 
-// treeRSS sums the resident memory (VmRSS) of pid and its descendants, and counts the
-// descendants that are tesseract or pdftoppm.
-func treeRSS(pid int) (kb, ocrProcs int) {
+// treeRSS sums the resident memory (VmRSS) of pid and its descendants, counts the
+// descendants that are tesseract or pdftoppm, and returns the largest of those.
+func treeRSS(pid int) (kb, ocrProcs, maxOCRKB int) {
 	entries, _ := os.ReadDir("/proc")
 	parent := map[int]int{}
 	for _, ent := range entries {
@@ -148,9 +149,10 @@ func treeRSS(pid int) (kb, ocrProcs int) {
 		kb += rss
 		if p != pid && (comm == "tesseract" || comm == "pdftoppm") {
 			ocrProcs++
+			maxOCRKB = max(maxOCRKB, rss)
 		}
 	}
-	return kb, ocrProcs
+	return kb, ocrProcs, maxOCRKB
 }
 
 func procStatus(pid int) (rssKB int, name string) {

@@ -124,22 +124,6 @@ type Options struct {
 	// bubblewrap (New fails without it); SandboxOff uses resource limits only.
 	PDFToTextSandbox string
 
-	// MaxZipEntries caps the number of entries in a DOCX package. Defaults to 5000.
-	MaxZipEntries int
-	// MaxZipPartBytes caps the uncompressed bytes read from one part of a DOCX package.
-	// Defaults to 64 MiB.
-	MaxZipPartBytes int64
-	// MaxZipTotalBytes caps the uncompressed bytes read from a whole DOCX package. Defaults
-	// to 256 MiB.
-	MaxZipTotalBytes int64
-	// MaxZipRatio caps the compression ratio of a DOCX part larger than 1 MiB uncompressed
-	// (zip bombs). Defaults to 200.
-	MaxZipRatio int
-
-	// MaxHTMLBytes caps the size of an HTML document (uploaded or fetched); parsing takes about
-	// ten times its size in memory. Defaults to 16 MiB.
-	MaxHTMLBytes int
-
 	// OCREngine is OCROff (default: images and PDF pages without a text layer fail with
 	// ErrNeedsOCR) or OCRTesseract (New fails when tesseract, pdftoppm or a language's trained
 	// data is missing). OCR runs in the PDFWorkers slots: at most PDFWorkers documents are
@@ -164,6 +148,22 @@ type Options struct {
 	// TesseractPath and PDFToPPMPath are the binaries (defaults "tesseract" and "pdftoppm"
 	// from PATH). They run under the PDFToTextSandbox setting, like the poppler text tools.
 	TesseractPath, PDFToPPMPath string
+
+	// MaxZipEntries caps the number of entries in a DOCX package. Defaults to 5000.
+	MaxZipEntries int
+	// MaxZipPartBytes caps the uncompressed bytes read from one part of a DOCX package.
+	// Defaults to 64 MiB.
+	MaxZipPartBytes int64
+	// MaxZipTotalBytes caps the uncompressed bytes read from a whole DOCX package. Defaults
+	// to 256 MiB.
+	MaxZipTotalBytes int64
+	// MaxZipRatio caps the compression ratio of a DOCX part larger than 1 MiB uncompressed
+	// (zip bombs). Defaults to 200.
+	MaxZipRatio int
+
+	// MaxHTMLBytes caps the size of an HTML document (uploaded or fetched); parsing takes about
+	// ten times its size in memory. Defaults to 16 MiB.
+	MaxHTMLBytes int
 }
 
 // WithDefaults returns o with zero fields set to their defaults.
@@ -205,21 +205,6 @@ func (o Options) WithDefaults() Options {
 	if o.PDFToTextSandbox == "" {
 		o.PDFToTextSandbox = SandboxAuto
 	}
-	if o.MaxZipEntries <= 0 {
-		o.MaxZipEntries = 5000
-	}
-	if o.MaxZipPartBytes <= 0 {
-		o.MaxZipPartBytes = 64 << 20
-	}
-	if o.MaxZipTotalBytes <= 0 {
-		o.MaxZipTotalBytes = 256 << 20
-	}
-	if o.MaxZipRatio <= 0 {
-		o.MaxZipRatio = 200
-	}
-	if o.MaxHTMLBytes <= 0 {
-		o.MaxHTMLBytes = 16 << 20
-	}
 	if o.OCREngine == "" {
 		o.OCREngine = OCROff
 	}
@@ -243,6 +228,21 @@ func (o Options) WithDefaults() Options {
 	}
 	if o.PDFToPPMPath == "" {
 		o.PDFToPPMPath = "pdftoppm"
+	}
+	if o.MaxZipEntries <= 0 {
+		o.MaxZipEntries = 5000
+	}
+	if o.MaxZipPartBytes <= 0 {
+		o.MaxZipPartBytes = 64 << 20
+	}
+	if o.MaxZipTotalBytes <= 0 {
+		o.MaxZipTotalBytes = 256 << 20
+	}
+	if o.MaxZipRatio <= 0 {
+		o.MaxZipRatio = 200
+	}
+	if o.MaxHTMLBytes <= 0 {
+		o.MaxHTMLBytes = 16 << 20
 	}
 	return o
 }
@@ -401,6 +401,8 @@ func (e *Extractor) Extract(ctx context.Context, r io.ReaderAt, size int64, t do
 			return nil, fmt.Errorf("%w: zero-byte file", ErrEmpty)
 		}
 		switch t {
+		case doctype.PNG, doctype.JPEG, doctype.TIFF, doctype.WebP:
+			return e.imageDocument(ctx, r, size, t, lim, progress)
 		case doctype.Text, doctype.Markdown:
 			data, err := readAll(r, size, int64(e.opts.MaxTextBytes))
 			if err != nil {
@@ -429,8 +431,6 @@ func (e *Extractor) Extract(ctx context.Context, r io.ReaderAt, size int64, t do
 			return doc, err
 		case doctype.PDF:
 			return e.pdfDocument(ctx, r, size, lim, progress)
-		case doctype.PNG, doctype.JPEG, doctype.TIFF, doctype.WebP:
-			return e.imageDocument(ctx, r, size, t, lim, progress)
 		}
 		return nil, fmt.Errorf("%w: type %q", ErrUnsupported, t)
 	})

@@ -98,7 +98,7 @@ func (o *ocrEngine) checkLanguages() error {
 	}
 	for _, l := range strings.Split(o.opts.OCRLanguages, "+") {
 		if !have[l] {
-			return fmt.Errorf("%w: tesseract has no trained data for language %q (Debian: apt-get install tesseract-ocr-%s)", ErrEngine, l, strings.ToLower(l))
+			return fmt.Errorf("%w: tesseract has no trained data for language %q (Debian: apt-get install tesseract-ocr-%s)", ErrEngine, l, strings.ReplaceAll(strings.ToLower(l), "_", "-"))
 		}
 	}
 	return nil

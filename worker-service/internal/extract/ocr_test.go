@@ -195,6 +195,9 @@ func TestTokenF1(t *testing.T) {
 // TestOCRQuality renders the pages of PDFs that have a text layer at 300 dpi, recognises
 // them, and scores the recognised text by token-F1 against the text layer.
 func TestOCRQuality(t *testing.T) {
+	if testing.Short() {
+		t.Skip("recognises many pages: left out of -short")
+	}
 	e := ocrExtractor(t, Options{})
 	var pages [][]string
 	for i := range 6 {
@@ -240,6 +243,9 @@ func scanSpec(t testing.TB, pages [][]string, scanned ...int) pdfSpec {
 }
 
 func TestOCRScannedPDF(t *testing.T) {
+	if testing.Short() {
+		t.Skip("recognises many pages: left out of -short")
+	}
 	pages := [][]string{proseLines(0, 12), proseLines(3, 12), proseLines(7, 12)}
 	scanned := makePDF(scanSpec(t, pages, 0, 1, 2))
 	mixed := makePDF(scanSpec(t, pages, 1))
@@ -522,6 +528,9 @@ func TestOCRHostileImages(t *testing.T) {
 // Options.OCRMaxPixels; a page too large even at the lowest one fails the document as too
 // large, not with an empty page.
 func TestOCRLargePDFPages(t *testing.T) {
+	if testing.Short() {
+		t.Skip("recognises many pages: left out of -short")
+	}
 	e := ocrExtractor(t, Options{})
 	lines := proseLines(0, 10)
 	text := makePDF(pdfSpec{pages: [][]string{lines}})

@@ -84,8 +84,11 @@ func (e *Extractor) pdfDocument(ctx context.Context, r io.ReaderAt, size int64, 
 	}
 	var sizes map[int][2]float64
 	if len(scanned) > 0 {
-		if sizes, err = e.ocr.pageSizes(ctx, data, scanned[0], scanned[len(scanned)-1]); err != nil {
-			return nil, err
+		// Without the sizes (pdfinfo cannot read this file) pages render at OCRDPI, still
+		// under the pixel cap.
+		sizes, err = e.ocr.pageSizes(ctx, data, scanned[0], scanned[len(scanned)-1])
+		if err != nil && ctx.Err() != nil {
+			return nil, ctx.Err()
 		}
 	}
 	for _, n := range scanned {

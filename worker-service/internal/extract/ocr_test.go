@@ -579,3 +579,27 @@ func TestOCROptions(t *testing.T) {
 		t.Fatalf("missing tesseract: err = %v, want ErrEngine", err)
 	}
 }
+
+// FuzzImagePages: no image header makes the header check panic, loop or answer with anything
+// but a page count within the limits or one of the package's permanent errors.
+func FuzzImagePages(f *testing.F) {
+	f.Add(pngHeader(100, 100), 0)
+	f.Add(tiffFile([][2]uint32{{100, 100}, {200, 300}}, false), 1)
+	f.Add(tiffFile([][2]uint32{{100, 100}}, true), 1)
+	f.Add(webpVP8L(640, 480), 2)
+	f.Add([]byte("\xFF\xD8\xFF\xC0\x00\x11\x08\x01\x00\x01\x00\x03\x01\x22\x00\x02\x11\x01\x03\x11\x01"), 3)
+	types := []doctype.Type{doctype.PNG, doctype.TIFF, doctype.WebP, doctype.JPEG}
+	f.Fuzz(func(t *testing.T, data []byte, typ int) {
+		const maxPixels, maxPages = 1 << 24, 50
+		n, err := imagePages(data, types[uint(typ)%uint(len(types))], maxPixels, maxPages)
+		if err != nil {
+			if !permanent(err) {
+				t.Fatalf("err = %v, want a permanent error", err)
+			}
+			return
+		}
+		if n < 1 || n > maxPages {
+			t.Fatalf("%d pages, want 1..%d", n, maxPages)
+		}
+	})
+}

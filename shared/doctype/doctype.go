@@ -24,6 +24,23 @@ const (
 	HTML     Type = "html"
 )
 
+// Raster images, read through OCR.
+const (
+	PNG  Type = "png"
+	JPEG Type = "jpeg"
+	TIFF Type = "tiff"
+	WebP Type = "webp"
+)
+
+// IsImage reports whether t is a raster image format (its text comes from OCR).
+func (t Type) IsImage() bool {
+	switch t {
+	case PNG, JPEG, TIFF, WebP:
+		return true
+	}
+	return false
+}
+
 // SniffLen is how many leading bytes [Sniff] looks at.
 const SniffLen = 8192
 
@@ -45,6 +62,8 @@ func (t Type) ContentType() string {
 		return "text/markdown; charset=utf-8"
 	case HTML:
 		return "text/html"
+	case PNG, JPEG, TIFF, WebP:
+		return "image/" + string(t)
 	}
 	return "text/plain; charset=utf-8"
 }
@@ -69,6 +88,14 @@ func Sniff(head []byte, filename string) (Type, error) {
 		// An OLE2 compound file: binary Word (.doc) in practice; also old Excel and
 		// PowerPoint files and password-protected Office files, which Quire cannot read either.
 		return "", ErrLegacyDoc
+	case bytes.HasPrefix(head, []byte("\x89PNG\r\n\x1a\n")):
+		return PNG, nil
+	case bytes.HasPrefix(head, []byte("\xFF\xD8\xFF")):
+		return JPEG, nil
+	case bytes.HasPrefix(head, []byte("II*\x00")), bytes.HasPrefix(head, []byte("MM\x00*")):
+		return TIFF, nil
+	case len(head) >= 12 && bytes.HasPrefix(head, []byte("RIFF")) && string(head[8:12]) == "WEBP":
+		return WebP, nil
 	case bytes.HasPrefix(head, []byte(`{\rtf`)):
 		return "", fmt.Errorf("%w: RTF document; convert it to .docx", ErrUnsupported)
 	}

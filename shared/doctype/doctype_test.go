@@ -53,7 +53,13 @@ func TestSniff(t *testing.T) {
 		{"plain zip", zipWith(t, "photo.jpg"), "r.docx", "", ErrUnsupported},
 		{"legacy doc", []byte("\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1\x00\x00"), "old.doc", "", ErrLegacyDoc},
 		{"rtf", []byte(`{\rtf1\ansi hello}`), "r.doc", "", ErrUnsupported},
-		{"png", []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"), "p.txt", "", ErrUnsupported},
+		{"png", []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"), "p.txt", PNG, nil},
+		{"jpeg", []byte("\xFF\xD8\xFF\xE0\x00\x10JFIF\x00"), "scan.png", JPEG, nil},
+		{"tiff little-endian", []byte("II*\x00\x08\x00\x00\x00"), "fax", TIFF, nil},
+		{"tiff big-endian", []byte("MM\x00*\x00\x00\x00\x08"), "fax.tif", TIFF, nil},
+		{"webp", []byte("RIFF\x24\x00\x00\x00WEBPVP8 "), "p.webp", WebP, nil},
+		{"riff wave", []byte("RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00"), "a.webp", "", ErrUnsupported},
+		{"gif", []byte("GIF89a\x01\x00\x01\x00\x80\x00\x00"), "a.png", "", ErrUnsupported},
 		{"empty", nil, "e.txt", "", ErrEmpty},
 		{"html doctype", []byte("\n<!DOCTYPE html><html><body>x</body></html>"), "page.txt", HTML, nil},
 		{"html upper case", []byte("<HTML><HEAD><TITLE>Old page</TITLE></HEAD>"), "page.txt", HTML, nil},
@@ -99,7 +105,7 @@ func TestSniffLongHead(t *testing.T) {
 }
 
 func TestContentType(t *testing.T) {
-	for typ, want := range map[Type]string{PDF: "application/pdf", HTML: "text/html", Markdown: "text/markdown; charset=utf-8", Text: "text/plain; charset=utf-8"} {
+	for typ, want := range map[Type]string{PDF: "application/pdf", HTML: "text/html", Markdown: "text/markdown; charset=utf-8", Text: "text/plain; charset=utf-8", PNG: "image/png", JPEG: "image/jpeg", TIFF: "image/tiff", WebP: "image/webp"} {
 		if got := typ.ContentType(); got != want {
 			t.Errorf("%s.ContentType() = %q, want %q", typ, got, want)
 		}

@@ -45,6 +45,9 @@ type Section struct {
 	Page int
 	// Heading is the heading path the text sits under ("Install > Linux"), if any.
 	Heading string
+	// Location is where the text sits (slide, sheet and rows, chapter). A section with only
+	// Page set may leave it zero: its location is that page.
+	Location doctype.Location
 }
 
 // Document is the extracted text of a document.
@@ -343,6 +346,14 @@ func (e *Extractor) Extract(ctx context.Context, r io.ReaderAt, size int64, t do
 			return doc, err
 		case doctype.PDF:
 			return e.pdfDocument(ctx, r, size, lim, progress)
+		}
+		if fn := e.formatReader(t); fn != nil {
+			doc, err := fn(ctx, r, size, lim)
+			if err == nil {
+				doc.Type = t
+				progress(1, 1)
+			}
+			return doc, err
 		}
 		return nil, fmt.Errorf("%w: type %q", ErrUnsupported, t)
 	})

@@ -202,7 +202,8 @@ func columnName(i int) string {
 	return string(b)
 }
 
-// columnIndex parses the column of a cell reference ("C7" → 2); -1 when there is none.
+// columnIndex parses the column of a cell reference ("C7" → 2); -1 when there is none, and
+// maxRowCells for a column past the last one.
 func columnIndex(ref string) int {
 	n := 0
 	seen := false
@@ -220,7 +221,7 @@ func columnIndex(ref string) int {
 		}
 		seen = true
 		if n > maxRowCells {
-			return -1
+			return maxRowCells // past the last column: the caller's cap refuses it
 		}
 	}
 	if n == 0 {

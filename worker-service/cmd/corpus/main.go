@@ -22,13 +22,11 @@ import (
 	"sync"
 	"text/tabwriter"
 	"time"
-	"unicode"
-
-	"golang.org/x/text/unicode/norm"
 
 	"github.com/quirehq/quire/shared/doctype"
 	"github.com/quirehq/quire/worker-service/internal/chunk"
 	"github.com/quirehq/quire/worker-service/internal/extract"
+	"github.com/quirehq/quire/worker-service/internal/quality"
 )
 
 func main() {
@@ -231,7 +229,7 @@ func measure(ctx context.Context, ex *extract.Extractor, chunking chunk.Options,
 		r.chunkDur = time.Since(cs)
 		if ref := refPath(dir, e); ref != "" {
 			if want, rerr := os.ReadFile(ref); rerr == nil {
-				r.f1, r.hasF1 = tokenF1(docText(doc), string(want)), true
+				r.f1, r.hasF1 = quality.TokenF1(docText(doc), string(want)), true
 			}
 		}
 	}
@@ -291,56 +289,6 @@ func docText(d *extract.Document) string {
 		b.WriteString("\n")
 	}
 	return b.String()
-}
-
-// tokens splits text into the scoring tokens of the project's extraction evaluation: NFKC,
-// lower case, runs of letters, digits and marks; each Han or kana character is a token.
-func tokens(s string) map[string]int {
-	s = strings.ToLower(norm.NFKC.String(s))
-	out := map[string]int{}
-	var cur strings.Builder
-	flush := func() {
-		if cur.Len() > 0 {
-			out[cur.String()]++
-			cur.Reset()
-		}
-	}
-	for _, r := range s {
-		switch {
-		case unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana):
-			flush()
-			out[string(r)]++
-		case unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r):
-			cur.WriteRune(r)
-		default:
-			flush()
-		}
-	}
-	flush()
-	return out
-}
-
-func tokenF1(got, want string) float64 {
-	g, w := tokens(got), tokens(want)
-	var common, ng, nw int
-	for t, n := range g {
-		ng += n
-		common += min(n, w[t])
-	}
-	for _, n := range w {
-		nw += n
-	}
-	if ng == 0 || nw == 0 {
-		if ng == nw {
-			return 1
-		}
-		return 0
-	}
-	p, r := float64(common)/float64(ng), float64(common)/float64(nw)
-	if p+r == 0 {
-		return 0
-	}
-	return 2 * p * r / (p + r)
 }
 
 func printTable(results []result) {

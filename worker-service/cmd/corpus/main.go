@@ -1,6 +1,8 @@
 // Command corpus measures text extraction over a folder laid out like ../shared/corpus: the
-// inputs in pdf/, docx/, html/ and txt/, references in ref/<type>/, and MANIFEST.tsv naming
-// each file's type and expected outcome. It prints one table per format: files, successes,
+// inputs in <type>/ (pdf, docx, html, txt, and the office, e-book, mail and table formats:
+// pptx, xlsx, csv, tsv, odt, ods, odp, epub, rtf, eml), references in ref/<type>/ (the input's
+// base name with .txt; .raw.txt for PDFs, .main.txt for HTML), and MANIFEST.tsv naming each
+// file's type and expected outcome. It prints one table per format: files, successes,
 // expected (clean) failures, unexpected outcomes, mean token-F1 against the references, MB/s
 // and pages/s of extraction over the valid files, chunk count and chunking speed (cl100k
 // tokens), then the process's peak memory. It exits non-zero when a file's outcome contradicts
@@ -206,6 +208,8 @@ func measure(ctx context.Context, ex *extract.Extractor, chunking chunk.Options,
 		t = doctype.DOCX
 	case "html":
 		t = doctype.HTML
+	case "pptx", "xlsx", "csv", "tsv", "odt", "ods", "odp", "epub", "rtf", "eml":
+		t = doctype.Type(e.kind)
 	}
 	start := time.Now()
 	var doc *extract.Document

@@ -142,7 +142,9 @@ func (m *mailReader) entity(h textproto.MIMEHeader, body io.Reader, depth int) e
 			return err
 		}
 		if mediaType == "text/html" {
-			doc, err := m.e.html(m.ctx, []byte(text), "text/html; charset=utf-8", "", m.lim)
+			// The HTML reader counts its text against a limiter of its own: m.w counts it
+			// once, as it is written.
+			doc, err := m.e.html(m.ctx, []byte(text), "text/html; charset=utf-8", "", &limiter{max: m.lim.max})
 			if err != nil {
 				if errors.Is(err, ErrEmpty) {
 					return nil

@@ -183,10 +183,6 @@ func (p *rtfParser) control() error {
 
 func (p *rtfParser) word(word string, arg int, hasArg bool) error {
 	if rtfSkipped[word] {
-		if word == "info" {
-			p.st.skip = true
-			return nil
-		}
 		p.st.skip = true
 		return nil
 	}

@@ -29,7 +29,9 @@ func (e *Extractor) odf(ctx context.Context, r io.ReaderAt, size int64, t doctyp
 	}
 	doc := &Document{Title: pk.titleOf("meta.xml")}
 	rd := &odfReader{t: t, pw: &paraWriter{lim: lim}, sw: newSheetWriter(lim)}
-	if err := pk.scan("content.xml", pk.opts.MaxZipPartBytes, func(_ *xml.Decoder, tok xml.Token) error {
+	// content.xml streams (it is never held whole): a large spreadsheet's may pass the per-part
+	// cap; the whole-package cap and the compression ratio still bound it.
+	if err := pk.scan("content.xml", pk.opts.MaxZipTotalBytes, func(_ *xml.Decoder, tok xml.Token) error {
 		if err := rd.tick.check(ctx); err != nil {
 			return err
 		}

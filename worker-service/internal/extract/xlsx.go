@@ -123,7 +123,8 @@ func (pk *zipPackage) sharedStrings(ctx context.Context, part string) ([]string,
 	return out, err
 }
 
-// sheetRows streams the rows of a worksheet into w.
+// sheetRows streams the rows of a worksheet into w. A worksheet is never held whole, so it may
+// pass the per-part cap: the whole-package cap and the compression ratio bound it.
 func (pk *zipPackage) sheetRows(ctx context.Context, part string, sst []string, w *sheetWriter) error {
 	var (
 		tick    ticker
@@ -136,7 +137,7 @@ func (pk *zipPackage) sheetRows(ctx context.Context, part string, sst []string, 
 		inV     bool // inside <v> or an inline string's <t>
 		inCell  bool
 	)
-	return pk.scan(part, pk.opts.MaxZipPartBytes, func(_ *xml.Decoder, t xml.Token) error {
+	return pk.scan(part, pk.opts.MaxZipTotalBytes, func(_ *xml.Decoder, t xml.Token) error {
 		if err := tick.check(ctx); err != nil {
 			return err
 		}

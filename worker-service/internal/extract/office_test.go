@@ -328,3 +328,36 @@ func TestOfficeHostile(t *testing.T) {
 		})
 	}
 }
+
+func TestXLSXDates(t *testing.T) {
+	styles := `<styleSheet ` + smlNS + `><numFmts count="2"><numFmt numFmtId="164" formatCode="yyyy\-mm\-dd hh:mm"/><numFmt numFmtId="165" formatCode="&quot;days&quot; 0.00"/></numFmts>` +
+		`<cellXfs count="5"><xf numFmtId="0"/><xf numFmtId="14"/><xf numFmtId="164"/><xf numFmtId="165"/><xf numFmtId="46"/></cellXfs></styleSheet>`
+	sheet := sheetXML(`<row r="1"><c r="A1" s="1"><v>45000</v></c><c r="B1" s="2"><v>45000.5</v></c><c r="C1" s="3"><v>2.5</v></c><c r="D1" s="4"><v>0.75</v></c><c r="E1" s="9"><v>3</v></c></row>`)
+	for _, tt := range []struct {
+		date1904 bool
+		want     string
+	}{
+		{false, "2023-03-15 | 2023-03-15 12:00 | 2.5 | 18:00:00 | 3"},
+		{true, "2027-03-16 | 2027-03-16 12:00 | 2.5 | 1904-01-01 18:00 | 3"},
+	} {
+		parts := xlsxParts("", sheet)
+		for i := range parts {
+			switch parts[i].name {
+			case "xl/_rels/workbook.xml.rels":
+				parts[i].body = bytes.Replace(parts[i].body, []byte("</Relationships>"), []byte(`<Relationship Id="rId98" Type="`+relT+`styles" Target="styles.xml"/></Relationships>`), 1)
+			case "xl/workbook.xml":
+				if tt.date1904 {
+					parts[i].body = bytes.Replace(parts[i].body, []byte("<sheets>"), []byte(`<workbookPr date1904="1"/><sheets>`), 1)
+				}
+			}
+		}
+		parts = append(parts, zipPart{"xl/styles.xml", []byte(styles)})
+		doc, err := extractBytes(t, newExtractor(t, Options{}), makeZip(t, parts...), doctype.XLSX)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(doc.Sections) != 1 || doc.Sections[0].Text != tt.want {
+			t.Fatalf("1904 %v: sections %+v, want %q", tt.date1904, doc.Sections, tt.want)
+		}
+	}
+}

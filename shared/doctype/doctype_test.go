@@ -160,6 +160,7 @@ func TestSniffFormats(t *testing.T) {
 		{"tsv by structure", []byte(strings.ReplaceAll(strings.ReplaceAll(table, "\"Rome, Italy\"", "Rome"), ",", "\t")), "export", TSV},
 		{"prose with commas", []byte("Hello, world.\nThis, that, and the other.\nOne line\nTwo, lines\nEnd\n"), "notes", Text},
 		{"csv named txt", []byte(table), "notes.txt", Text},
+		{"text indented by a tab", []byte("\tone\n\ttwo\n\tthree\n\tfour\n\tfive\n"), "poem", Text},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -192,7 +192,8 @@ func looksEML(text string, named bool) bool {
 }
 
 // delimited reports whether text is a table separated by sep: at least five lines, each
-// with the same number (two or more) of fields, quoted fields allowed.
+// with the same number (two or more) of fields, quoted fields allowed, and most lines with a
+// first field (text indented by one tab on every line is not a table).
 func delimited(text string, sep rune) bool {
 	if !strings.ContainsRune(text, sep) {
 		return false
@@ -204,7 +205,7 @@ func delimited(text string, sep rune) bool {
 	r.Comma = sep
 	r.FieldsPerRecord = 0 // every record must have as many fields as the first
 	r.LazyQuotes = sep == '\t'
-	rows := 0
+	rows, firsts := 0, 0
 	for {
 		rec, err := r.Read()
 		if err == io.EOF {
@@ -214,6 +215,9 @@ func delimited(text string, sep rune) bool {
 			return false
 		}
 		rows++
+		if strings.TrimSpace(rec[0]) != "" {
+			firsts++
+		}
 	}
-	return rows >= 5
+	return rows >= 5 && firsts*2 > rows
 }

@@ -125,16 +125,18 @@ type Options struct {
 	// without it); SandboxOff uses resource limits only.
 	PDFToTextSandbox string
 
-	// MaxZipEntries caps the number of entries in a DOCX package. Defaults to 5000.
+	// MaxZipEntries caps the number of entries in a zip package (DOCX, PPTX, XLSX,
+	// OpenDocument, EPUB). Defaults to 5000.
 	MaxZipEntries int
-	// MaxZipPartBytes caps the uncompressed bytes read from one part of a DOCX package.
+	// MaxZipPartBytes caps the uncompressed bytes read from one part of a zip package
+	// (worksheets and OpenDocument content, which stream, only by MaxZipTotalBytes).
 	// Defaults to 64 MiB.
 	MaxZipPartBytes int64
-	// MaxZipTotalBytes caps the uncompressed bytes read from a whole DOCX package. Defaults
+	// MaxZipTotalBytes caps the uncompressed bytes read from a whole zip package. Defaults
 	// to 256 MiB.
 	MaxZipTotalBytes int64
-	// MaxZipRatio caps the compression ratio of a DOCX part larger than 1 MiB uncompressed
-	// (zip bombs). Defaults to 200.
+	// MaxZipRatio caps the compression ratio of a zip package's part larger than 1 MiB
+	// uncompressed (zip bombs). Defaults to 200.
 	MaxZipRatio int
 
 	// MaxHTMLBytes caps the size of an HTML document (uploaded or fetched); parsing takes about

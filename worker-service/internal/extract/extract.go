@@ -125,12 +125,12 @@ type Options struct {
 	// without it); SandboxOff uses resource limits only.
 	PDFToTextSandbox string
 
-	// MaxZipEntries caps the number of entries in a zip package (DOCX, PPTX, XLSX,
-	// OpenDocument, EPUB). Defaults to 5000.
+	// MaxZipEntries caps the number of entries in a DOCX package. Defaults to 5000.
 	MaxZipEntries int
-	// MaxZipPartBytes caps the uncompressed bytes read from one part of a zip package
-	// (worksheets and OpenDocument content, which stream, only by MaxZipTotalBytes).
-	// Defaults to 64 MiB.
+	// MaxZipPartBytes caps the uncompressed bytes read from one part of a zip package (this
+	// and the other MaxZip limits apply to DOCX, PPTX, XLSX, OpenDocument and EPUB alike;
+	// worksheets and OpenDocument content, which stream, are capped by MaxZipTotalBytes
+	// only). Defaults to 64 MiB.
 	MaxZipPartBytes int64
 	// MaxZipTotalBytes caps the uncompressed bytes read from a whole zip package. Defaults
 	// to 256 MiB.

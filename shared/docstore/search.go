@@ -52,10 +52,8 @@ type SearchHit struct {
 	Title      string `json:"title"`
 	Page       int    `json:"page"`
 	Heading    string `json:"heading"`
-	// Location is the chunk's position (see [ChunkRow.Location]); nil when it has none.
-	Location json.RawMessage `json:"location"`
-	Ordinal  int             `json:"ordinal"`
-	Content  string          `json:"content"`
+	Ordinal    int    `json:"ordinal"`
+	Content    string `json:"content"`
 	// Score is the reciprocal rank fusion score: the sum over the two rankings of
 	// 1/(60+rank), at most 2/61.
 	Score float64 `json:"score"`
@@ -63,6 +61,9 @@ type SearchHit struct {
 	// not among a ranking's first 100.
 	TextRank   int `json:"text_rank,omitempty"`
 	VectorRank int `json:"vector_rank,omitempty"`
+
+	// Location is the chunk's position (see [ChunkRow.Location]); nil when it has none.
+	Location json.RawMessage `json:"location"`
 }
 
 // Search returns the K chunks of one agent of one tenant that best match q: the full-text
@@ -324,10 +325,10 @@ func (s *Store) hitDetails(ctx context.Context, tenantID string, hits []SearchHi
 		i := at[id]
 		hits[i].DocumentID, hits[i].Filename, hits[i].URL, hits[i].Title = h.DocumentID, h.Filename, h.URL, h.Title
 		hits[i].Page, hits[i].Heading, hits[i].Ordinal, hits[i].Content = h.Page, h.Heading, h.Ordinal, h.Content
+		found[i] = true
 		if loc != nil {
 			hits[i].Location = json.RawMessage(*loc)
 		}
-		found[i] = true
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("docstore: search hits: %w", err)

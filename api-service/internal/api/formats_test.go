@@ -3,9 +3,14 @@ package api_test
 import (
 	"archive/zip"
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 
+	"github.com/quirehq/quire/shared/docstore"
 	"github.com/quirehq/quire/shared/doctype"
 	"github.com/quirehq/quire/shared/job"
 )
@@ -57,5 +62,49 @@ func TestUploadAcceptsOfficeMailAndTableFormats(t *testing.T) {
 		if err != nil || j.ContentType != tt.want.ContentType() {
 			t.Fatalf("%s: job content type %q (%v), want %q", tt.file, j.ContentType, err, tt.want.ContentType())
 		}
+	}
+}
+
+// A chunk's location comes back with it from the chunks route, the search API and the
+// dashboard's search page.
+func TestChunkLocationInChunksSearchAndDashboard(t *testing.T) {
+	e := newEnv(t, 0)
+	d := &docstore.Document{TenantID: "acme", AgentID: "7", Kind: job.KindDocument, Filename: "sales.xlsx", TaskID: "loc-1", Priority: "high"}
+	if err := e.docs.InsertDocument(t.Context(), d); err != nil {
+		t.Fatal(err)
+	}
+	loc := `{"sheet":"Sales","row_start":2,"row_end":41}`
+	err := e.docs.Complete(t.Context(), d.ID, docstore.Completion{Chunks: []docstore.Chunk{
+		{Ordinal: 0, Content: "region: North; units: 120", TokenCount: 5, Heading: "Sales", Location: json.RawMessage(loc)},
+		{Ordinal: 1, Content: "no position", TokenCount: 2},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, body := e.get(t, tokenAcme, fmt.Sprintf("/api/v1/documents/%d/chunks", d.ID))
+	chunks, _ := body["chunks"].([]any)
+	if resp.StatusCode != 200 || len(chunks) != 2 {
+		t.Fatalf("chunks = %d %v", resp.StatusCode, body)
+	}
+	if got, _ := json.Marshal(chunks[0].(map[string]any)["location"]); string(got) != `{"row_end":41,"row_start":2,"sheet":"Sales"}` {
+		t.Fatalf("chunk 0 location %s", got)
+	}
+	if v, ok := chunks[1].(map[string]any)["location"]; !ok || v != nil {
+		t.Fatalf("chunk 1 location %v (present %v), want null", v, ok)
+	}
+	resp, body = e.get(t, tokenAcme, searchPath("7", "north units"))
+	results, _ := body["results"].([]any)
+	if resp.StatusCode != 200 || len(results) != 1 {
+		t.Fatalf("search = %d %v", resp.StatusCode, body)
+	}
+	if got, _ := json.Marshal(results[0].(map[string]any)["location"]); string(got) != `{"row_end":41,"row_start":2,"sheet":"Sales"}` {
+		t.Fatalf("search result location %s", got)
+	}
+	b := e.browser(t)
+	b.signIn()
+	resp, page := b.get("/ui/search?" + url.Values{"tenant": {"acme"}, "agent": {"7"}, "q": {"north units"}}.Encode())
+	wantStatus(t, resp, page, http.StatusOK)
+	if !strings.Contains(page, "sheet Sales, rows 2–41 · Sales") {
+		t.Fatalf("dashboard search results lack the location:\n%s", page)
 	}
 }

@@ -471,6 +471,7 @@ func noticeText(c *gin.Context) string {
 }
 
 var uiFuncs = template.FuncMap{
+	"location": locationText,
 	"since": func(t time.Time) string {
 		if t.IsZero() {
 			return "—"

@@ -471,7 +471,6 @@ func noticeText(c *gin.Context) string {
 }
 
 var uiFuncs = template.FuncMap{
-	"location": locationText,
 	"since": func(t time.Time) string {
 		if t.IsZero() {
 			return "—"
@@ -484,6 +483,7 @@ var uiFuncs = template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04:05Z")
 	},
+	"location": locationText,
 	"seconds": func(s float64) string {
 		if s <= 0 {
 			return "—"

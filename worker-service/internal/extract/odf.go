@@ -84,7 +84,6 @@ type odfPara struct {
 	heading int
 }
 
-func odfAttr(se xml.StartElement, local string) string { return attr(se, local) }
 
 func (rd *odfReader) token(tok xml.Token) error {
 	switch t := tok.(type) {
@@ -131,7 +130,7 @@ func (rd *odfReader) start(t xml.StartElement) error {
 		p := &odfPara{}
 		if name == "h" {
 			p.heading = 1
-			if n, err := strconv.Atoi(odfAttr(t, "outline-level")); err == nil && n >= 1 && n <= 9 {
+			if n, err := strconv.Atoi(attr(t, "outline-level")); err == nil && n >= 1 && n <= 9 {
 				p.heading = n
 			}
 		}
@@ -140,7 +139,7 @@ func (rd *odfReader) start(t xml.StartElement) error {
 		rd.pendingList = true // its first paragraph is written as a list item
 	case "s":
 		if p := rd.para(); p != nil {
-			n, _ := strconv.Atoi(odfAttr(t, "c"))
+			n, _ := strconv.Atoi(attr(t, "c"))
 			p.b.WriteString(strings.Repeat(" ", min(max(n, 1), 64)))
 		}
 	case "tab":
@@ -158,22 +157,22 @@ func (rd *odfReader) start(t xml.StartElement) error {
 			if rd.sheets > maxSheets {
 				return errf(ErrTooLarge, "ods", "more than %d sheets", maxSheets)
 			}
-			rd.sw.start(odfAttr(t, "name"))
+			rd.sw.start(attr(t, "name"))
 			rd.rowNum = 0
 		}
 	case "table-row":
 		rd.row, rd.numeric = rd.row[:0], rd.numeric[:0]
 		rd.rowRepeat = 1
-		if n, err := strconv.Atoi(odfAttr(t, "number-rows-repeated")); err == nil && n > 1 {
+		if n, err := strconv.Atoi(attr(t, "number-rows-repeated")); err == nil && n > 1 {
 			rd.rowRepeat = n
 		}
 	case "table-cell", "covered-table-cell":
 		rd.cellTxt = rd.cellTxt[:0]
 		rd.cellRepeat = 1
-		if n, err := strconv.Atoi(odfAttr(t, "number-columns-repeated")); err == nil && n > 1 {
+		if n, err := strconv.Atoi(attr(t, "number-columns-repeated")); err == nil && n > 1 {
 			rd.cellRepeat = n
 		}
-		switch odfAttr(t, "value-type") {
+		switch attr(t, "value-type") {
 		case "float", "percentage", "currency":
 			rd.cellNum = true
 		default:
@@ -190,8 +189,8 @@ func (rd *odfReader) start(t xml.StartElement) error {
 			rd.titleDone, rd.notesSeen = false, false
 		}
 	case "frame":
-		rd.frame = append(rd.frame, odfAttr(t, "class"))
-		switch odfAttr(t, "class") {
+		rd.frame = append(rd.frame, attr(t, "class"))
+		switch attr(t, "class") {
 		case "page-number", "date-time", "footer", "header", "page":
 			rd.skip = 1
 			rd.frame = rd.frame[:len(rd.frame)-1]

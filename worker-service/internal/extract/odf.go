@@ -84,7 +84,6 @@ type odfPara struct {
 	heading int
 }
 
-
 func (rd *odfReader) token(tok xml.Token) error {
 	switch t := tok.(type) {
 	case xml.StartElement:

@@ -47,6 +47,9 @@ type Section struct {
 	Page int
 	// Heading is the heading path the text sits under ("Install > Linux"), if any.
 	Heading string
+	// Location is where the text sits (slide, sheet and rows, chapter). A section with only
+	// Page set may leave it zero: its location is that page.
+	Location doctype.Location
 }
 
 // Document is the extracted text of a document.
@@ -151,14 +154,16 @@ type Options struct {
 
 	// MaxZipEntries caps the number of entries in a DOCX package. Defaults to 5000.
 	MaxZipEntries int
-	// MaxZipPartBytes caps the uncompressed bytes read from one part of a DOCX package.
-	// Defaults to 64 MiB.
+	// MaxZipPartBytes caps the uncompressed bytes read from one part of a zip package (this
+	// and the other MaxZip limits apply to DOCX, PPTX, XLSX, OpenDocument and EPUB alike;
+	// worksheets and OpenDocument content, which stream, are capped by MaxZipTotalBytes
+	// only). Defaults to 64 MiB.
 	MaxZipPartBytes int64
-	// MaxZipTotalBytes caps the uncompressed bytes read from a whole DOCX package. Defaults
+	// MaxZipTotalBytes caps the uncompressed bytes read from a whole zip package. Defaults
 	// to 256 MiB.
 	MaxZipTotalBytes int64
-	// MaxZipRatio caps the compression ratio of a DOCX part larger than 1 MiB uncompressed
-	// (zip bombs). Defaults to 200.
+	// MaxZipRatio caps the compression ratio of a zip package's part larger than 1 MiB
+	// uncompressed (zip bombs). Defaults to 200.
 	MaxZipRatio int
 
 	// MaxHTMLBytes caps the size of an HTML document (uploaded or fetched); parsing takes about
@@ -431,6 +436,14 @@ func (e *Extractor) Extract(ctx context.Context, r io.ReaderAt, size int64, t do
 			return doc, err
 		case doctype.PDF:
 			return e.pdfDocument(ctx, r, size, lim, progress)
+		}
+		if fn := e.formatReader(t); fn != nil {
+			doc, err := fn(ctx, r, size, lim)
+			if err == nil {
+				doc.Type = t
+				progress(1, 1)
+			}
+			return doc, err
 		}
 		return nil, fmt.Errorf("%w: type %q", ErrUnsupported, t)
 	})

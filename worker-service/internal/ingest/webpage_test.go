@@ -34,7 +34,7 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-// env is a real worker (runtime, mux and Pipeline) on an in-process NATS and a throwaway
+// env is a real worker (runtime, mux and the ingest handlers) on an in-process NATS and a throwaway
 // PostgreSQL database. Every web server the tests fetch from is an httptest server on
 // 127.0.0.1: nothing leaves the machine.
 type env struct {
@@ -54,6 +54,8 @@ type envOptions struct {
 	// batchedMarks writes the processing marks of first runs in batches and deletes
 	// processed uploads in batches, as the worker does.
 	batchedMarks bool
+	// ocr turns OCR on (tesseract).
+	ocr bool
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -69,7 +71,11 @@ func newEnv(t *testing.T, o envOptions) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(docs.Close)
-	ex, err := extract.New(t.Context(), extract.Options{})
+	exOpts := extract.Options{}
+	if o.ocr {
+		exOpts.OCREngine = extract.OCRTesseract
+	}
+	ex, err := extract.New(t.Context(), exOpts)
 	if err != nil {
 		t.Fatal(err)
 	}

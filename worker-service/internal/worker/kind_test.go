@@ -80,6 +80,7 @@ func enqueueTally(t *testing.T, e *jobqueue.Enqueuer, id string, args string) {
 func TestANewKindIsRetriedDeadLetteredAndCancelledLikeADocument(t *testing.T) {
 	h := newHarness(t, 0)
 	enq, docs := h.enqueuer(t)
+	h.tasks = docs
 	tally := &tallyHandler{}
 	mux := worker.NewMux()
 	if err := mux.Register(kindTally, tally); err != nil {
@@ -98,10 +99,10 @@ func TestANewKindIsRetriedDeadLetteredAndCancelledLikeADocument(t *testing.T) {
 		if st.Attempts != 2 || tally.sum.Load() != 5 || st.Kind != kindTally {
 			t.Fatalf("status %+v, sum %d; want SUCCESS after 2 attempts with the args added", st, tally.sum.Load())
 		}
-		// Enqueued through the one path: recorded and marked published.
-		task, _, err := docs.GetTask(t.Context(), "acme", "tally-retried")
-		if err != nil || task.Kind != kindTally || task.PublishedAt == nil || task.Stream != "JOBS_HIGH" {
-			t.Fatalf("task record %+v, %v; want a published tally task on JOBS_HIGH", task, err)
+		// Enqueued through the one path (recorded, marked published), its outcome recorded.
+		task := waitTask(t, docs, "tally-retried", job.StateSuccess)
+		if task.Kind != kindTally || task.PublishedAt == nil || task.Stream != "JOBS_HIGH" || task.Attempts != 2 {
+			t.Fatalf("task record %+v; want a published tally task on JOBS_HIGH, 2 attempts", task)
 		}
 	})
 
@@ -123,6 +124,9 @@ func TestANewKindIsRetriedDeadLetteredAndCancelledLikeADocument(t *testing.T) {
 		}
 		if !found {
 			t.Fatal("no dead letter for tally-dead")
+		}
+		if task := waitTask(t, docs, "tally-dead", job.StateFailure); task.Attempts != 2 || !strings.Contains(task.Error, "not yet") {
+			t.Fatalf("task record %+v; want FAILURE after 2 attempts with the last error", task)
 		}
 		// A kind without a FailureRecorder of its own has the worker's told.
 		if reason := h.failures.reason("tally-dead"); !strings.Contains(reason, "not yet") {
@@ -160,6 +164,22 @@ func TestANewKindIsRetriedDeadLetteredAndCancelledLikeADocument(t *testing.T) {
 			t.Fatalf("task record %+v, %v; want REVOKED", task, err)
 		}
 	})
+}
+
+// waitTask waits for the task record of id to reach state.
+func waitTask(t *testing.T, docs *docstore.Store, id string, state job.State) *docstore.Task {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		task, _, err := docs.GetTask(t.Context(), "acme", id)
+		if err == nil && task.State == state {
+			return task
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("task record of %s: %+v, %v; want %s", id, task, err, state)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func TestAJobOfAKindNoHandlerRunsIsDeadLettered(t *testing.T) {

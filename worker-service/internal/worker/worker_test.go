@@ -27,7 +27,8 @@ type harness struct {
 	statuses *taskstatus.Store
 	pub      *jobqueue.Publisher
 	failures *recorder
-	prefetch worker.Prefetcher // nil: none
+	prefetch worker.Prefetcher   // nil: none
+	tasks    worker.TaskRecorder // nil: none
 	logs     logWatch
 }
 
@@ -161,7 +162,7 @@ func (h *harness) start(t *testing.T, cfg worker.Config, handler worker.Handler)
 	}
 	cfg.FetchExpiry = 500 * time.Millisecond
 	w := worker.New(cfg, worker.Deps{
-		JetStream: h.js, Statuses: h.statuses, Handler: handler, Failures: h.failures, Prefetch: h.prefetch,
+		JetStream: h.js, Statuses: h.statuses, Handler: handler, Failures: h.failures, Prefetch: h.prefetch, Tasks: h.tasks,
 		Logger: slog.New(watchHandler{Handler: slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}), watch: &h.logs}),
 	})
 	ctx, cancel := context.WithCancel(context.Background())

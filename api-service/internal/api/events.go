@@ -93,8 +93,13 @@ func (es *eventStream) comment(text string) error {
 // first, so it misses no final state. A task whose live status has expired is answered from
 // its record: one event, then the end. Another tenant's task, or none: 404 before the stream.
 func (s *Server) taskEvents(c *gin.Context) {
+	s.streamTask(c, tenantOf(c), c.Param("task_id"))
+}
+
+// streamTask answers c with the event stream of tenant's task taskID ([Server.taskEvents]);
+// the operator dashboard's task page follows it too.
+func (s *Server) streamTask(c *gin.Context, tenant, taskID string) {
 	ctx := c.Request.Context()
-	tenant, taskID := tenantOf(c), c.Param("task_id")
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// The watch starts before the lookup, so a change between the two is not missed.

@@ -111,6 +111,7 @@ func (s *Server) mountUI(e *gin.Engine) {
 	a.GET("/queues", u.queuesPage)
 	a.GET("/tasks", u.tasksPage)
 	a.GET("/tasks/:task_id", u.taskPage)
+	a.GET("/tasks/:task_id/events", u.taskEvents)
 	a.POST("/tasks/:task_id/cancel", u.cancelTask)
 	a.GET("/dlq", u.deadLettersPage)
 	a.POST("/dlq/:id/retry", u.retryDeadLetter)

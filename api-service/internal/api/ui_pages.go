@@ -205,6 +205,18 @@ func (u *ui) taskPage(c *gin.Context) {
 	u.render(c, http.StatusOK, "task", authOf(c), taskView{Task: row, Document: doc, Cancelable: !st.State.Terminal()})
 }
 
+// taskEvents serves the task page's event stream: the JSON API's stream of the task, for the
+// operator, whatever the task's tenant. The page refreshes its live region on each event.
+func (u *ui) taskEvents(c *gin.Context) {
+	taskID := c.Param("task_id")
+	st, _, err := u.findTask(c, taskID)
+	if err != nil {
+		u.fail(c, err)
+		return
+	}
+	u.s.streamTask(c, st.TenantID, taskID)
+}
+
 // cancelTask cancels a task of any tenant through the JSON API's cancelTaskOf.
 func (u *ui) cancelTask(c *gin.Context) {
 	taskID := c.Param("task_id")

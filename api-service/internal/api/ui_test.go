@@ -417,6 +417,16 @@ func TestUICancelTask(t *testing.T) {
 	}
 	resp, body = b.post(path, nil, true)
 	wantStatus(t, resp, body, http.StatusConflict)
+	// The task page follows the task's event stream, the JSON API's, for the operator.
+	resp, body = b.get("/ui/tasks/" + taskID)
+	if !strings.Contains(body, `data-events="/ui/tasks/`+taskID+`/events"`) {
+		t.Fatalf("task page does not name its event stream:\n%s", body)
+	}
+	resp, body = b.get("/ui/tasks/" + taskID + "/events")
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" ||
+		!strings.Contains(body, "event: status") || !strings.Contains(body, `"state":"REVOKED"`) {
+		t.Fatalf("task page's stream = %d %q:\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
 	resp, body = b.post("/ui/tasks/no-such-task/cancel", nil, true)
 	wantStatus(t, resp, body, http.StatusNotFound)
 }

@@ -1,5 +1,6 @@
-// Quire operator dashboard: refreshes each [data-live] region every 2 seconds by asking the
-// same URL for its live fragment (header X-Quire-Fragment: live). The server renders the
+// Quire operator dashboard: refreshes each [data-live] region (every 2 seconds, or on each event
+// of the region's data-events stream) by asking the same URL for its live fragment (header
+// X-Quire-Fragment: live). The server renders the
 // fragment with html/template, as the page itself; this script only swaps it in when it
 // changed, pauses while the tab is hidden, and copies the region's one-line summary into the
 // page's polite live region (#live-announcer) when the summary changes, so that screen readers
@@ -51,6 +52,30 @@
     }).finally(function () {
       busy = false;
     });
+  }
+  // A page whose region names an event stream (a task's page) refreshes on each of its events
+  // instead of every 2 seconds, and stops once the task has ended; without EventSource, or
+  // once the stream fails for good, it falls back to the timer.
+  var streamURL = regions[0].getAttribute("data-events");
+  if (streamURL && window.EventSource) {
+    var es = new EventSource(streamURL, { withCredentials: true });
+    es.addEventListener("status", function (ev) {
+      refresh();
+      try {
+        var st = JSON.parse(ev.data);
+        if (st.state === "SUCCESS" || st.state === "FAILURE" || st.state === "REVOKED") {
+          es.close();
+        }
+      } catch (e) {
+        // Not JSON: keep following.
+      }
+    });
+    es.onerror = function () {
+      if (es.readyState === EventSource.CLOSED) {
+        window.setInterval(refresh, 2000);
+      }
+    };
+    return;
   }
   window.setInterval(refresh, 2000);
 })();

@@ -42,6 +42,9 @@ func (s *Server) startEvents(c *gin.Context) *eventStream {
 	h.Set("X-Accel-Buffering", "no")
 	c.Status(http.StatusOK)
 	es := &eventStream{w: c.Writer, rc: http.NewResponseController(c.Writer), keepAlive: s.cfg.EventKeepAlive}
+	// The request is read: http.Server.ReadTimeout must not end the stream (its background
+	// read would cancel the request's context when the deadline passes).
+	_ = es.rc.SetReadDeadline(time.Time{})
 	_ = es.write([]byte("retry: " + strconv.Itoa(eventRetryMillis) + "\n\n"))
 	return es
 }

@@ -19,8 +19,13 @@
     return s ? s.textContent.replace(/\s+/g, " ").trim() : "";
   }
   var said = summary();
+  var again = false; // a refresh asked for while one was running
   function refresh() {
-    if (busy || document.hidden) {
+    if (busy) {
+      again = true;
+      return;
+    }
+    if (document.hidden) {
       return;
     }
     busy = true;
@@ -51,8 +56,14 @@
       // The server is unreachable for a moment; the next tick tries again.
     }).finally(function () {
       busy = false;
+      if (again) {
+        again = false;
+        refresh();
+      }
     });
   }
+  // A tab shown again catches up at once (events that came while it was hidden were skipped).
+  document.addEventListener("visibilitychange", refresh);
   // A page whose region names an event stream (a task's page) refreshes on each of its events
   // instead of every 2 seconds, and stops once the task has ended; without EventSource, or
   // once the stream fails for good, it falls back to the timer.

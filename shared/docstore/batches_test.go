@@ -104,6 +104,37 @@ func TestBatchStatusIsDerivedFromItsTasksAndItsEndIsRecordedOnce(t *testing.T) {
 	}
 }
 
+// One statement ending every task of a batch (the worker records outcomes in batches) records
+// batch.completed once; a retried batch that ends again records it again.
+func TestBatchEndedByOneStatementRecordsItsEndOnce(t *testing.T) {
+	s, _ := open(t)
+	ctx := t.Context()
+	docs := insertBatch(t, s, "b-one", 4)
+	outcomes := make([]docstore.TaskOutcome, len(docs))
+	for i, d := range docs {
+		outcomes[i] = docstore.TaskOutcome{TaskID: d.TaskID, State: job.StateFailure, Attempts: 1, Error: "bad"}
+	}
+	if err := s.FinishTasks(ctx, outcomes); err != nil {
+		t.Fatal(err)
+	}
+	if got := deliveries(t, s); len(got) != 1 {
+		t.Fatalf("deliveries = %+v, want one batch.completed", got)
+	}
+	if err := s.RequeueTask(ctx, "acme", docs[0].TaskID); err != nil {
+		t.Fatal(err)
+	}
+	if st := getBatch(t, s, "b-one"); st.State != "PROGRESS" {
+		t.Fatalf("batch after a retry = %+v", st)
+	}
+	if err := s.FinishTask(ctx, docs[0].TaskID, job.StateSuccess, 1, ""); err != nil {
+		t.Fatal(err)
+	}
+	got := deliveries(t, s)
+	if cb := got["https://client.example.com/batch"]; len(got) != 1 || cb.Event.Data["state"] != "PARTIAL" {
+		t.Fatalf("deliveries after the retried batch ended = %+v, want one batch.completed PARTIAL", got)
+	}
+}
+
 func TestBatchStates(t *testing.T) {
 	s, _ := open(t)
 	ctx := t.Context()

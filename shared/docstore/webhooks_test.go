@@ -42,6 +42,9 @@ func deliveries(t *testing.T, s *docstore.Store) map[string]deliveryArgs {
 			t.Fatal(err)
 		}
 		a.TaskID = task.TaskID
+		if prev, dup := out[a.URL]; dup {
+			t.Fatalf("two deliveries to %s: %+v and %+v", a.URL, prev, a)
+		}
 		out[a.URL] = a
 		if err := s.MarkTaskPublished(t.Context(), task.TaskID, "JOBS_MEDIUM", 1); err != nil {
 			t.Fatal(err)

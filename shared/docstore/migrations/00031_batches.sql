@@ -8,7 +8,10 @@ CREATE TABLE batches (
     agent_id     text        NOT NULL,
     callback_url text,
     metadata     jsonb,
-    created_at   timestamptz NOT NULL DEFAULT now()
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    -- When batch.completed was last recorded (the transaction's time): one statement ending
+    -- several of the batch's tasks records it once.
+    completion_recorded_at timestamptz
 );
 CREATE INDEX batches_tenant_idx ON batches (tenant_id, created_at DESC);
 

@@ -51,8 +51,10 @@ BEGIN
     IF NEW.batch_id IS NOT NULL THEN
         -- One transaction at a time ends a task of the batch, so exactly one sees none left open.
         SELECT * INTO b FROM batches WHERE batch_id = NEW.batch_id FOR UPDATE;
-        IF FOUND AND NOT EXISTS (SELECT FROM tasks WHERE batch_id = NEW.batch_id
-                                 AND state NOT IN ('SUCCESS', 'FAILURE', 'REVOKED')) THEN
+        IF FOUND AND b.completion_recorded_at IS DISTINCT FROM now()
+           AND NOT EXISTS (SELECT FROM tasks WHERE batch_id = NEW.batch_id
+                           AND state NOT IN ('SUCCESS', 'FAILURE', 'REVOKED')) THEN
+            UPDATE batches SET completion_recorded_at = now() WHERE batch_id = b.batch_id;
             PERFORM record_webhook_deliveries(b.tenant_id, b.agent_id, 'batch.completed', batch_status(b.batch_id), b.callback_url);
         END IF;
     END IF;

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/quirehq/quire/api-service/internal/api"
 	"github.com/quirehq/quire/shared/job"
 )
@@ -152,5 +154,50 @@ func TestTaskEndIsDispatchedAsWebhookJobsOnMedium(t *testing.T) {
 	}
 	if !urls["http://127.0.0.1:9000/done"] || !urls["https://93.184.215.14/hooks/quire"] {
 		t.Fatalf("deliveries to %v", urls)
+	}
+}
+
+// A dead-lettered delivery is replayed from the DLQ with its task id, so the receiver sees the
+// same Quire-Delivery again.
+func TestDeadLetteredDeliveryIsReplayedWithItsDeliveryID(t *testing.T) {
+	e := newEnv(t, 0)
+	const taskID = "whd_replayed"
+	args := `{"url":"https://93.184.215.14/hooks/quire","event":{"id":"evt_1","type":"task.failed","data":{}}}`
+	j := &job.Job{TaskID: taskID, Kind: job.KindWebhook, TenantID: "acme", AgentID: "7", Priority: job.PriorityMedium, Args: json.RawMessage(args)}
+	if err := e.docs.InsertTask(t.Context(), j); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.docs.FinishTask(t.Context(), taskID, job.StateFailure, 6, "http status 500"); err != nil {
+		t.Fatal(err)
+	}
+	body, err := j.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &nats.Msg{Subject: "dlq.medium.webhook", Data: body, Header: nats.Header{}}
+	m.Header.Set(job.HeaderError, "http status 500")
+	m.Header.Set(job.HeaderAttempts, "6")
+	m.Header.Set(job.HeaderOriginalSubject, "jobs.medium.webhook")
+	m.Header.Set(job.HeaderTaskID, taskID)
+	m.Header.Set(job.HeaderTenantID, "acme")
+	ack, err := e.js.PublishMsg(t.Context(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, out := e.call(t, http.MethodPost, tokenAcme, "/api/v1/dlq/"+jsonNumber(float64(ack.Sequence))+"/retry")
+	if resp.StatusCode != http.StatusAccepted || out["task_id"] != taskID {
+		t.Fatalf("replay = %d %v", resp.StatusCode, out)
+	}
+	stream, err := e.js.Stream(t.Context(), "JOBS_MEDIUM")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := stream.GetLastMsgForSubject(t.Context(), "jobs.medium.webhook")
+	if err != nil {
+		t.Fatal(err)
+	}
+	replayed, err := job.Decode(msg.Data)
+	if err != nil || replayed.TaskID != taskID || string(replayed.Args) != string(j.Args) {
+		t.Fatalf("replayed delivery = %+v, %v; want task %s with the same event", replayed, err, taskID)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/quirehq/quire/shared/job"
+	"github.com/quirehq/quire/shared/quiretest"
 )
 
 // freeTask records a task that has no document (a kind such as a webhook delivery would be),
@@ -42,7 +43,7 @@ func TestTaskWithoutDocumentIsSweptAndAnsweredLate(t *testing.T) {
 	if n, err := e.api.Sweep(t.Context(), 0); err != nil || n != 1 {
 		t.Fatalf("Sweep = %d, %v; want 1", n, err)
 	}
-	if n := streamMsgs(t, e.js, "JOBS_MEDIUM"); n != 1 {
+	if n := quiretest.StreamMsgs(t, e.js, "JOBS_MEDIUM"); n != 1 {
 		t.Fatalf("JOBS_MEDIUM holds %d jobs, want the swept one", n)
 	}
 	if resp, st := e.get(t, tokenAcme, "/api/v1/tasks/free-1"); resp.StatusCode != 200 || st["state"] != "PENDING" {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/quirehq/quire/api-service/internal/api"
 	"github.com/quirehq/quire/shared/job"
+	"github.com/quirehq/quire/shared/quiretest"
 	"github.com/quirehq/quire/shared/taskstatus"
 )
 
@@ -488,7 +489,7 @@ func TestUIDeadLetters(t *testing.T) {
 	wantStatus(t, resp, body, http.StatusForbidden)
 	resp, _ = b.post("/ui/dlq/"+ids["dl-b"]+"/retry", url.Values{"tenant": {"other"}}, true)
 	wantRedirect(t, resp, "/ui/dlq?notice=retried&tenant=other")
-	if n := streamMsgs(t, e.js, "JOBS_HIGH"); n != 1 {
+	if n := quiretest.StreamMsgs(t, e.js, "JOBS_HIGH"); n != 1 {
 		t.Fatalf("JOBS_HIGH holds %d jobs after a retry, want 1", n)
 	}
 	if _, st := e.get(t, tokenOther, "/api/v1/tasks/dl-b"); st["state"] != "PENDING" {
@@ -508,7 +509,7 @@ func TestUIDeadLetters(t *testing.T) {
 	// Retry all of a filter: acme's three.
 	resp, _ = b.post("/ui/dlq/retry-all", url.Values{"tenant": {"acme"}, "agent": {"7"}}, true)
 	wantRedirect(t, resp, "/ui/dlq?agent=7&n=3&notice=retried-all&tenant=acme")
-	if n := streamMsgs(t, e.js, "JOBS_HIGH"); n != 4 {
+	if n := quiretest.StreamMsgs(t, e.js, "JOBS_HIGH"); n != 4 {
 		t.Fatalf("JOBS_HIGH holds %d jobs after retry-all, want 4", n)
 	}
 	resp, body = b.get("/ui/dlq?n=3&notice=retried-all")
@@ -525,7 +526,7 @@ func TestUIDeadLetters(t *testing.T) {
 	wantStatus(t, resp, body, http.StatusForbidden)
 	resp, _ = b.post("/ui/dlq/purge-all", url.Values{"confirm": {"yes"}, "tenant": {"other"}}, true)
 	wantRedirect(t, resp, "/ui/dlq?n=1&notice=purged-all&tenant=other")
-	if n := streamMsgs(t, e.js, job.DLQStream); n != 1 {
+	if n := quiretest.StreamMsgs(t, e.js, job.DLQStream); n != 1 {
 		t.Fatalf("JOBS_DLQ holds %d dead letters, want acme's dl-f only", n)
 	}
 	resp, body = b.get("/ui/dlq?after=x")

@@ -119,9 +119,9 @@ type Enqueued struct {
 // status is created while the job is published, both awaited; a worker that takes the job
 // first creates the status itself, which is then the status Enqueue meant to write. A status
 // that cannot be stored once the job is queued is logged and left to the worker. When the
-// record or the publish fails, Enqueue undoes what it and e.Undo wrote and returns the error;
-// nothing half-done is left, and a recorded task whose publish failed stays for the sweeper
-// only when the caller keeps it (Recorded without Undo).
+// record or the publish fails, Enqueue undoes what it and q.Undo wrote and returns the error,
+// so nothing half-done is left; except that a task the caller recorded and gave no Undo
+// (the sweeper's, a re-queued one) stays, with its status, for the sweeper to publish.
 func (e *Enqueuer) Enqueue(ctx context.Context, q Enqueue) (Enqueued, error) {
 	j := q.Job
 	if !q.Recorded {
@@ -172,8 +172,12 @@ func (e *Enqueuer) Enqueue(ctx context.Context, q Enqueue) (Enqueued, error) {
 }
 
 // undo removes what an enqueue wrote for a job that was not published: the caller's writes,
-// the status if this enqueue stored it, the task row if it recorded it.
+// the status if this enqueue stored it, the task row if it recorded it. A task recorded by the
+// caller without an Undo stays as it is, status included, for the sweeper to publish.
 func (e *Enqueuer) undo(ctx context.Context, q Enqueue, statusStored bool) {
+	if q.Recorded && q.Undo == nil {
+		return
+	}
 	ctx = context.WithoutCancel(ctx)
 	taskID := q.Job.TaskID
 	if q.Undo != nil {

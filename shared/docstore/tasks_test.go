@@ -275,3 +275,20 @@ func TestRequeueRecordsTheNewTask(t *testing.T) {
 		t.Fatalf("task of a restored page = %v, want ErrNotFound", err)
 	}
 }
+
+// A document inserted in a final state (an import, a test) records its task in that state:
+// the sweeper never publishes it.
+func TestDocumentInsertedFinishedIsNotSwept(t *testing.T) {
+	s, _ := open(t)
+	d := newDoc("acme")
+	d.Status = job.DocCompleted
+	if err := s.InsertDocument(t.Context(), d); err != nil {
+		t.Fatal(err)
+	}
+	if task := getTask(t, s, d.TaskID); task.State != job.StateSuccess {
+		t.Fatalf("task of a completed document = %s, want SUCCESS", task.State)
+	}
+	if un, err := s.UnpublishedTasks(t.Context(), 0, 10); err != nil || len(un) != 0 {
+		t.Fatalf("UnpublishedTasks = %+v, %v; want none", un, err)
+	}
+}

@@ -198,6 +198,10 @@ type Fire struct {
 	// Build makes the run's document and job from the schedule (its task template); the
 	// task id is the caller's, new for every fire.
 	Build func(*Schedule) (*Document, *job.Job, error)
+	// Repeats, if set, reports whether the fire repeats one of earlier, the schedule's
+	// fire times of the two hours before it (a wall-clock time shown twice when the clock is
+	// set back): such a fire is dropped.
+	Repeats func(sc *Schedule, earlier []time.Time) bool
 }
 
 // FireOutcome is what [Store.RecordFire] made of a fire.
@@ -215,11 +219,15 @@ const (
 	FireSkipped
 	// FireDropped: the schedule is gone or paused.
 	FireDropped
+	// FireRepeated: the fire repeats an earlier one's wall-clock time (Fire.Repeats); no run
+	// is recorded.
+	FireRepeated
 )
 
 // RecordFire turns a fire into at most one run, in one transaction that holds the schedule's
 // row (so replicas handling fires of one schedule take turns): nothing when the schedule is
-// gone or disabled, or already has a run at f.FireTime; a skipped run when its overlap is skip
+// gone or disabled, already has a run at f.FireTime, or f.Repeats says the fire repeats an
+// earlier one; a skipped run when its overlap is skip
 // and its previous run's task is neither finished nor gone; otherwise the run, its document
 // and its task (schedule_id set, PENDING, unpublished: the sweeper publishes it should the
 // caller not), and the schedule's last_run_at. On FireEnqueued it returns the document and
@@ -249,6 +257,21 @@ func (s *Store) RecordFire(ctx context.Context, f Fire) (FireOutcome, *Schedule,
 			f.ScheduleID, f.FireTime).Scan(&exists, &running)
 		if err != nil {
 			return err
+		}
+		if f.Repeats != nil && !exists {
+			rows, err := tx.Query(ctx, `SELECT fire_time FROM schedule_runs WHERE schedule_id = $1
+				AND fire_time >= $2::timestamptz - interval '2 hours' AND fire_time < $2 ORDER BY fire_time`, f.ScheduleID, f.FireTime)
+			if err != nil {
+				return err
+			}
+			earlier, err := pgx.CollectRows(rows, pgx.RowTo[time.Time])
+			if err != nil {
+				return err
+			}
+			if len(earlier) > 0 && f.Repeats(sched, earlier) {
+				outcome = FireRepeated
+				return nil
+			}
 		}
 		switch {
 		case exists:

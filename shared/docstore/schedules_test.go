@@ -162,3 +162,33 @@ func TestDelayedTask(t *testing.T) {
 		t.Fatalf("a cancelled delayed task: %v, want not found", err)
 	}
 }
+
+func TestRecordFireDropsWallClockRepeats(t *testing.T) {
+	s, _ := open(t)
+	ctx := t.Context()
+	newSchedule(t, s, "s1", docstore.OverlapAllow)
+	t0 := time.Date(2026, 10, 25, 0, 30, 0, 0, time.UTC)
+	var seen []time.Time
+	repeats := func(f docstore.Fire) docstore.Fire {
+		f.Repeats = func(_ *docstore.Schedule, earlier []time.Time) bool {
+			seen = earlier
+			return f.FireTime.Sub(earlier[len(earlier)-1]) == time.Hour
+		}
+		return f
+	}
+	if out, _, _, _, err := s.RecordFire(ctx, repeats(fire("s1", t0, "first"))); err != nil || out != docstore.FireEnqueued {
+		t.Fatalf("first fire = %v, %v", out, err)
+	}
+	if out, _, _, _, err := s.RecordFire(ctx, repeats(fire("s1", t0.Add(time.Hour), "again"))); err != nil || out != docstore.FireRepeated {
+		t.Fatalf("repeat = %v, %v; want FireRepeated", out, err)
+	}
+	if len(seen) != 1 || !seen[0].Equal(t0) {
+		t.Fatalf("Repeats saw %v, want the first fire", seen)
+	}
+	if runs, _ := s.ListScheduleRuns(ctx, "acme", "s1", 10); len(runs) != 1 {
+		t.Fatalf("runs = %+v, want the first only", runs)
+	}
+	if out, _, _, _, err := s.RecordFire(ctx, repeats(fire("s1", t0.Add(24*time.Hour), "next day"))); err != nil || out != docstore.FireEnqueued {
+		t.Fatalf("next day's fire = %v, %v", out, err)
+	}
+}

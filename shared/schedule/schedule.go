@@ -9,10 +9,12 @@
 //   - on the spring-forward day (29 March 2026, 02:00 CET becomes 03:00 CEST) 02:30 does not
 //     exist and there is no run that day: the next run is 02:30 CEST the following day;
 //   - on the fall-back day (25 October 2026, 03:00 CEST becomes 02:00 CET) 02:30 happens twice
-//     and the server fires at both, 02:30 CEST and, an hour later, 02:30 CET: two distinct
-//     fire times, so two runs.
+//     and the server fires at both, 02:30 CEST and, an hour later, 02:30 CET. The second fire
+//     shows the wall-clock time of the first: [Spec.RepeatsWallClock] tells it, and Quire
+//     makes no run of it, so the daily run happens once, at the first 02:30.
 //
-// A cron whose hour field covers every hour runs once per real hour, as the clock shows it.
+// A cron whose hour field covers every hour runs once per real hour, as the clock shows it
+// (02:00 CEST and 02:00 CET are both runs of an hourly schedule).
 // Missed runs (the server or its stream leader away) are not made up: the server fires once,
 // late, and goes on from the current time.
 package schedule
@@ -244,6 +246,20 @@ func (s *Spec) Next(prev, now time.Time) time.Time {
 		next = s.After(now.Round(time.Second))
 	}
 	return next
+}
+
+// RepeatsWallClock reports whether fire, a fire of a cron spec, shows in the spec's zone the
+// same wall-clock time as earlier, a fire before it by at most two hours: the clock set back at
+// the end of daylight saving shows a fixed time twice, and the second is the same run again.
+// A spec whose hour field covers all 24 hours runs per real hour and repeats nothing; an
+// interval or a single time never repeats.
+func (s *Spec) RepeatsWallClock(earlier, fire time.Time) bool {
+	const allHours = 1<<24 - 1
+	if s.kind != KindCron || s.cron.Hour&allHours == allHours || !fire.After(earlier) || fire.Sub(earlier) > 2*time.Hour {
+		return false
+	}
+	const wall = "2006-01-02 15:04:05"
+	return earlier.In(s.loc).Format(wall) == fire.In(s.loc).Format(wall)
 }
 
 // starBit marks a field given as * or ?: day-of-month and day-of-week then both have to

@@ -103,7 +103,8 @@ func TestAfterAcrossBerlinDST(t *testing.T) {
 			wants: []string{"2026-03-28T02:30:00+01:00", "2026-03-30T02:30:00+02:00", "2026-03-31T02:30:00+02:00"},
 		},
 		{
-			// 02:30 happens twice on 25 October: a run at each.
+			// 02:30 happens twice on 25 October: the server fires at each (the API drops the
+			// second, see TestRepeatsWallClockOnFallBack).
 			name: "daily 02:30, fall back", cron: "30 2 * * *", from: time.Date(2026, 10, 24, 12, 0, 0, 0, ber),
 			wants: []string{"2026-10-25T02:30:00+02:00", "2026-10-25T02:30:00+01:00", "2026-10-26T02:30:00+01:00"},
 		},
@@ -224,5 +225,33 @@ func TestServerFiresWhereAfterSays(t *testing.T) {
 			t.Errorf("fire %d: Nats-Schedule-Next = %q, want %s", i+1, got, spec.After(want).Format(time.RFC3339Nano))
 		}
 		prev = want
+	}
+}
+
+func TestRepeatsWallClockOnFallBack(t *testing.T) {
+	ber := berlin(t)
+	daily, _ := schedule.Parse(schedule.KindCron, "30 2 * * *", "Europe/Berlin")
+	cest := time.Date(2026, 10, 25, 0, 30, 0, 0, time.UTC) // 02:30 CEST
+	cet := cest.Add(time.Hour)                              // 02:30 CET
+	if got := daily.After(cest); !got.Equal(cet) {
+		t.Fatalf("the server fires at %s after %s; this test expects the second 02:30", got.In(ber), cest.In(ber))
+	}
+	if !daily.RepeatsWallClock(cest, cet) {
+		t.Error("the second 02:30 of 25 October is not recognised as a repeat")
+	}
+	if daily.RepeatsWallClock(cest.Add(-24*time.Hour), cest) {
+		t.Error("yesterday's 02:30 counts as a repeat")
+	}
+	tenMin, _ := schedule.Parse(schedule.KindCron, "*/10 2 * * *", "Europe/Berlin")
+	if !tenMin.RepeatsWallClock(cest.Add(-30*time.Minute), cet.Add(-30*time.Minute)) {
+		t.Error("02:00 CET repeats 02:00 CEST for a schedule of the 02:00 hour")
+	}
+	hourly, _ := schedule.Parse(schedule.KindCron, "0 * * * *", "Europe/Berlin")
+	if hourly.RepeatsWallClock(cest.Add(-30*time.Minute), cet.Add(-30*time.Minute)) {
+		t.Error("an hourly schedule's 02:00 CET is a run of its own, not a repeat")
+	}
+	every, _ := schedule.Parse(schedule.KindEvery, "1h", "")
+	if every.RepeatsWallClock(cest, cet) {
+		t.Error("an interval repeats")
 	}
 }

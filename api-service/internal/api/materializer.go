@@ -82,7 +82,8 @@ func (s *Server) Materialize(ctx context.Context, m jetstream.Msg) {
 		s.releaseDelayed(ctx, m, taskID)
 		return
 	}
-	outcome, sc, _, j, err := s.docs.RecordFire(ctx, docstore.Fire{ScheduleID: id, FireTime: at, Build: buildRun})
+	outcome, sc, _, j, err := s.docs.RecordFire(ctx, docstore.Fire{ScheduleID: id, FireTime: at, Build: buildRun,
+		Repeats: func(sc *docstore.Schedule, earlier []time.Time) bool { return repeatsWallClock(sc, earlier, at) }})
 	if errors.Is(err, errBadTemplate) {
 		s.log.Error("materializer: schedule cannot make a task", "schedule_id", id, "err", err)
 		_ = m.Term()
@@ -105,6 +106,8 @@ func (s *Server) Materialize(ctx context.Context, m jetstream.Msg) {
 	case docstore.FireSkipped:
 		s.scheduleMetrics.Skipped.Inc()
 		s.log.Info("schedule run skipped: the previous run is still queued or running", "schedule_id", id, "fire_time", at)
+	case docstore.FireRepeated:
+		s.log.Info("schedule fire dropped: it repeats a run's wall-clock time (the clock was set back)", "schedule_id", id, "fire_time", at)
 	case docstore.FireDropped:
 		if _, err := s.docs.GetSchedule(ctx, "", id); errors.Is(err, job.ErrNotFound) {
 			// A definition outliving its schedule (deleted while a replica re-published it).
@@ -117,6 +120,21 @@ func (s *Server) Materialize(ctx context.Context, m jetstream.Msg) {
 }
 
 var errBadTemplate = errors.New("schedule task template")
+
+// repeatsWallClock reports whether fire repeats, in sc's zone, the wall-clock time of one of
+// the earlier fires (schedule.Spec.RepeatsWallClock).
+func repeatsWallClock(sc *docstore.Schedule, earlier []time.Time, fire time.Time) bool {
+	spec, err := schedule.Parse(schedule.Kind(sc.SpecKind), sc.Spec, sc.TimeZone)
+	if err != nil {
+		return false
+	}
+	for _, e := range earlier {
+		if spec.RepeatsWallClock(e, fire) {
+			return true
+		}
+	}
+	return false
+}
 
 // buildRun makes the document and job of a run of sc from its task template.
 func buildRun(sc *docstore.Schedule) (*docstore.Document, *job.Job, error) {

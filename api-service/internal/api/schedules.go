@@ -186,6 +186,10 @@ func nextRun(sc *docstore.Schedule, now time.Time) *time.Time {
 		return nil
 	}
 	next := spec.Next(prev, now)
+	// A fire repeating the last run's wall-clock time (the clock set back) makes no run.
+	for i := 0; i < 3 && sc.LastRunAt != nil && !next.IsZero() && spec.RepeatsWallClock(*sc.LastRunAt, next); i++ {
+		next = spec.After(next)
+	}
 	if next.IsZero() {
 		return nil
 	}

@@ -535,3 +535,40 @@ func (e *env) callJSON(t *testing.T, method, token, path, body string) (*http.Re
 	req.Header.Set("Content-Type", "application/json")
 	return do(t, req)
 }
+
+// On the fall-back day a daily 02:30 in Berlin gets two fires from the server, at 02:30 CEST
+// and at 02:30 CET; it runs once. An hourly schedule runs at both 02:00s. The fires are
+// published as the server would make them, with their times.
+func TestScheduleFallBackRunsOnce(t *testing.T) {
+	e := newSchedEnv(t)
+	r := e.replica(true)
+	daily := r.create(t, `{"name":"daily","cron":"30 2 * * *","timezone":"Europe/Berlin","overlap":"allow",`+webpageTask+`}`)
+	hourly := r.create(t, `{"name":"hourly","cron":"0 * * * *","timezone":"Europe/Berlin","overlap":"allow",`+webpageTask+`}`)
+	fire := func(id, at string) {
+		t.Helper()
+		msg := nats.NewMsg(job.ScheduleFireSubject(id))
+		msg.Header.Set(job.HeaderFireTime, at)
+		if _, err := e.js.PublishMsg(t.Context(), msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fire(daily, "2026-10-25T00:30:00Z")  // 02:30 CEST
+	fire(daily, "2026-10-25T01:30:00Z")  // 02:30 CET
+	fire(daily, "2026-10-26T01:30:00Z")  // the next day
+	fire(hourly, "2026-10-25T00:00:00Z") // 02:00 CEST
+	fire(hourly, "2026-10-25T01:00:00Z") // 02:00 CET
+	waitFor(t, "the runs", 10*time.Second, func() bool {
+		return enqueuedRuns(r.runs(t, daily)) >= 2 && enqueuedRuns(r.runs(t, hourly)) >= 2
+	})
+	time.Sleep(500 * time.Millisecond)
+	var times []string
+	for _, run := range r.runs(t, daily) {
+		times = append(times, run["fire_time"].(string))
+	}
+	if strings.Join(times, " ") != "2026-10-26T01:30:00Z 2026-10-25T00:30:00Z" {
+		t.Fatalf("daily runs at %v, want the first 02:30 of 25 October and 26 October's", times)
+	}
+	if n := len(r.runs(t, hourly)); n != 2 {
+		t.Fatalf("hourly made %d runs, want both 02:00s", n)
+	}
+}

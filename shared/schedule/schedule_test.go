@@ -232,7 +232,7 @@ func TestRepeatsWallClockOnFallBack(t *testing.T) {
 	ber := berlin(t)
 	daily, _ := schedule.Parse(schedule.KindCron, "30 2 * * *", "Europe/Berlin")
 	cest := time.Date(2026, 10, 25, 0, 30, 0, 0, time.UTC) // 02:30 CEST
-	cet := cest.Add(time.Hour)                              // 02:30 CET
+	cet := cest.Add(time.Hour)                             // 02:30 CET
 	if got := daily.After(cest); !got.Equal(cet) {
 		t.Fatalf("the server fires at %s after %s; this test expects the second 02:30", got.In(ber), cest.In(ber))
 	}

@@ -102,7 +102,7 @@ func (s *Store) ListSchedules(ctx context.Context, tenantID string, limit int) (
 }
 
 // UpdateSchedule changes schedule id of tenant: change edits a copy of the row (name, spec,
-// time zone, overlap, task, enabled), which is written with version+1; publish, if not nil,
+// time zone, overlap, task, enabled, last run), which is written with version+1; publish, if not nil,
 // then runs inside the transaction with the row as written, and an error from either
 // leaves the row as it was. job.ErrNotFound if tenant has no such schedule.
 func (s *Store) UpdateSchedule(ctx context.Context, tenantID, id string, change func(*Schedule) error, publish func(*Schedule) error) (*Schedule, error) {
@@ -117,9 +117,9 @@ func (s *Store) UpdateSchedule(ctx context.Context, tenantID, id string, change 
 			return err
 		}
 		err = tx.QueryRow(ctx, `UPDATE schedules SET name = $2, spec_kind = $3, spec = $4, timezone = $5, overlap = $6,
-				task = $7, enabled = $8, version = version + 1, updated_at = now()
+				task = $7, enabled = $8, last_run_at = $9, version = version + 1, updated_at = now()
 			WHERE id = $1 RETURNING version, updated_at`,
-			id, sc.Name, sc.SpecKind, sc.Spec, sc.TimeZone, sc.Overlap, string(sc.Task), sc.Enabled).Scan(&sc.Version, &sc.UpdatedAt)
+			id, sc.Name, sc.SpecKind, sc.Spec, sc.TimeZone, sc.Overlap, string(sc.Task), sc.Enabled, sc.LastRunAt).Scan(&sc.Version, &sc.UpdatedAt)
 		if err != nil {
 			return err
 		}

@@ -90,7 +90,8 @@ func run(ctx context.Context) error {
 		log.Error("schedules: reconcile at start-up", "err", err)
 	}
 	bg.Go(func() {
-		if err := srv.RunMaterializer(sweepCtx); err != nil && !errors.Is(err, context.Canceled) {
+		// Stops pulling at the shutdown signal, before the HTTP server's last marks are written.
+		if err := srv.RunMaterializer(ctx); err != nil && !errors.Is(err, context.Canceled) {
 			log.Error("schedules: materializer stopped", "err", err)
 		}
 	})

@@ -22,7 +22,7 @@ import (
 const materializerPullExpiry = 5 * time.Second
 
 // RunMaterializer pulls the durable consumer materializer on SCHEDULES until ctx ends and
-// turns each fire into a task ([Server.Materialize]). Every API replica runs it: the
+// turns each fire into a task (materialize). A fire being handled when ctx ends is finished. Every API replica runs it: the
 // consumer shares the fires out, and PostgreSQL's unique (schedule, fire time) makes a fire
 // one run whichever replica, or how many deliveries, handle it. It returns ctx's error once
 // ctx ends, or the error that kept it from starting.
@@ -31,7 +31,8 @@ func (s *Server) RunMaterializer(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("materializer: %w", err)
 	}
-	cc, err := cons.Consume(func(m jetstream.Msg) { s.Materialize(ctx, m) },
+	handleCtx := context.WithoutCancel(ctx)
+	cc, err := cons.Consume(func(m jetstream.Msg) { s.materialize(handleCtx, m) },
 		jetstream.PullMaxMessages(16), jetstream.PullExpiry(materializerPullExpiry),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			if !errors.Is(err, jetstream.ErrNoHeartbeat) {
@@ -65,12 +66,12 @@ func fireTime(m jetstream.Msg) (time.Time, error) {
 	return md.Timestamp.UTC().Truncate(time.Second), nil
 }
 
-// Materialize handles one fire: a delayed job's fire publishes that job; a schedule's fire is
+// materialize handles one fire: a delayed job's fire publishes that job; a schedule's fire is
 // recorded as a run (at most one per schedule and fire time; skipped under overlap skip while
 // the previous run is queued or running; dropped when the schedule is paused or gone) and its
 // task enqueued through the one enqueue path. The fire is acknowledged once handled; a
 // PostgreSQL failure leaves it for redelivery; a fire that cannot make a task is terminated.
-func (s *Server) Materialize(ctx context.Context, m jetstream.Msg) {
+func (s *Server) materialize(ctx context.Context, m jetstream.Msg) {
 	id := strings.TrimPrefix(m.Subject(), job.ScheduleFirePrefix)
 	at, err := fireTime(m)
 	if err != nil {

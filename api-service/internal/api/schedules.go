@@ -460,12 +460,16 @@ func (s *Server) deleteSchedule(c *gin.Context) {
 
 // triggerSchedule serves POST /api/v1/schedules/{id}/trigger: a fire now, published on the
 // schedule's fire subject with its time, and materialised like any other (overlap included);
-// 202 with the fire time. A paused schedule is triggered too.
+// 202 with the fire time. A paused schedule makes no runs: 409.
 func (s *Server) triggerSchedule(c *gin.Context) {
 	ctx := c.Request.Context()
 	sc, err := s.docs.GetSchedule(ctx, tenantOf(c), c.Param("id"))
 	if err != nil {
 		s.failSchedule(c, "trigger schedule", err)
+		return
+	}
+	if !sc.Enabled {
+		s.fail(c, errConflict("the schedule is paused: resume it to run it"))
 		return
 	}
 	fireTime := s.now().UTC().Truncate(time.Second)

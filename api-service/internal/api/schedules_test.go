@@ -284,6 +284,9 @@ func TestScheduleLifecycle(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || out["enabled"] != false || out["next_run_at"] != nil || e.definition(id) != nil {
 		t.Fatalf("pause = %d %v; definition %v", resp.StatusCode, out, e.definition(id))
 	}
+	if resp, out := r.call(t, http.MethodPost, tokenAcme, "/api/v1/schedules/"+id+"/trigger", ""); resp.StatusCode != http.StatusConflict {
+		t.Fatalf("trigger while paused = %d %v, want 409", resp.StatusCode, out)
+	}
 	resp, out = r.call(t, http.MethodPost, tokenAcme, "/api/v1/schedules/"+id+"/resume", "")
 	if resp.StatusCode != http.StatusOK || out["enabled"] != true || e.definition(id) == nil || e.definition(id).Header.Get(job.HeaderScheduleVersion) != "4" {
 		t.Fatalf("resume = %d %v", resp.StatusCode, out)
@@ -491,6 +494,18 @@ func TestScheduleTriggerAndReconcile(t *testing.T) {
 	if got["last_run_at"] == nil {
 		t.Fatalf("last_run_at not set: %v", got)
 	}
+
+	// A single time, run once, is run again when PATCH gives it a new time.
+	once := r.create(t, `{"name":"once","overlap":"allow","at":"`+time.Now().Add(time.Second).UTC().Format(time.RFC3339)+`",`+webpageTask+`}`)
+	waitFor(t, "the single run", 10*time.Second, func() bool { return enqueuedRuns(r.runs(t, once)) == 1 })
+	if _, got := r.call(t, http.MethodGet, tokenAcme, "/api/v1/schedules/"+once, ""); got["next_run_at"] != nil || got["last_run_at"] == nil {
+		t.Fatalf("a single time that has run: %v", got)
+	}
+	if resp, got := r.call(t, http.MethodPatch, tokenAcme, "/api/v1/schedules/"+once,
+		`{"at":"`+time.Now().Add(time.Second).UTC().Format(time.RFC3339)+`"}`); resp.StatusCode != http.StatusOK || got["next_run_at"] == nil {
+		t.Fatalf("PATCH at = %d %v", resp.StatusCode, got)
+	}
+	waitFor(t, "the second single run", 10*time.Second, func() bool { return enqueuedRuns(r.runs(t, once)) == 2 })
 
 	st, err := e.js.Stream(t.Context(), job.ScheduleStream)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -413,8 +414,8 @@ func TestScheduleCatchUpAfterDowntime(t *testing.T) {
 }
 
 // Overlap skip: a schedule firing every second on a job that takes 3 seconds never has two
-// runs at once. The job stream's consumer here takes each job and finishes it 3 seconds
-// later, as a worker would.
+// runs at once. The job stream's consumer here takes every job as it comes, each in its own
+// goroutine (as a worker with free slots would), and finishes it 3 seconds later.
 func TestScheduleOverlapSkip(t *testing.T) {
 	e := newSchedEnv(t)
 	r := e.replica(true)
@@ -427,30 +428,34 @@ func TestScheduleOverlapSkip(t *testing.T) {
 	var spans []span
 	ctx, cancel := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
+	run := func(m jetstream.Msg) {
+		j, err := job.Decode(m.Data())
+		if err != nil {
+			t.Errorf("job: %v", err)
+			return
+		}
+		start := time.Now()
+		select {
+		case <-time.After(3 * time.Second):
+		case <-ctx.Done():
+		}
+		end := time.Now() // the run ends as its outcome is recorded
+		if err := e.docs.FinishTask(context.WithoutCancel(ctx), j.TaskID, job.StateSuccess, 1, ""); err != nil {
+			t.Errorf("finish: %v", err)
+		}
+		mu.Lock()
+		spans = append(spans, span{start, end})
+		mu.Unlock()
+		_ = m.Ack()
+	}
 	wg.Go(func() {
 		for ctx.Err() == nil {
-			msgs, err := cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
+			msgs, err := cons.Fetch(4, jetstream.FetchMaxWait(200*time.Millisecond))
 			if err != nil {
 				continue
 			}
 			for m := range msgs.Messages() {
-				j, err := job.Decode(m.Data())
-				if err != nil {
-					t.Errorf("job: %v", err)
-					continue
-				}
-				start := time.Now()
-				select {
-				case <-time.After(3 * time.Second):
-				case <-ctx.Done():
-				}
-				if err := e.docs.FinishTask(context.WithoutCancel(ctx), j.TaskID, job.StateSuccess, 1, ""); err != nil {
-					t.Errorf("finish: %v", err)
-				}
-				mu.Lock()
-				spans = append(spans, span{start, time.Now()})
-				mu.Unlock()
-				_ = m.Ack()
+				wg.Go(func() { run(m) })
 			}
 		}
 	})
@@ -460,6 +465,7 @@ func TestScheduleOverlapSkip(t *testing.T) {
 	wg.Wait()
 	mu.Lock()
 	defer mu.Unlock()
+	slices.SortFunc(spans, func(a, b span) int { return a.start.Compare(b.start) })
 	for i := 1; i < len(spans); i++ {
 		if spans[i].start.Before(spans[i-1].end) {
 			t.Fatalf("run %d started at %s, before run %d ended at %s", i+1, spans[i].start, i, spans[i-1].end)

@@ -150,6 +150,10 @@ type Job struct {
 	ParentTaskID string `json:"parent_task_id,omitempty"`
 	// Force re-processes a document even when an identical one exists.
 	Force bool `json:"force,omitempty"`
+	// Sync, on a crawl (a scheduled re-crawl), also removes the agent's crawled pages of the
+	// site that are gone: answering 404 or 410, or no longer linked when the crawl covered
+	// the whole site.
+	Sync bool `json:"sync,omitempty"`
 	// Reindex re-embeds a completed document's stored chunks with the current embeddings
 	// model, without extracting it again (POST /api/v1/documents/{id}/reindex).
 	Reindex bool `json:"reindex,omitempty"`

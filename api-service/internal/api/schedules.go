@@ -81,10 +81,12 @@ func (t scheduleTask) check() (scheduleTask, error) {
 	return t, nil
 }
 
-// newRun makes the document and job of one run of t for tenant, under a new task id.
+// newRun makes the document and job of one run of t for tenant, under a new task id. A
+// scheduled crawl syncs: it also removes the agent's pages of the site that are gone.
 func (t scheduleTask) newRun(tenant string) (*docstore.Document, *job.Job) {
 	taskID := uuid.Must(uuid.NewV7()).String()
-	j := &job.Job{TaskID: taskID, Kind: t.Kind, TenantID: tenant, AgentID: t.AgentID, Priority: job.Priority(t.Priority), URL: t.URL}
+	j := &job.Job{TaskID: taskID, Kind: t.Kind, TenantID: tenant, AgentID: t.AgentID, Priority: job.Priority(t.Priority), URL: t.URL,
+		Sync: t.Kind == job.KindCrawl}
 	if t.MaxPages != nil {
 		j.MaxPages = *t.MaxPages
 	}

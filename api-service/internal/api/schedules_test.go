@@ -593,3 +593,23 @@ func TestScheduleFallBackRunsOnce(t *testing.T) {
 		t.Fatalf("hourly made %d runs, want both 02:00s", n)
 	}
 }
+
+// A scheduled crawl's job syncs (removes the pages gone from the site); its bounds are the
+// template's.
+func TestScheduledCrawlSyncs(t *testing.T) {
+	e := newSchedEnv(t)
+	r := e.replica(true)
+	id := r.create(t, `{"name":"re-crawl","cron":"@daily","task":{"kind":"crawl","agent_id":"7","url":"https://docs.example.com/","max_pages":20}}`)
+	if resp, out := r.call(t, http.MethodPost, tokenAcme, "/api/v1/schedules/"+id+"/trigger", ""); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("trigger = %d %v", resp.StatusCode, out)
+	}
+	waitFor(t, "the run", 10*time.Second, func() bool { return enqueuedRuns(r.runs(t, id)) == 1 })
+	task, _, err := e.docs.GetTask(t.Context(), "acme", r.runs(t, id)[0]["task_id"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := task.Job()
+	if err != nil || j.Kind != job.KindCrawl || !j.Sync || j.MaxPages != 20 || j.MaxDepth != 2 || j.Priority != job.PriorityLow || task.ScheduleID != id {
+		t.Fatalf("scheduled crawl = %+v, %v (task %+v)", j, err, task)
+	}
+}

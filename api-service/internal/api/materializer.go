@@ -111,7 +111,14 @@ func (s *Server) materialize(ctx context.Context, m jetstream.Msg) {
 		s.log.Info("schedule fire dropped: it repeats a run's wall-clock time (the clock was set back)", "schedule_id", id, "fire_time", at)
 	case docstore.FireDropped:
 		if _, err := s.docs.GetSchedule(ctx, "", id); errors.Is(err, job.ErrNotFound) {
-			// A definition outliving its schedule (deleted while a replica re-published it).
+			// No such schedule: one being created (its row is committed just after its
+			// definition is published, and a time already past fires at once) is looked up
+			// again shortly; after that the definition outlived its schedule (deleted while a
+			// replica re-published it) and goes.
+			if md, err := m.Metadata(); err == nil && md.NumDelivered == 1 {
+				_ = m.NakWithDelay(2 * time.Second)
+				return
+			}
 			if err := s.purgeSubject(ctx, job.ScheduleDefSubject(id)); err != nil {
 				s.log.Warn("materializer: purge the definition of a deleted schedule", "schedule_id", id, "err", err)
 			}

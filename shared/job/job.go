@@ -96,12 +96,14 @@ const (
 // replica, turns each fire into a task. Definitions never go to a JOBS_* stream, whose
 // consumers have no subject filter.
 const (
-	ScheduleStream        = "SCHEDULES"
-	ScheduleDefPrefix     = "schedules.def."
-	ScheduleFirePrefix    = "schedules.fire."
-	ScheduleDefSubjects   = "schedules.def.*"
-	ScheduleFireSubjects  = "schedules.fire.*"
-	MaterializerConsumer  = "materializer"
+	ScheduleStream       = "SCHEDULES"
+	ScheduleDefPrefix    = "schedules.def."
+	ScheduleFirePrefix   = "schedules.fire."
+	ScheduleDefSubjects  = "schedules.def.*"
+	ScheduleFireSubjects = "schedules.fire.*"
+	MaterializerConsumer = "materializer"
+	// MaterializerFilter is the subject filter of the materializer consumer.
+	MaterializerFilter    = "schedules.fire.>"
 	HeaderScheduleID      = "Quire-Schedule-Id"
 	HeaderScheduleVersion = "Quire-Schedule-Version"
 	// HeaderFireTime, on a fire published by the API (a trigger or a delayed job), is the

@@ -111,7 +111,7 @@ func MaterializerConfig() jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
 		Durable:       job.MaterializerConsumer,
 		Description:   "Quire schedule fires, turned into tasks by every API replica",
-		FilterSubject: job.ScheduleFireSubjects,
+		FilterSubject: job.MaterializerFilter,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       10 * time.Second,
 		MaxDeliver:    10,

@@ -124,7 +124,7 @@ func TestSchedulesStreamFiresWithTTLAndRollup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cc := c.CachedInfo().Config; cc.FilterSubject != "schedules.fire.*" || cc.AckPolicy != jetstream.AckExplicitPolicy || cc.MaxDeliver <= 0 {
+	if cc := c.CachedInfo().Config; cc.FilterSubject != "schedules.fire.>" || cc.AckPolicy != jetstream.AckExplicitPolicy || cc.MaxDeliver <= 0 {
 		t.Fatalf("materializer config = %+v", cc)
 	}
 	if _, err := jobqueue.Ensure(ctx, js, jobqueue.Config{}); err != nil {

@@ -84,6 +84,17 @@ func run(ctx context.Context) error {
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	var bg sync.WaitGroup
 	bg.Go(func() { srv.RunSweeper(sweepCtx, cfg.SweepInterval, cfg.OutboxMinAge) })
+	// Schedules: SCHEDULES holds the definitions PostgreSQL calls for, and this replica
+	// turns fires into tasks alongside every other.
+	if err := srv.Reconcile(ctx); err != nil {
+		log.Error("schedules: reconcile at start-up", "err", err)
+	}
+	bg.Go(func() {
+		// Stops pulling at the shutdown signal, before the HTTP server's last marks are written.
+		if err := srv.RunMaterializer(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			log.Error("schedules: materializer stopped", "err", err)
+		}
+	})
 	defer func() { stopSweep(); bg.Wait() }()
 
 	errc := make(chan error, 1)

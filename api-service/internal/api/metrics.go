@@ -31,6 +31,12 @@ func (s *Server) initMetrics(js metrics.StreamLookup) {
 		httpm, _ = metrics.NewAPI(nil) // still counted, never nil
 	}
 	s.httpMetrics = httpm
+	sm, err := metrics.NewSchedules(reg)
+	if err != nil {
+		logErr(err)
+		sm, _ = metrics.NewSchedules(nil)
+	}
+	s.scheduleMetrics = sm
 	if js == nil {
 		return
 	}

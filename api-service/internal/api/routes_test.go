@@ -83,6 +83,16 @@ func TestEveryRouteAuthTable(t *testing.T) {
 	e.deadLetter(t, "acme", "dead-retry")
 	e.deadLetter(t, "acme", "dead-delete")
 	const retrySeq, deleteSeq = "1", "2"
+	newSchedule := func(name string) string {
+		_, out := e.callJSON(t, http.MethodPost, tokenAcme, "/api/v1/schedules",
+			`{"name":"`+name+`","cron":"0 3 * * *","task":{"kind":"webpage","agent_id":"7","url":"https://docs.example.com/a"}}`)
+		id, _ := out["id"].(string)
+		if id == "" {
+			t.Fatalf("create schedule: %v", out)
+		}
+		return id
+	}
+	sched, schedDelete := newSchedule("nightly-acme-schedule"), newSchedule("to delete")
 
 	uploadBody := func() (io.Reader, string) { return multipartBody(t, "note.txt", []byte("a note\n")) }
 	noDocuments := func(t *testing.T, raw []byte) {
@@ -113,6 +123,19 @@ func TestEveryRouteAuthTable(t *testing.T) {
 				t.Errorf("another tenant finds acme's chunks: %s", raw)
 			}
 		}},
+		{method: "POST", template: "/api/v1/schedules", path: "/api/v1/schedules", body: jsonBody(`{"name":"hourly","every":"1h","task":{"kind":"crawl","agent_id":"7","url":"https://docs.example.com/"}}`), want: 201},
+		{method: "GET", template: "/api/v1/schedules", path: "/api/v1/schedules", want: 200, ownerSees: "nightly-acme-schedule", notLeaked: func(t *testing.T, raw []byte) {
+			if strings.Contains(string(raw), "nightly-acme-schedule") {
+				t.Errorf("another tenant sees acme's schedules: %s", raw)
+			}
+		}},
+		{method: "GET", template: "/api/v1/schedules/:id", path: "/api/v1/schedules/" + sched, want: 200, owned: true},
+		{method: "PATCH", template: "/api/v1/schedules/:id", path: "/api/v1/schedules/" + sched, body: jsonBody(`{"name":"nightly-acme-schedule"}`), want: 200, owned: true},
+		{method: "POST", template: "/api/v1/schedules/:id/pause", path: "/api/v1/schedules/" + sched + "/pause", want: 200, owned: true},
+		{method: "POST", template: "/api/v1/schedules/:id/resume", path: "/api/v1/schedules/" + sched + "/resume", want: 200, owned: true},
+		{method: "POST", template: "/api/v1/schedules/:id/trigger", path: "/api/v1/schedules/" + sched + "/trigger", want: 202, owned: true},
+		{method: "GET", template: "/api/v1/schedules/:id/runs", path: "/api/v1/schedules/" + sched + "/runs", want: 200, owned: true},
+		{method: "DELETE", template: "/api/v1/schedules/:id", path: "/api/v1/schedules/" + schedDelete, want: 200, owned: true},
 		{method: "GET", template: "/api/v1/queues", path: "/api/v1/queues", want: 200, admin: true},
 		{method: "POST", template: "/api/v1/queues/:priority/pause", path: "/api/v1/queues/low/pause", want: 200, admin: true},
 		{method: "POST", template: "/api/v1/queues/:priority/resume", path: "/api/v1/queues/low/resume", want: 200, admin: true},

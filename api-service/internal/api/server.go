@@ -72,6 +72,8 @@ type Server struct {
 	metricsHandler http.Handler
 	httpMetrics    *metrics.API
 	queueStats     *metrics.QueueCollector
+	// scheduleMetrics counts the materializer's fires and skipped runs (materializer.go).
+	scheduleMetrics *metrics.Schedules
 }
 
 // New returns a Server with every route registered.
@@ -135,6 +137,16 @@ func New(cfg Config, d Deps) *Server {
 	v1.POST("/dlq/:id/retry", s.idempotent(), s.retryDeadLetter)
 	v1.DELETE("/dlq/:id", s.deleteDeadLetter)
 	v1.GET("/agents/:agent_id/search", s.search)
+	// Schedules (schedules.go); their fires become tasks in materializer.go.
+	v1.POST("/schedules", s.idempotent(), s.createSchedule)
+	v1.GET("/schedules", s.listSchedules)
+	v1.GET("/schedules/:id", s.getSchedule)
+	v1.PATCH("/schedules/:id", s.patchSchedule)
+	v1.DELETE("/schedules/:id", s.deleteSchedule)
+	v1.POST("/schedules/:id/pause", s.pauseSchedule)
+	v1.POST("/schedules/:id/resume", s.resumeSchedule)
+	v1.POST("/schedules/:id/trigger", s.triggerSchedule)
+	v1.GET("/schedules/:id/runs", s.listScheduleRuns)
 	// The operator dashboard at /ui/ (ui.go).
 	s.mountUI(e)
 	s.engine = e

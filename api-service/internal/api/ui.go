@@ -118,6 +118,7 @@ func (s *Server) mountUI(e *gin.Engine) {
 	a.POST("/dlq/retry-all", u.retryAllDeadLetters)
 	a.POST("/dlq/purge-all", u.purgeAllDeadLetters)
 	a.GET("/documents", u.documentsPage)
+	a.GET("/schedules", u.schedulesPage)
 	a.GET("/search", u.searchPage)
 }
 

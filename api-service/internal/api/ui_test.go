@@ -605,3 +605,29 @@ func otherFirstChar(v string) string {
 	}
 	return "a" + v[1:]
 }
+
+func TestUISchedulesListsNextAndLastRun(t *testing.T) {
+	e := newEnv(t, 0)
+	b := e.browser(t)
+	b.signIn()
+	resp, out := e.callJSON(t, http.MethodPost, tokenAcme, "/api/v1/schedules",
+		`{"name":"nightly-docs","cron":"30 2 * * *","timezone":"Europe/Berlin","task":{"kind":"crawl","agent_id":"7","url":"https://docs.example.com/"}}`)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create: %d %v", resp.StatusCode, out)
+	}
+	next, _ := time.Parse(time.RFC3339, out["next_run_at"].(string))
+	berlin, _ := time.LoadLocation("Europe/Berlin")
+	resp, body := b.get("/ui/schedules")
+	wantStatus(t, resp, body, http.StatusOK)
+	for _, want := range []string{"nightly-docs", "cron 0 30 2 * * *", "Europe/Berlin", "https://docs.example.com/",
+		`<td data-field="next">` + next.In(berlin).Format("2006-01-02 15:04:05 MST") + `</td>`, `<td data-field="last">—</td>`, `aria-current="page">Schedules`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("schedules page lacks %q:\n%s", want, body)
+		}
+	}
+	resp, body = b.get("/ui/schedules?tenant=other")
+	wantStatus(t, resp, body, http.StatusOK)
+	if strings.Contains(body, "nightly-docs") || !strings.Contains(body, "No schedules.") {
+		t.Fatalf("another tenant's filter shows acme's schedule:\n%s", body)
+	}
+}

@@ -48,6 +48,8 @@ type acceptedResponse struct {
 	ProcessingNote string `json:"processing_note"`
 	// DuplicateOf is the completed document with the same bytes that answered this upload.
 	DuplicateOf int64 `json:"duplicate_of,omitempty"`
+	// RunAt is when a job held by run_at is released to its queue.
+	RunAt *time.Time `json:"run_at,omitempty"`
 }
 
 var (
@@ -86,6 +88,7 @@ func (s *Server) upload(c *gin.Context) {
 		up       *storedUpload
 		priority = job.PriorityHigh
 		force    bool
+		runAt    time.Time
 	)
 	cleanup := func() {
 		if up != nil {
@@ -125,6 +128,16 @@ func (s *Server) upload(c *gin.Context) {
 				s.fail(c, errBadRequest("priority must be high, medium or low"))
 				return
 			}
+		case "run_at":
+			v, err := readField(part)
+			if err == nil {
+				runAt, err = s.parseRunAt(v)
+			}
+			if err != nil {
+				cleanup()
+				s.fail(c, err)
+				return
+			}
 		case "force":
 			v, err := readField(part)
 			if err == nil {
@@ -150,7 +163,7 @@ func (s *Server) upload(c *gin.Context) {
 		TaskID: taskID, Kind: job.KindDocument, TenantID: tenant, AgentID: agent, Priority: priority,
 		Object: taskID, Filename: up.filename, ContentType: doc.ContentType, Upload: up.ref,
 	}
-	dupID, err := s.enqueueUpload(ctx, doc, j, !force, up.put)
+	dupID, err := s.enqueueUpload(ctx, doc, j, !force, up.put, runAt)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -168,15 +181,16 @@ func (s *Server) upload(c *gin.Context) {
 			return
 		}
 		// The duplicate went away in between: the upload is processed as new.
-		if _, err := s.enqueueUpload(ctx, doc, j, false, up.put); err != nil {
+		if _, err := s.enqueueUpload(ctx, doc, j, false, up.put, runAt); err != nil {
 			s.fail(c, err)
 			return
 		}
 	}
 	c.JSON(http.StatusAccepted, acceptedResponse{
 		ID: doc.ID, TaskID: taskID, Status: job.DocQueued, Filename: up.filename,
-		Message:        "document accepted for processing",
+		Message:        "document accepted for processing" + heldNote(runAt),
 		ProcessingNote: "poll GET /api/v1/tasks/" + taskID + " for progress",
+		RunAt:          runAtOrNil(runAt),
 	})
 }
 
@@ -186,7 +200,12 @@ func (s *Server) upload(c *gin.Context) {
 // it did and returns errUnavailable (the upload object is removed too); a status that cannot
 // be stored once the job is queued is left to the worker.
 func (s *Server) enqueue(ctx context.Context, doc *docstore.Document, j *job.Job) error {
-	_, err := s.enqueueUpload(ctx, doc, j, false, nil)
+	return s.enqueueAt(ctx, doc, j, time.Time{})
+}
+
+// enqueueAt is enqueue, but with runAt set the job is held until then (delayed.go).
+func (s *Server) enqueueAt(ctx context.Context, doc *docstore.Document, j *job.Job, runAt time.Time) error {
+	_, err := s.enqueueUpload(ctx, doc, j, false, nil, runAt)
 	return err
 }
 
@@ -194,8 +213,9 @@ func (s *Server) enqueue(ctx context.Context, doc *docstore.Document, j *job.Job
 // published if the agent has a completed document with the same bytes embedded with the model
 // search uses now: then it returns that document's id (the row's insert and the look-up are
 // one statement). The upload's object, if stored is not nil, is acknowledged while the row is
-// written; nothing is published before it is.
-func (s *Server) enqueueUpload(ctx context.Context, doc *docstore.Document, j *job.Job, unlessDuplicate bool, stored *upload.Put) (int64, error) {
+// written; nothing is published before it is. With runAt set, the job is held until then
+// instead of published (delayed.go).
+func (s *Server) enqueueUpload(ctx context.Context, doc *docstore.Document, j *job.Job, unlessDuplicate bool, stored *upload.Put, runAt time.Time) (int64, error) {
 	undoCtx := context.WithoutCancel(ctx)
 	objectErr := func() error {
 		if stored == nil {
@@ -248,6 +268,16 @@ func (s *Server) enqueueUpload(ctx context.Context, doc *docstore.Document, j *j
 		return 0, errUnavailable
 	}
 	j.DocumentID = doc.ID
+	if !runAt.IsZero() {
+		if err := s.hold(ctx, j, runAt); err != nil {
+			s.log.Error("enqueue: hold job until run_at", "task_id", doc.TaskID, "err", err)
+			undoRow(undoCtx)
+			s.removeObject(j.Object)
+			return 0, errUnavailable
+		}
+		s.log.Info("job held until run_at", "task_id", j.TaskID, "document_id", doc.ID, "run_at", runAt)
+		return 0, nil
+	}
 	_, err := s.taskQueue.Enqueue(ctx, jobqueue.Enqueue{Job: j, Recorded: true, Undo: func(ctx context.Context) {
 		undoRow(ctx)
 		s.removeObject(j.Object)

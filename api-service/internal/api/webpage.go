@@ -33,12 +33,14 @@ const (
 type webpageRequest struct {
 	URL      string `json:"url"`
 	Priority string `json:"priority"`
+	RunAt    string `json:"run_at"`
 }
 
 type crawlRequest struct {
 	URL      string `json:"url"`
 	MaxPages *int   `json:"max_pages"`
 	MaxDepth *int   `json:"max_depth"`
+	RunAt    string `json:"run_at"`
 }
 
 // crawlResponse is the 202 answer to a crawl: the crawl task and the bounds it runs with.
@@ -74,6 +76,11 @@ func (s *Server) webpage(c *gin.Context) {
 			return
 		}
 	}
+	runAt, err := s.parseRunAt(req.RunAt)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
 	if !s.nc.IsConnected() {
 		s.fail(c, errUnavailable)
 		return
@@ -84,14 +91,15 @@ func (s *Server) webpage(c *gin.Context) {
 		TenantID: tenant, AgentID: agent, Kind: job.KindWebpage, URL: pageURL, TaskID: taskID, Priority: string(priority),
 	}
 	j := &job.Job{TaskID: taskID, Kind: job.KindWebpage, TenantID: tenant, AgentID: agent, Priority: priority, URL: pageURL}
-	if err := s.enqueue(c.Request.Context(), doc, j); err != nil {
+	if err := s.enqueueAt(c.Request.Context(), doc, j, runAt); err != nil {
 		s.fail(c, err)
 		return
 	}
 	c.JSON(http.StatusAccepted, acceptedResponse{
 		ID: doc.ID, TaskID: taskID, Status: job.DocQueued, URL: pageURL,
-		Message:        "web page accepted for processing",
+		Message:        "web page accepted for processing" + heldNote(runAt),
 		ProcessingNote: "poll GET /api/v1/tasks/" + taskID + " for progress",
+		RunAt:          runAtOrNil(runAt),
 	})
 }
 
@@ -127,6 +135,11 @@ func (s *Server) crawl(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	runAt, err := s.parseRunAt(req.RunAt)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
 	if !s.nc.IsConnected() {
 		s.fail(c, errUnavailable)
 		return
@@ -140,14 +153,15 @@ func (s *Server) crawl(c *gin.Context) {
 		TaskID: taskID, Kind: job.KindCrawl, TenantID: tenant, AgentID: agent, Priority: job.PriorityLow, URL: pageURL,
 		MaxPages: maxPages, MaxDepth: maxDepth,
 	}
-	if err := s.enqueue(c.Request.Context(), doc, j); err != nil {
+	if err := s.enqueueAt(c.Request.Context(), doc, j, runAt); err != nil {
 		s.fail(c, err)
 		return
 	}
 	c.JSON(http.StatusAccepted, crawlResponse{
 		acceptedResponse: acceptedResponse{
 			ID: doc.ID, TaskID: taskID, Status: job.DocQueued, URL: pageURL,
-			Message: "crawl accepted: its pages are queued as webpage jobs on the low queue",
+			Message: "crawl accepted: its pages are queued as webpage jobs on the low queue" + heldNote(runAt),
+			RunAt:   runAtOrNil(runAt),
 			ProcessingNote: "poll GET /api/v1/tasks/" + taskID + " for the pages discovered, queued, done and failed; " +
 				"the crawl task succeeds once its pages are queued",
 		},

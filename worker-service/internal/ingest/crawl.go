@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 
 	"github.com/quirehq/quire/shared/docstore"
 	"github.com/quirehq/quire/shared/job"
@@ -55,6 +56,11 @@ type CrawlHandler struct {
 // every page has finished (a cancelled page counts in neither). A page job that runs again
 // after its success could not be recorded may be counted twice.
 //
+// A crawl with j.Sync (a scheduled re-crawl) also removes the agent's crawled pages of the
+// site that are gone ([Pipeline.removeGonePages]): updated pages are refreshed as above,
+// unchanged ones keep their chunks, and pages answering 404 or 410, or no longer reached,
+// are deleted with their chunks.
+//
 // A redelivered crawl runs again without duplicating pages: a page's task id is derived from
 // the crawl's task id and the page URL, so pages already fanned out are recognised.
 func (p *CrawlHandler) Handle(ctx context.Context, j *job.Job) error {
@@ -72,8 +78,10 @@ func (p *CrawlHandler) Handle(ctx context.Context, j *job.Job) error {
 		return err
 	}
 	var discovered, queued int
+	visited := map[string]bool{}
 	stats, err := p.Crawler.Discover(ctx, j.URL, maxPages, maxDepth, func(ctx context.Context, v webfetch.Visit) error {
 		discovered++
+		visited[v.URL] = true
 		ok, err := p.enqueuePage(ctx, j, v)
 		if err != nil {
 			return err
@@ -87,16 +95,64 @@ func (p *CrawlHandler) Handle(ctx context.Context, j *job.Job) error {
 	if err != nil {
 		return crawlError(ctx, err)
 	}
+	removed := 0
+	if j.Sync {
+		if removed, err = p.removeGonePages(ctx, j, visited, stats); err != nil {
+			return err
+		}
+	}
 	if err := p.Docs.Complete(ctx, j.DocumentID, docstore.Completion{}); err != nil {
 		return mapStoreError(err)
 	}
 	p.Logger.Info("crawl fanned out", "task_id", j.TaskID, "url", j.URL, "discovered", discovered, "queued", queued,
-		"disallowed", stats.Disallowed, "fetch_failed", stats.Failed, "skipped", stats.Skipped)
+		"disallowed", stats.Disallowed, "fetch_failed", stats.Failed, "skipped", stats.Skipped, "removed", removed)
 	rep.Result(func(st *job.Status) {
 		st.DocumentID = j.DocumentID
 		st.Status = fmt.Sprintf("completed: %d pages found, %d queued on %s", discovered, queued, job.PriorityLow)
+		if j.Sync {
+			st.Status += fmt.Sprintf(", %d gone pages removed", removed)
+		}
 	})
 	return nil
+}
+
+// maxSyncPages caps the crawled pages a syncing crawl looks at for removal.
+const maxSyncPages = 10 * MaxCrawlPages
+
+// removeGonePages is the removal step of a crawl that syncs (j.Sync, a scheduled re-crawl):
+// it deletes, with their chunks, the agent's crawled pages on the crawl's site that are gone:
+// pages that answered 404 or 410 to this crawl and, when the crawl covered everything it could
+// reach (not stopped by max_pages or failures), pages it did not reach any more. A page with a
+// job queued or running is left alone. It returns how many pages it removed.
+func (p *CrawlHandler) removeGonePages(ctx context.Context, j *job.Job, visited map[string]bool, stats webfetch.CrawlStats) (int, error) {
+	start, err := url.Parse(j.URL)
+	if err != nil {
+		return 0, nil
+	}
+	gone := map[string]bool{}
+	for _, u := range stats.Gone {
+		gone[u] = true
+	}
+	pages, err := p.Docs.CrawledPages(ctx, j.TenantID, j.AgentID, maxSyncPages)
+	if err != nil {
+		return 0, mapStoreError(err)
+	}
+	removed := 0
+	for _, d := range pages {
+		u, err := url.Parse(d.URL)
+		if err != nil || !webfetch.SameSite(start, u) || visited[d.URL] || d.Status == job.DocQueued || d.Status == job.DocProcessing {
+			continue
+		}
+		if !gone[d.URL] && !stats.Exhausted {
+			continue
+		}
+		if err := p.Docs.DeleteDocument(ctx, d.TenantID, d.ID); err != nil && !errors.Is(err, job.ErrNotFound) {
+			return removed, mapStoreError(err)
+		}
+		removed++
+		p.Logger.Info("crawl removed a page gone from the site", "task_id", j.TaskID, "document_id", d.ID, "url", d.URL, "not_found", gone[d.URL])
+	}
+	return removed, nil
 }
 
 // crawlBounds returns the crawl's page and depth bounds with defaults and caps applied.

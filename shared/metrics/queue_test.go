@@ -219,7 +219,6 @@ func TestQueueCollectorCountsBackoffAsAckPending(t *testing.T) {
 	}
 }
 
-
 func TestQueueCollectorCachesReadings(t *testing.T) {
 	t.Parallel()
 	_, js := runJetStream(t)

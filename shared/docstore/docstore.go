@@ -156,22 +156,34 @@ func scanDocument(row pgx.Row) (*Document, error) {
 	return &d, nil
 }
 
-// InsertDocument inserts d with status queued and sets its ID and timestamps.
+// InsertDocument inserts d with status queued and sets its ID and timestamps. The same
+// statement records d's task (the tasks row, PENDING and unpublished) with the job d.Job (or,
+// without one, the job rebuilt from d's columns) as its payload, d's id added.
 func (s *Store) InsertDocument(ctx context.Context, d *Document) error {
 	if d.Status == "" {
 		d.Status = job.DocQueued
 	}
 	err := s.pool.QueryRow(ctx, `
-		INSERT INTO documents (tenant_id, agent_id, kind, filename, url, content_type, size_bytes, sha256, status, task_id, priority, job)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-		RETURNING id, created_at, updated_at`,
+		WITH ins AS (
+			INSERT INTO documents (tenant_id, agent_id, kind, filename, url, content_type, size_bytes, sha256, status, task_id, priority, job)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+			RETURNING id, created_at, updated_at
+		), task AS (`+insertDocumentTask+`)
+		SELECT id, created_at, updated_at FROM ins`,
 		d.TenantID, d.AgentID, d.Kind, d.Filename, d.URL, d.ContentType, d.SizeBytes, d.SHA256, d.Status, d.TaskID, d.Priority, jsonOrNull(d.Job),
+		documentPayload(d),
 	).Scan(&d.ID, &d.CreatedAt, &d.UpdatedAt)
 	if err != nil {
 		return fmt.Errorf("docstore: insert document: %w", err)
 	}
 	return nil
 }
+
+// insertDocumentTask records the task of a documents row inserted by the CTE ins, in a
+// statement whose parameters are InsertDocument's ($1 tenant, $3 kind, $10 task id, $11
+// priority) and $13, the job's JSON without its document id.
+const insertDocumentTask = `INSERT INTO tasks (task_id, tenant_id, kind, priority, payload, document_id, created_at)
+	SELECT $10::text, $1::text, $3::text, $11::text, $13::jsonb || jsonb_build_object('document_id', ins.id), ins.id, ins.created_at FROM ins`
 
 // jsonOrNull passes a JSON document to PostgreSQL, or NULL for none.
 func jsonOrNull(b []byte) any {
@@ -181,9 +193,10 @@ func jsonOrNull(b []byte) any {
 	return string(b)
 }
 
-// MarkPublished records that the job of document id is stored in its job stream.
+// MarkPublished records that the job of document id is stored in its job stream, on the
+// document and its task (without the stream sequence: see [Store.MarkTaskPublished]).
 func (s *Store) MarkPublished(ctx context.Context, id int64) error {
-	if _, err := s.pool.Exec(ctx, `UPDATE documents SET published_at = now() WHERE id = $1 AND published_at IS NULL`, id); err != nil {
+	if err := s.MarkPublishedMany(ctx, []int64{id}); err != nil {
 		return fmt.Errorf("docstore: mark document %d published: %w", id, err)
 	}
 	return nil
@@ -194,16 +207,26 @@ func (s *Store) MarkPublishedMany(ctx context.Context, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	if _, err := s.pool.Exec(ctx, `UPDATE documents SET published_at = now() WHERE id = ANY($1) AND published_at IS NULL`, ids); err != nil {
+	if _, err := s.pool.Exec(ctx, `WITH d AS (
+			UPDATE documents SET published_at = now() WHERE id = ANY($1) AND published_at IS NULL RETURNING task_id, priority
+		)
+		UPDATE tasks SET published_at = now(), stream = 'JOBS_' || upper(d.priority)
+		FROM d WHERE tasks.task_id = d.task_id AND tasks.published_at IS NULL`, ids); err != nil {
 		return fmt.Errorf("docstore: mark %d documents published: %w", len(ids), err)
 	}
 	return nil
 }
 
 // DeleteDocument removes document id of tenant and its chunks; job.ErrNotFound if it is not
-// the tenant's.
+// the tenant's. Its current task goes too if its job was never published (it has nothing left
+// to run on); its other tasks stay, without their document.
 func (s *Store) DeleteDocument(ctx context.Context, tenantID string, id int64) error {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM documents WHERE id = $1 AND tenant_id = $2`, id, tenantID)
+	tag, err := s.pool.Exec(ctx, `WITH d AS (
+			DELETE FROM documents WHERE id = $1 AND tenant_id = $2 RETURNING task_id
+		), t AS (
+			DELETE FROM tasks USING d WHERE tasks.task_id = d.task_id AND tasks.published_at IS NULL AND tasks.state = 'PENDING'
+		)
+		SELECT FROM d`, id, tenantID)
 	if err != nil {
 		return fmt.Errorf("docstore: delete document %d: %w", id, err)
 	}
@@ -390,6 +413,7 @@ func (s *Store) Complete(ctx context.Context, id int64, c Completion) error {
 		id, ordinals, contents, tokens, pages, headings, offsets, lengths, vectors, pos, neg, tsvs)
 	b.Queue(`UPDATE documents SET status = 'completed', chunk_count = $2, title = $3, embedding_model = $4,
 		error = '', updated_at = now(), completed_at = now() WHERE id = $1 AND status <> 'cancelled'`, id, n, c.Title, c.EmbeddingModel)
+	b.Queue(finishDocumentTask, id)
 	err := s.pool.SendBatch(ctx, b).Close()
 	switch {
 	case err != nil:
@@ -404,10 +428,19 @@ func (s *Store) Complete(ctx context.Context, id int64, c Completion) error {
 	return nil
 }
 
-// Fail marks document id failed with reason, unless it was cancelled.
+// finishDocumentTask marks the task of document $1 SUCCESS once the document is completed, in
+// the transaction that completes it.
+const finishDocumentTask = `UPDATE tasks SET state = 'SUCCESS', error = '', finished_at = now()
+	FROM documents d WHERE d.id = $1 AND d.status = 'completed' AND tasks.task_id = d.task_id AND tasks.state <> 'REVOKED'`
+
+// Fail marks document id failed with reason, unless it was cancelled, and its task FAILURE.
 func (s *Store) Fail(ctx context.Context, id int64, reason string) error {
-	if _, err := s.pool.Exec(ctx, `UPDATE documents SET status = 'failed', error = $2, updated_at = now(), completed_at = now()
-		WHERE id = $1 AND status <> 'cancelled'`, id, reason); err != nil {
+	if _, err := s.pool.Exec(ctx, `WITH d AS (
+			UPDATE documents SET status = 'failed', error = $2, updated_at = now(), completed_at = now()
+			WHERE id = $1 AND status <> 'cancelled' RETURNING task_id
+		)
+		UPDATE tasks SET state = 'FAILURE', error = $2, finished_at = now() FROM d
+		WHERE tasks.task_id = d.task_id AND tasks.state <> 'REVOKED'`, id, reason); err != nil {
 		return fmt.Errorf("docstore: fail document %d: %w", id, err)
 	}
 	return nil
@@ -422,11 +455,16 @@ func (s *Store) SetStatus(ctx context.Context, id int64, status, reason string) 
 	return nil
 }
 
-// Cancel marks document id of tenant cancelled if it has not finished; job.ErrConflict if it
-// already completed or failed.
+// Cancel marks document id of tenant cancelled if it has not finished, and its task REVOKED;
+// job.ErrConflict if it already completed or failed.
 func (s *Store) Cancel(ctx context.Context, tenantID string, id int64) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE documents SET status = 'cancelled', updated_at = now(), completed_at = now()
-		WHERE id = $1 AND tenant_id = $2 AND status IN ('queued', 'processing')`, id, tenantID)
+	tag, err := s.pool.Exec(ctx, `WITH d AS (
+			UPDATE documents SET status = 'cancelled', updated_at = now(), completed_at = now()
+			WHERE id = $1 AND tenant_id = $2 AND status IN ('queued', 'processing') RETURNING task_id
+		), t AS (
+			UPDATE tasks SET state = 'REVOKED', finished_at = now() FROM d WHERE tasks.task_id = d.task_id
+		)
+		SELECT FROM d`, id, tenantID)
 	if err != nil {
 		return fmt.Errorf("docstore: cancel document %d: %w", id, err)
 	}
@@ -494,10 +532,22 @@ func (s *Store) Chunks(ctx context.Context, tenantID string, id int64, after, li
 }
 
 // Requeue gives completed document id of tenant a new task: status queued, so that the task's
-// job (a re-embedding) may process it again. job.ErrConflict if the document is not completed.
+// job (a re-embedding) may process it again. The same statement records the task, its payload
+// the re-embedding job. job.ErrConflict if the document is not completed.
 func (s *Store) Requeue(ctx context.Context, tenantID string, id int64, taskID, priority string) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE documents SET task_id = $3, priority = $4, status = 'queued', error = '',
-		published_at = NULL, job = NULL, updated_at = now() WHERE id = $1 AND tenant_id = $2 AND status = 'completed'`,
+	tag, err := s.pool.Exec(ctx, `WITH d AS (
+			UPDATE documents SET task_id = $3, priority = $4, status = 'queued', error = '',
+				published_at = NULL, job = NULL, updated_at = now() WHERE id = $1 AND tenant_id = $2 AND status = 'completed'
+			RETURNING id, tenant_id, agent_id, filename, url
+		), t AS (
+			INSERT INTO tasks (task_id, tenant_id, kind, priority, payload, document_id)
+			SELECT $3, d.tenant_id, 'document', $4, jsonb_strip_nulls(jsonb_build_object(
+				'v', 1, 'task_id', $3::text, 'kind', 'document', 'tenant_id', d.tenant_id, 'agent_id', d.agent_id,
+				'document_id', d.id, 'priority', $4::text, 'filename', NULLIF(d.filename, ''), 'url', NULLIF(d.url, ''),
+				'reindex', true)), d.id
+			FROM d
+		)
+		SELECT FROM d`,
 		id, tenantID, taskID, priority)
 	if err != nil {
 		return fmt.Errorf("docstore: requeue document %d: %w", id, err)
@@ -566,7 +616,10 @@ func (s *Store) ReplaceEmbeddings(ctx context.Context, id int64, model string, o
 		if tag.RowsAffected() != int64(len(vectors)) || n != int64(len(vectors)) {
 			return fmt.Errorf("%d chunks, %d embeddings: %w", n, len(vectors), job.ErrConflict)
 		}
-		_, err = tx.Exec(ctx, `UPDATE documents SET status = 'completed', embedding_model = $2, error = '', updated_at = now(), completed_at = now() WHERE id = $1`, id, model)
+		if _, err = tx.Exec(ctx, `UPDATE documents SET status = 'completed', embedding_model = $2, error = '', updated_at = now(), completed_at = now() WHERE id = $1`, id, model); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, finishDocumentTask, id)
 		return err
 	})
 	if err != nil {

@@ -27,8 +27,8 @@ func (s *Store) FindCompletedBySHA(ctx context.Context, tenantID, agentID, sha25
 // InsertUnlessDuplicate inserts d, an upload, like InsertDocument, unless FindCompletedBySHA
 // finds a document of d's agent with d's bytes, embedded with model (any model when model is
 // ""; a document without a model counts too). Then nothing is inserted and that document's id
-// is returned; otherwise 0, with d's ID and timestamps set. Look-up and insert are one
-// statement, one round trip.
+// is returned; otherwise 0, with d's ID and timestamps set, and d's task recorded as by
+// InsertDocument. Look-up and inserts are one statement, one round trip.
 func (s *Store) InsertUnlessDuplicate(ctx context.Context, d *Document, model string) (int64, error) {
 	if d.Status == "" {
 		d.Status = job.DocQueued
@@ -47,9 +47,13 @@ func (s *Store) InsertUnlessDuplicate(ctx context.Context, d *Document, model st
 			SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::bigint, $8::text, $9::text, $10::text, $11::text, $12::jsonb
 			WHERE NOT EXISTS (SELECT 1 FROM dup)
 			RETURNING id, created_at, updated_at
+		), task AS (
+			INSERT INTO tasks (task_id, tenant_id, kind, priority, payload, document_id, created_at)
+			SELECT $10::text, $1::text, $3::text, $11::text, $14::jsonb || jsonb_build_object('document_id', ins.id), ins.id, ins.created_at FROM ins
 		)
 		SELECT (SELECT id FROM dup), ins.id, ins.created_at, ins.updated_at FROM (VALUES (1)) AS one (x) LEFT JOIN ins ON true`,
 		d.TenantID, d.AgentID, d.Kind, d.Filename, d.URL, d.ContentType, d.SizeBytes, d.SHA256, d.Status, d.TaskID, d.Priority, jsonOrNull(d.Job), model,
+		documentPayload(d),
 	).Scan(&dupID, &id, &created, &updated)
 	if err != nil {
 		return 0, fmt.Errorf("docstore: insert document unless duplicate: %w", err)

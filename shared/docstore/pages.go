@@ -2,6 +2,7 @@ package docstore
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"github.com/quirehq/quire/shared/job"
@@ -32,10 +33,32 @@ func (s *Store) LatestPage(ctx context.Context, tenantID, agentID, url string) (
 // replaces or keeps them. It fails with job.ErrConflict when a job is on the page (queued or
 // processing) or the row changed since d was read, and job.ErrNotFound when it was deleted.
 func (s *Store) RequeuePage(ctx context.Context, d *Document, taskID, priority string) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE documents SET task_id = $3, priority = $4, status = 'queued', error = '',
-		published_at = NULL, completed_at = NULL, updated_at = now()
-		WHERE id = $1 AND task_id = $2 AND kind = 'webpage' AND status NOT IN ('queued', 'processing')`,
-		d.ID, d.TaskID, taskID, priority)
+	return s.RequeuePageJob(ctx, d, &job.Job{
+		TaskID: taskID, Kind: job.KindWebpage, TenantID: d.TenantID, AgentID: d.AgentID,
+		Priority: job.Priority(priority), URL: d.URL,
+	})
+}
+
+// RequeuePageJob is [Store.RequeuePage] for the webpage job j (task id and priority j's): the
+// same statement records j's task, its payload j with the row's document id.
+func (s *Store) RequeuePageJob(ctx context.Context, d *Document, j *job.Job) error {
+	j.V, j.DocumentID = job.Version, d.ID
+	payload, err := json.Marshal(j)
+	if err != nil {
+		return fmt.Errorf("docstore: requeue page %d: %w", d.ID, err)
+	}
+	taskID, priority := j.TaskID, string(j.Priority)
+	tag, err := s.pool.Exec(ctx, `WITH d AS (
+			UPDATE documents SET task_id = $3, priority = $4, status = 'queued', error = '',
+				published_at = NULL, completed_at = NULL, updated_at = now()
+			WHERE id = $1 AND task_id = $2 AND kind = 'webpage' AND status NOT IN ('queued', 'processing')
+			RETURNING id, tenant_id
+		), t AS (
+			INSERT INTO tasks (task_id, tenant_id, kind, priority, payload, document_id)
+			SELECT $3, d.tenant_id, 'webpage', $4, $5::jsonb, d.id FROM d
+		)
+		SELECT FROM d`,
+		d.ID, d.TaskID, taskID, priority, string(payload))
 	if err != nil {
 		return fmt.Errorf("docstore: requeue page %d: %w", d.ID, err)
 	}
@@ -47,11 +70,15 @@ func (s *Store) RequeuePage(ctx context.Context, d *Document, taskID, priority s
 
 // RestorePage undoes [Store.RequeuePage] for a job that was not published after all: the
 // row gets back d's task id, priority, status, error and timestamps, provided it is still
-// held by taskID.
+// held by taskID; taskID's task is removed if its job was never published. It restores a
+// document of any kind handed to a new task (a re-index too).
 func (s *Store) RestorePage(ctx context.Context, d *Document, taskID string) error {
-	_, err := s.pool.Exec(ctx, `UPDATE documents SET task_id = $2, priority = $3, status = $4, error = $5,
-		published_at = $6, completed_at = $7, updated_at = now()
-		WHERE id = $1 AND task_id = $8`,
+	_, err := s.pool.Exec(ctx, `WITH d AS (
+			UPDATE documents SET task_id = $2, priority = $3, status = $4, error = $5,
+				published_at = $6, completed_at = $7, updated_at = now()
+			WHERE id = $1 AND task_id = $8 RETURNING id
+		)
+		DELETE FROM tasks WHERE task_id = $8 AND published_at IS NULL AND EXISTS (SELECT FROM d)`,
 		d.ID, d.TaskID, d.Priority, d.Status, d.Error, d.PublishedAt, d.CompletedAt, taskID)
 	if err != nil {
 		return fmt.Errorf("docstore: restore page %d: %w", d.ID, err)
@@ -81,6 +108,9 @@ func (s *Store) KeepPage(ctx context.Context, id int64, title string) error {
 		return fmt.Errorf("docstore: keep page %d: %w", id, err)
 	}
 	if tag.RowsAffected() == 1 {
+		if _, err := s.pool.Exec(ctx, finishDocumentTask, id); err != nil {
+			return fmt.Errorf("docstore: keep page %d: %w", id, err)
+		}
 		return nil
 	}
 	var n int

@@ -48,6 +48,19 @@ type Status struct {
 	Crawl *CrawlCounts `json:"crawl,omitempty"`
 }
 
+// PendingStatus is the first status of the task of j, queued: state PENDING with message
+// (default "queued"), progress 0 of 100, and the task's queue, kind, tenant, agent, document and
+// URL from j.
+func PendingStatus(j *Job, message string) *Status {
+	if message == "" {
+		message = "queued"
+	}
+	return &Status{
+		TaskID: j.TaskID, State: StatePending, Status: message, Total: 100, DocumentID: j.DocumentID,
+		Queue: j.Priority, Kind: j.Kind, TenantID: j.TenantID, AgentID: j.AgentID, URL: j.URL,
+	}
+}
+
 // CrawlCounts tracks the pages of a crawl task.
 type CrawlCounts struct {
 	Discovered int `json:"discovered"`

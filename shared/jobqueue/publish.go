@@ -25,9 +25,17 @@ func NewPublisher(js jetstream.Publisher) *Publisher { return &Publisher{js: js}
 // Without a deadline on ctx it gives up after 10 seconds; until then a stream with no leader
 // (after a node loss) is retried.
 func (p *Publisher) Publish(ctx context.Context, j *job.Job, msgID string) error {
+	_, err := p.PublishAck(ctx, j, msgID)
+	return err
+}
+
+// PublishAck is Publish returning the stream's acknowledgement: the stream and sequence the
+// job is stored at, and whether the stream dropped it as a duplicate of msgID (the sequence is
+// then the first one's).
+func (p *Publisher) PublishAck(ctx context.Context, j *job.Job, msgID string) (*jetstream.PubAck, error) {
 	body, err := j.Encode()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	deadline, ok := ctx.Deadline()
 	if !ok {
@@ -43,9 +51,10 @@ func (p *Publisher) Publish(ctx context.Context, j *job.Job, msgID string) error
 	// responders: retry until ctx ends rather than fail at once; Nats-Msg-Id keeps it one job.
 	const retryWait = 250 * time.Millisecond
 	retries := max(0, int(time.Until(deadline)/retryWait)+1)
-	if _, err := p.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(j.Priority.Stream()),
-		jetstream.WithRetryAttempts(retries), jetstream.WithRetryWait(retryWait)); err != nil {
-		return fmt.Errorf("jobqueue: publish %s: %w", msg.Subject, err)
+	ack, err := p.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(j.Priority.Stream()),
+		jetstream.WithRetryAttempts(retries), jetstream.WithRetryWait(retryWait))
+	if err != nil {
+		return nil, fmt.Errorf("jobqueue: publish %s: %w", msg.Subject, err)
 	}
-	return nil
+	return ack, nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quirehq/quire/shared/job"
+	"github.com/quirehq/quire/shared/jobqueue"
 )
 
 // deadLetter is one message of JOBS_DLQ as the API shows it; its id is the stream sequence.
@@ -196,11 +197,12 @@ func (s *Server) retryDeadLetter(c *gin.Context) {
 	c.JSON(http.StatusAccepted, gin.H{"id": m.Sequence, "task_id": j.TaskID, "status": "queued", "message": "job re-queued with its attempts reset"})
 }
 
-// requeueDeadLetter re-queues dead letter m (job j) on its original subject with its attempts
-// reset: the status goes back to PENDING, the document to queued, and the dead letter is
-// removed. The re-publish uses Nats-Msg-Id "<task id>:r<dead letter id>", which the duplicate
-// window cannot mistake for the first publish. It returns an *httpError: 409 when the dead
-// letter is not a valid job or its document was deleted, 503 when NATS or PostgreSQL fails.
+// requeueDeadLetter re-queues dead letter m (job j, of any kind) on its original subject with
+// its attempts reset: the task goes back to PENDING and unpublished (its document, if any, to
+// queued), the status to PENDING, the job is published, and the dead letter is removed. The
+// re-publish uses Nats-Msg-Id "<task id>:r<dead letter id>", which the duplicate window cannot
+// mistake for the first publish. It returns an *httpError: 409 when the dead letter is not a
+// valid job or its document was deleted, 503 when NATS or PostgreSQL fails.
 func (s *Server) requeueDeadLetter(ctx context.Context, st jetstream.Stream, m *jetstream.RawStreamMsg, j *job.Job) error {
 	if j == nil {
 		return errConflict("this dead letter is not a valid job and cannot be retried; delete it")
@@ -212,20 +214,30 @@ func (s *Server) requeueDeadLetter(ctx context.Context, st jetstream.Stream, m *
 			}
 			return errUnavailable
 		}
-		if err := s.docs.SetStatus(ctx, j.DocumentID, job.DocQueued, ""); err != nil {
-			return errUnavailable
+	}
+	// The task's record goes back to PENDING: were the publish lost, the sweeper would
+	// re-publish it. A dead letter without a record (a task from before records) is re-queued
+	// with its document alone.
+	recorded := true
+	switch err := s.docs.RequeueTask(ctx, j.TenantID, j.TaskID); {
+	case errors.Is(err, job.ErrConflict):
+		return errConflict("the document of this dead letter was deleted; delete the dead letter")
+	case errors.Is(err, job.ErrNotFound):
+		recorded = false
+		if j.DocumentID != 0 {
+			if err := s.docs.SetStatus(ctx, j.DocumentID, job.DocQueued, ""); err != nil {
+				return errUnavailable
+			}
 		}
-	}
-	status := &job.Status{
-		TaskID: j.TaskID, State: job.StatePending, Status: "re-queued from the dead-letter queue", Total: 100,
-		DocumentID: j.DocumentID, Queue: j.Priority, Kind: j.Kind, TenantID: j.TenantID, AgentID: j.AgentID, URL: j.URL,
-		CreatedAt: s.now().UTC(),
-	}
-	if err := s.statuses.Put(ctx, status); err != nil {
+	case err != nil:
+		s.log.Error("dlq retry: requeue task", "task_id", j.TaskID, "err", err)
 		return errUnavailable
 	}
-	j.EnqueuedAt = s.now().UTC()
-	if err := s.publisher.Publish(ctx, j, j.TaskID+":r"+strconv.FormatUint(m.Sequence, 10)); err != nil {
+	_, err := s.taskQueue.Enqueue(ctx, jobqueue.Enqueue{
+		Job: j, Recorded: recorded, MsgID: j.TaskID + ":r" + strconv.FormatUint(m.Sequence, 10),
+		Message: "re-queued from the dead-letter queue", Replace: true,
+	})
+	if err != nil {
 		s.log.Error("dlq retry: publish", "task_id", j.TaskID, "err", err)
 		return errUnavailable
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/quirehq/quire/shared/docstore"
 	"github.com/quirehq/quire/shared/job"
+	"github.com/quirehq/quire/shared/jobqueue"
 )
 
 func documentID(c *gin.Context) (int64, error) {
@@ -85,34 +86,22 @@ func (s *Server) reindexDocument(c *gin.Context) {
 		s.fail(c, storeError(err, "document not found"))
 		return
 	}
-	undoCtx := context.WithoutCancel(ctx)
-	undo := func() {
-		if err := s.docs.SetStatus(undoCtx, id, job.DocCompleted, ""); err != nil {
-			s.log.Error("reindex: restore document", "document_id", id, "err", err)
-		}
-		_ = s.statuses.Delete(undoCtx, taskID)
-	}
+	// Requeue recorded the task; a job that is not published gives the document back to its
+	// previous task.
 	j := &job.Job{
 		TaskID: taskID, Kind: job.KindDocument, TenantID: tenant, AgentID: doc.AgentID, DocumentID: id,
-		Priority: job.PriorityHigh, Filename: doc.Filename, URL: doc.URL, Reindex: true, EnqueuedAt: s.now().UTC(),
+		Priority: job.PriorityHigh, Filename: doc.Filename, URL: doc.URL, Reindex: true,
 	}
-	st := &job.Status{
-		TaskID: taskID, State: job.StatePending, Status: "queued: re-embedding", Total: 100, DocumentID: id,
-		Queue: j.Priority, Kind: j.Kind, TenantID: tenant, AgentID: doc.AgentID, URL: doc.URL,
-	}
-	if err := s.statuses.Create(ctx, st); err != nil {
-		undo()
-		s.fail(c, errUnavailable)
-		return
-	}
-	if err := s.publisher.Publish(ctx, j, taskID); err != nil {
+	_, err := s.taskQueue.Enqueue(ctx, jobqueue.Enqueue{Job: j, Recorded: true, Message: "queued: re-embedding",
+		Undo: func(ctx context.Context) {
+			if err := s.docs.RestorePage(ctx, doc, taskID); err != nil {
+				s.log.Error("reindex: restore document", "document_id", id, "err", err)
+			}
+		}})
+	if err != nil {
 		s.log.Error("reindex: publish", "task_id", taskID, "err", err)
-		undo()
 		s.fail(c, errUnavailable)
 		return
-	}
-	if err := s.docs.MarkPublished(undoCtx, id); err != nil {
-		s.log.Warn("reindex: mark published", "task_id", taskID, "err", err)
 	}
 	model := ""
 	if s.embedder != nil {
@@ -136,18 +125,12 @@ func (s *Server) deleteDocument(c *gin.Context) {
 	}
 	id := doc.ID
 	if doc.Status == job.DocQueued || doc.Status == job.DocProcessing {
-		if err := s.docs.Cancel(ctx, tenant, id); err != nil && !errors.Is(err, job.ErrConflict) {
-			s.fail(c, storeError(err, "document not found"))
+		err := s.taskQueue.Cancel(ctx, tenant, doc.TaskID, "cancelled: document deleted")
+		if err != nil && !errors.Is(err, job.ErrConflict) && !errors.Is(err, job.ErrNotFound) {
+			s.log.Error("delete document: cancel its task", "task_id", doc.TaskID, "err", err)
+			s.fail(c, errUnavailable)
 			return
 		}
-		_, _ = s.statuses.Update(ctx, doc.TaskID, func(st *job.Status) error {
-			if st.State.Terminal() {
-				return job.ErrConflict
-			}
-			st.State, st.Status = job.StateRevoked, "cancelled: document deleted"
-			return nil
-		})
-		_ = s.nc.Publish(job.CancelSubject(doc.TaskID), nil)
 	}
 	if err := s.docs.DeleteDocument(ctx, tenant, id); err != nil {
 		s.fail(c, storeError(err, "document not found"))

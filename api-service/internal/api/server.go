@@ -60,14 +60,14 @@ type Server struct {
 	objects   *jobqueue.ObjectPutter // writes new objects into uploads
 	statuses  *taskstatus.Store
 	docs      *docstore.Store
-	publisher *jobqueue.Publisher
+	taskQueue *jobqueue.Enqueuer // the one enqueue and cancel path
 	idem      jetstream.KeyValue
 	embedder  embed.Embedder
 	log       *slog.Logger
 	engine    *gin.Engine
 	now       func() time.Time
-	// marks writes the outbox marks of uploads in batches (outbox.go).
-	marks *batch.IDs
+	// marks writes the outbox marks of enqueued tasks in batches (outbox.go).
+	marks *batch.Batcher[docstore.PublishMark]
 
 	// Metrics (metrics.go): GET /metrics, the HTTP collectors, the queue reading.
 	metricsHandler http.Handler
@@ -85,12 +85,22 @@ func New(cfg Config, d Deps) *Server {
 	}
 	s := &Server{
 		cfg: cfg, nc: d.NATS, js: d.JetStream, uploads: d.Uploads, statuses: d.Statuses, docs: d.Docs,
-		publisher: jobqueue.NewPublisher(d.JetStream), idem: d.Idempotency, embedder: d.Embedder, log: d.Logger, now: time.Now,
+		idem: d.Idempotency, embedder: d.Embedder, log: d.Logger, now: time.Now,
 	}
 	if d.JetStream != nil && d.Uploads != nil {
 		s.objects = jobqueue.NewObjectPutter(d.JetStream, d.Uploads, job.UploadsBucket)
 	}
 	s.marks = newPublishMarks(d.Docs, d.Logger, outboxMarkGather)
+	var announcer jobqueue.Announcer
+	if d.NATS != nil {
+		announcer = d.NATS
+	}
+	s.taskQueue = jobqueue.NewEnqueuer(jobqueue.EnqueuerDeps{
+		Tasks: d.Docs, Statuses: d.Statuses, JetStream: d.JetStream, Announcer: announcer, Logger: d.Logger,
+		Marks: func(taskID, stream string, seq uint64) {
+			s.marks.Add(docstore.PublishMark{TaskID: taskID, Stream: stream, Seq: seq})
+		},
+	})
 	s.initMetrics(d.JetStream)
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()

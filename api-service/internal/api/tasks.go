@@ -40,7 +40,8 @@ func taskFromStatus(st *job.Status) taskResponse {
 }
 
 // lookupTask returns the live status of a task of the caller's tenant or, once it has expired,
-// one derived from the document record. Another tenant's task is not found.
+// one derived from the task's record (and its document's, for a document's current task).
+// Another tenant's task is not found.
 func (s *Server) lookupTask(ctx context.Context, tenant, taskID string) (*job.Status, error) {
 	st, _, err := s.statuses.Get(ctx, taskID)
 	if err == nil {
@@ -53,15 +54,49 @@ func (s *Server) lookupTask(ctx context.Context, tenant, taskID string) (*job.St
 		s.log.Error("task status lookup", "task_id", taskID, "err", err)
 		return nil, errUnavailable
 	}
-	doc, err := s.docs.GetDocumentByTask(ctx, tenant, taskID)
+	t, doc, err := s.docs.GetTask(ctx, tenant, taskID)
 	if errors.Is(err, job.ErrNotFound) {
 		return nil, errNotFound("task not found")
 	}
 	if err != nil {
-		s.log.Error("task document lookup", "task_id", taskID, "err", err)
+		s.log.Error("task record lookup", "task_id", taskID, "err", err)
 		return nil, errUnavailable
 	}
-	return statusOfDocument(doc), nil
+	if doc != nil {
+		st := statusOfDocument(doc)
+		st.Attempts = t.Attempts
+		return st, nil
+	}
+	return statusOfTask(t), nil
+}
+
+// statusOfTask derives a task status from its record alone, for a task without a document
+// (or one whose document has moved on to a newer task) whose live status has expired.
+func statusOfTask(t *docstore.Task) *job.Status {
+	st := &job.Status{
+		TaskID: t.TaskID, State: t.State, Status: taskStateWords[t.State], Total: 100, DocumentID: t.DocumentID,
+		Attempts: t.Attempts, Queue: t.Priority, Kind: t.Kind, Error: t.Error, CreatedAt: t.CreatedAt,
+		UpdatedAt: t.CreatedAt, TenantID: t.TenantID,
+	}
+	if t.FinishedAt != nil {
+		st.UpdatedAt = *t.FinishedAt
+	} else if t.PublishedAt != nil {
+		st.UpdatedAt = *t.PublishedAt
+	}
+	if j, err := t.Job(); err == nil {
+		st.AgentID, st.URL = j.AgentID, j.URL
+	}
+	if st.State.Terminal() {
+		st.Current = 100
+	}
+	return st
+}
+
+// taskStateWords are the status messages of tasks answered from their record, in the words of
+// document statuses.
+var taskStateWords = map[job.State]string{
+	job.StatePending: job.DocQueued, job.StateProgress: job.DocProcessing, job.StateRetry: job.DocProcessing,
+	job.StateSuccess: job.DocCompleted, job.StateFailure: job.DocFailed, job.StateRevoked: job.DocCancelled,
 }
 
 // statusOfDocument derives a task status from its document record, for a task whose live
@@ -99,10 +134,11 @@ func (s *Server) cancelTask(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"task_id": taskID, "status": "cancelled", "message": "task cancelled; a running job stops within a second"})
 }
 
-// cancelTaskOf revokes a queued or running task of tenant: the document row is marked
-// cancelled first (it is the record the worker's commit checks), then the status becomes
-// REVOKED and running workers are told at once. It returns an *httpError: 404 for no such task
-// of tenant, 409 for a finished one, 503 when NATS or PostgreSQL fails. The JSON API and the
+// cancelTaskOf revokes a queued or running task of tenant, of any kind, through the one
+// cancel path (jobqueue.Enqueuer.Cancel): the task's record is revoked first, its document
+// cancelled with it (the record the worker's commit checks), then the status becomes REVOKED
+// and running workers are told at once. It returns an *httpError: 404 for no such task of
+// tenant, 409 for a finished one, 503 when NATS or PostgreSQL fails. The JSON API and the
 // operator dashboard both cancel through it.
 func (s *Server) cancelTaskOf(ctx context.Context, tenant, taskID string) error {
 	st, err := s.lookupTask(ctx, tenant, taskID)
@@ -112,34 +148,15 @@ func (s *Server) cancelTaskOf(ctx context.Context, tenant, taskID string) error 
 	if st.State.Terminal() {
 		return errConflict("task already finished (" + string(st.State) + ")")
 	}
-	if st.DocumentID != 0 {
-		if err := s.docs.Cancel(ctx, tenant, st.DocumentID); err != nil {
-			if errors.Is(err, job.ErrConflict) {
-				return errConflict("task already finished")
-			}
-			if errors.Is(err, job.ErrNotFound) {
-				return errNotFound("task not found")
-			}
-			s.log.Error("cancel: document", "task_id", taskID, "err", err)
-			return errUnavailable
-		}
-	}
-	_, err = s.statuses.Update(ctx, taskID, func(st *job.Status) error {
-		if st.State.Terminal() && st.State != job.StateRevoked {
-			return job.ErrConflict
-		}
-		st.State, st.Status = job.StateRevoked, "cancelled"
-		return nil
-	})
+	err = s.taskQueue.Cancel(ctx, tenant, taskID, "cancelled")
 	switch {
 	case errors.Is(err, job.ErrConflict):
 		return errConflict("task already finished")
-	case err != nil && !errors.Is(err, job.ErrNotFound):
-		s.log.Error("cancel: status", "task_id", taskID, "err", err)
+	case errors.Is(err, job.ErrNotFound):
+		return errNotFound("task not found")
+	case err != nil:
+		s.log.Error("cancel", "task_id", taskID, "err", err)
 		return errUnavailable
-	}
-	if err := s.nc.Publish(job.CancelSubject(taskID), nil); err != nil {
-		s.log.Warn("cancel: announce", "task_id", taskID, "err", err)
 	}
 	s.log.Info("task cancelled", "task_id", taskID)
 	return nil

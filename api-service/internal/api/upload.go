@@ -179,11 +179,11 @@ func (s *Server) upload(c *gin.Context) {
 	})
 }
 
-// enqueue records doc and publishes j for it: documents row (the outbox), then the PENDING
-// status and the acknowledged publish together, then the row's mark as published queued for
-// the next batch. If the row or the publish fails it undoes what it did and returns
-// errUnavailable (the upload object is removed too); a status that cannot be stored once the
-// job is queued is left to the worker.
+// enqueue records doc and publishes j for it: documents row and task row (the outbox) in one
+// statement, then the PENDING status and the acknowledged publish together, then the task's
+// mark as published queued for the next batch. If the row or the publish fails it undoes what
+// it did and returns errUnavailable (the upload object is removed too); a status that cannot
+// be stored once the job is queued is left to the worker.
 func (s *Server) enqueue(ctx context.Context, doc *docstore.Document, j *job.Job) error {
 	_, err := s.enqueueUpload(ctx, doc, j, false, nil)
 	return err
@@ -203,8 +203,9 @@ func (s *Server) enqueueUpload(ctx context.Context, doc *docstore.Document, j *j
 		_, err := stored.Wait()
 		return err
 	}
-	// The row is the job's outbox: it keeps the job (its document id is the row's) so that the
-	// sweeper can publish exactly this job if the API stops before publishing it.
+	// The row keeps the job (its document id is the row's) and the same statement records the
+	// task with it, so that the sweeper can publish exactly this job if the API stops before
+	// publishing it.
 	if payload, err := json.Marshal(j); err == nil {
 		doc.Job = payload
 	}
@@ -233,49 +234,27 @@ func (s *Server) enqueueUpload(ctx context.Context, doc *docstore.Document, j *j
 		s.removeObject(j.Object)
 		return 0, errUnavailable
 	}
+	// Removing the row removes its unpublished task too.
+	undoRow := func(ctx context.Context) {
+		if err := s.docs.DeleteDocument(ctx, doc.TenantID, doc.ID); err != nil {
+			s.log.Error("enqueue: undo document row", "task_id", doc.TaskID, "err", err)
+		}
+	}
 	if err := objectErr(); err != nil {
 		// Nothing of the object is left; the row goes too.
 		s.log.Error("upload: store object", "task_id", doc.TaskID, "err", err)
-		if err := s.docs.DeleteDocument(undoCtx, doc.TenantID, doc.ID); err != nil {
-			s.log.Error("enqueue: undo document row", "task_id", doc.TaskID, "err", err)
-		}
+		undoRow(undoCtx)
 		return 0, errUnavailable
 	}
 	j.DocumentID = doc.ID
-	j.EnqueuedAt = s.now().UTC()
-	undo := func() {
-		if err := s.docs.DeleteDocument(undoCtx, doc.TenantID, doc.ID); err != nil {
-			s.log.Error("enqueue: undo document row", "task_id", doc.TaskID, "err", err)
-		}
-		_ = s.statuses.Delete(undoCtx, doc.TaskID)
+	_, err := s.taskQueue.Enqueue(ctx, jobqueue.Enqueue{Job: j, Recorded: true, Undo: func(ctx context.Context) {
+		undoRow(ctx)
 		s.removeObject(j.Object)
-	}
-	st := &job.Status{
-		TaskID: j.TaskID, State: job.StatePending, Status: "queued", Total: 100, DocumentID: doc.ID,
-		Queue: j.Priority, Kind: j.Kind, TenantID: j.TenantID, AgentID: j.AgentID, URL: j.URL,
-	}
-	// The PENDING status and the job are written at once, both acknowledged before the answer.
-	// A worker that takes the job before its status is stored creates the status itself, so
-	// the API's create may then find it (job.ErrConflict): that is the status it meant to write.
-	created := make(chan error, 1)
-	go func() { created <- s.statuses.Create(ctx, st) }()
-	pubErr := s.publisher.Publish(ctx, j, j.TaskID)
-	stErr := <-created
-	if pubErr != nil {
-		s.log.Error("enqueue: publish job", "task_id", doc.TaskID, "err", pubErr)
-		undo()
+	}})
+	if err != nil {
+		s.log.Error("enqueue: publish job", "task_id", doc.TaskID, "err", err)
 		return 0, errUnavailable
 	}
-	if stErr != nil && !errors.Is(stErr, job.ErrConflict) {
-		if stErr = s.statuses.Create(ctx, st); stErr != nil && !errors.Is(stErr, job.ErrConflict) {
-			// The job and its row are stored, so the upload stands (undoing the row now would
-			// leave a queued job without its document). The worker creates the status when it
-			// takes the job; until then the task is answered from the documents row.
-			s.log.Warn("enqueue: task status not stored; its worker will create it", "task_id", doc.TaskID, "err", stErr)
-		}
-	}
-	// The job is queued; its row is marked published with other uploads' in one statement.
-	s.marks.Add(doc.ID)
 	s.log.Info("job enqueued", "task_id", j.TaskID, "document_id", doc.ID, "queue", j.Priority, "kind", j.Kind)
 	return 0, nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/quirehq/quire/shared/job"
 	"github.com/quirehq/quire/shared/logging"
+	"github.com/quirehq/quire/worker-service/internal/chunk"
 )
 
 // config is the worker's environment (DESIGN §8).
@@ -170,4 +171,15 @@ func (c config) validate() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// chunking is the chunk options of CHUNK_SIZE and CHUNK_OVERLAP, counting tokens with counter.
+// CHUNK_OVERLAP=0 means chunks without overlap (chunk.Options reads a zero Overlap as its
+// default, 64).
+func (c config) chunking(counter chunk.Counter) chunk.Options {
+	o := chunk.Options{Size: c.ChunkSize, Overlap: c.ChunkOverlap, Counter: counter}
+	if o.Overlap == 0 {
+		o.Overlap = -1
+	}
+	return o
 }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/quirehq/quire/shared/job"
+	"github.com/quirehq/quire/worker-service/internal/chunk"
+	"github.com/quirehq/quire/worker-service/internal/extract"
 )
 
 func TestConfigDefaults(t *testing.T) {
@@ -67,5 +69,38 @@ func TestWorkerQueuesSelectsPools(t *testing.T) {
 	slots, _ := c.slots()
 	if len(slots) != 2 || slots[job.PriorityHigh] != 0 || slots[job.PriorityLow] != 16 {
 		t.Fatalf("slots = %v", slots)
+	}
+}
+
+// CHUNK_OVERLAP=0 is accepted and means no overlap, not the chunker's default of 64.
+func TestChunkOverlapZeroMeansNone(t *testing.T) {
+	t.Setenv("DATABASE_URL", "postgres://u@localhost/quire")
+	t.Setenv("CHUNK_SIZE", "40")
+	for _, tc := range []struct {
+		env  string
+		want int
+	}{{"0", 0}, {"12", 12}} {
+		t.Setenv("CHUNK_OVERLAP", tc.env)
+		c, err := loadConfig()
+		if err != nil {
+			t.Fatalf("CHUNK_OVERLAP=%s: %v", tc.env, err)
+		}
+		opts := c.chunking(nil)
+		if got := opts.WithDefaults().Overlap; got != tc.want {
+			t.Errorf("CHUNK_OVERLAP=%s: chunks overlap by %d tokens, want %d", tc.env, got, tc.want)
+		}
+		// Chunks of one section: with no overlap, their words add up to the section's.
+		text := strings.Repeat("alpha beta gamma delta epsilon. ", 40)
+		chunks := chunk.Split(&extract.Document{Sections: []extract.Section{{Text: text}}}, opts)
+		if len(chunks) < 2 {
+			t.Fatalf("CHUNK_OVERLAP=%s: %d chunks, want several", tc.env, len(chunks))
+		}
+		words := 0
+		for _, ch := range chunks {
+			words += len(strings.Fields(ch.Content))
+		}
+		if src := len(strings.Fields(text)); (words == src) != (tc.want == 0) {
+			t.Errorf("CHUNK_OVERLAP=%s: chunks hold %d words of the section's %d", tc.env, words, src)
+		}
 	}
 }

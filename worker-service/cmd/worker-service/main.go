@@ -96,7 +96,7 @@ func run(ctx context.Context) error {
 	hosts := webfetch.NewHostLimiter(webfetch.DefaultPerHost, webfetch.DefaultDelay)
 	pipeline := &ingest.Pipeline{
 		Docs: docs, Uploads: top.Uploads, Extractor: ex, Embedder: emb,
-		Chunking:  chunk.Options{Size: cfg.ChunkSize, Overlap: cfg.ChunkOverlap, Counter: counter},
+		Chunking:  cfg.chunking(counter),
 		BatchSize: cfg.EmbeddingsBatchSize, Logger: log,
 		Fetcher: fetcher, Crawler: webfetch.NewCrawler(fetcher, webfetch.CrawlConfig{Limiter: hosts}), Hosts: hosts,
 		Jobs: js, Statuses: statuses, Streams: js,
@@ -108,6 +108,10 @@ func run(ctx context.Context) error {
 	defer pipeline.UploadDeletes.Close(context.Background())
 	pipeline.Embedder = meterEmbedder(emb, cfg.EmbeddingsProvider, pipeline.Chunking.WithDefaults().Counter, wm)
 	pipeline.Stages = stageObserver{wm}
+	// The final outcomes of tasks reach their records (the tasks table) in batches, one UPDATE
+	// per batch; a document's outcome is also written by the transaction that commits it.
+	outcomes := batch.New(docs.FinishTasks, log, "record task outcomes", processingMarkGather)
+	defer outcomes.Close(context.Background())
 	mux := worker.NewMux()
 	mux.Register(job.KindDocument, faultHook(cfg, log, worker.HandlerFunc(pipeline.Document)))
 	mux.Register(job.KindWebpage, faultHook(cfg, log, worker.HandlerFunc(pipeline.Webpage)))
@@ -123,7 +127,7 @@ func run(ctx context.Context) error {
 		ProgressInterval: cfg.ProgressInterval,
 	}, worker.Deps{
 		JetStream: js, Statuses: statuses,
-		Handler: mux, Failures: pipeline, Prefetch: pipeline, Logger: log,
+		Handler: mux, Failures: pipeline, Tasks: taskOutcomes{outcomes}, Prefetch: pipeline, Logger: log,
 		Observer: jobObserver{wm},
 	})
 
@@ -140,6 +144,16 @@ func run(ctx context.Context) error {
 	defer cancel()
 	_ = srv.Shutdown(shutdownCtx)
 	return errors.Join(runErr, <-srvErr)
+}
+
+// taskOutcomes is the worker's TaskRecorder: it queues each outcome for the next batch.
+type taskOutcomes struct {
+	b *batch.Batcher[docstore.TaskOutcome]
+}
+
+func (t taskOutcomes) FinishTask(_ context.Context, taskID string, state job.State, attempts int, reason string) error {
+	t.b.Add(docstore.TaskOutcome{TaskID: taskID, State: state, Attempts: attempts, Error: reason})
+	return nil
 }
 
 // newEmbedder builds the process's one embedder: its rate limits hold for every job. The

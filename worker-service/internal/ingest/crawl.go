@@ -7,13 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
-
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quirehq/quire/shared/docstore"
 	"github.com/quirehq/quire/shared/job"
+	"github.com/quirehq/quire/shared/jobqueue"
 	"github.com/quirehq/quire/worker-service/internal/webfetch"
 	"github.com/quirehq/quire/worker-service/internal/worker"
 )
@@ -130,18 +127,19 @@ func (p *Pipeline) enqueuePage(ctx context.Context, crawl *job.Job, v webfetch.V
 	return false, err
 }
 
-// fanOut records and publishes the webpage job of page v: a documents row (new, or the
-// agent's existing row for the URL handed to this job), a PENDING status and the job on low.
-// It reports false, having undone its writes, when a job is already on the page or the
-// publish was a duplicate within the window.
+// fanOut records and publishes the webpage job of page v through the one enqueue path: a
+// documents row (new, or the agent's existing row for the URL handed to this job) recorded
+// with its task, a PENDING status and the job on low. It reports false, having undone its
+// writes, when a job is already on the page or the publish was a duplicate within the window.
 func (p *Pipeline) fanOut(ctx context.Context, crawl *job.Job, v webfetch.Visit) (bool, error) {
 	taskID := pageTaskID(crawl.TaskID, v.URL)
 	child := &job.Job{
 		TaskID: taskID, Kind: job.KindWebpage, TenantID: crawl.TenantID, AgentID: crawl.AgentID,
-		Priority: job.PriorityLow, URL: v.URL, Depth: v.Depth, ParentTaskID: crawl.TaskID, EnqueuedAt: time.Now().UTC(),
+		Priority: job.PriorityLow, URL: v.URL, Depth: v.Depth, ParentTaskID: crawl.TaskID,
 	}
-	undoCtx := context.WithoutCancel(ctx)
-	var undoRow func()
+	// Another crawl that queued this page within the duplicate window leaves this one
+	// nothing to do.
+	q := jobqueue.Enqueue{Job: child, Recorded: true, MsgID: pageMsgID(crawl.TenantID, crawl.AgentID, v.URL), DropDuplicate: true}
 	ours := false
 	prev, err := p.Docs.LatestPage(ctx, crawl.TenantID, crawl.AgentID, v.URL)
 	switch {
@@ -150,7 +148,7 @@ func (p *Pipeline) fanOut(ctx context.Context, crawl *job.Job, v webfetch.Visit)
 			TenantID: crawl.TenantID, AgentID: crawl.AgentID, Kind: job.KindWebpage, URL: v.URL,
 			TaskID: taskID, Priority: string(job.PriorityLow),
 		}
-		// The row keeps its job for the API's outbox sweeper (parent crawl included).
+		// The row and its task keep the job for the API's outbox sweeper (parent crawl included).
 		if payload, err := json.Marshal(child); err == nil {
 			d.Job = payload
 		}
@@ -158,21 +156,22 @@ func (p *Pipeline) fanOut(ctx context.Context, crawl *job.Job, v webfetch.Visit)
 			return false, fmt.Errorf("ingest: crawl page %s: %w", v.URL, err)
 		}
 		child.DocumentID = d.ID
-		undoRow = func() {
-			if err := p.Docs.DeleteDocument(undoCtx, d.TenantID, d.ID); err != nil {
+		q.Undo = func(ctx context.Context) {
+			if err := p.Docs.DeleteDocument(ctx, d.TenantID, d.ID); err != nil {
 				p.Logger.Warn("could not remove an unpublished page's row", "task_id", taskID, "document_id", d.ID, "err", err)
 			}
 		}
 	case err != nil:
 		return false, fmt.Errorf("ingest: crawl page %s: %w", v.URL, err)
 	case prev.TaskID == taskID:
-		// An earlier attempt of this crawl recorded the page.
+		// An earlier attempt of this crawl recorded the page; a duplicate is its own publish.
 		child.DocumentID, ours = prev.ID, true
 		if prev.PublishedAt != nil {
 			return true, nil
 		}
+		q.DropDuplicate = false
 	default:
-		err := p.Docs.RequeuePage(ctx, prev, taskID, string(job.PriorityLow))
+		err := p.Docs.RequeuePageJob(ctx, prev, child)
 		if errors.Is(err, job.ErrConflict) {
 			return false, nil // a job is on the page already
 		}
@@ -180,65 +179,18 @@ func (p *Pipeline) fanOut(ctx context.Context, crawl *job.Job, v webfetch.Visit)
 			return false, fmt.Errorf("ingest: crawl page %s: %w", v.URL, err)
 		}
 		child.DocumentID = prev.ID
-		undoRow = func() {
-			if err := p.Docs.RestorePage(undoCtx, prev, taskID); err != nil {
+		q.Undo = func(ctx context.Context) {
+			if err := p.Docs.RestorePage(ctx, prev, taskID); err != nil {
 				p.Logger.Warn("could not give a page's row back", "task_id", taskID, "document_id", prev.ID, "err", err)
 			}
 		}
 	}
-	undo := func() {
-		if undoRow != nil {
-			undoRow()
-		}
-		if err := p.Statuses.Delete(undoCtx, taskID); err != nil {
-			p.Logger.Warn("could not remove an unpublished page's status", "task_id", taskID, "err", err)
-		}
-	}
-
-	st := &job.Status{
-		TaskID: taskID, State: job.StatePending, Status: "queued", Total: 100, DocumentID: child.DocumentID,
-		Queue: child.Priority, Kind: child.Kind, TenantID: child.TenantID, AgentID: child.AgentID, URL: child.URL,
-	}
-	if err := p.Statuses.Create(ctx, st); err != nil && !(ours && errors.Is(err, job.ErrConflict)) {
-		undo()
+	enq := jobqueue.NewEnqueuer(jobqueue.EnqueuerDeps{Tasks: p.Docs, Statuses: p.Statuses, JetStream: p.Jobs, Logger: p.Logger})
+	res, err := enq.Enqueue(ctx, q)
+	if err != nil {
 		return false, fmt.Errorf("ingest: crawl page %s: %w", v.URL, err)
 	}
-	dup, err := p.publishPage(ctx, child, pageMsgID(crawl.TenantID, crawl.AgentID, v.URL))
-	if err != nil {
-		if !ours {
-			undo()
-		}
-		return false, fmt.Errorf("ingest: crawl page %s: %w", v.URL, err)
-	}
-	if dup && !ours {
-		// Another crawl queued this page within the duplicate window.
-		undo()
-		return false, nil
-	}
-	if err := p.Docs.MarkPublished(undoCtx, child.DocumentID); err != nil {
-		// Queued all the same; the outbox sweeper's re-publish would be a duplicate.
-		p.Logger.Warn("could not mark a page's job published", "task_id", taskID, "err", err)
-	}
-	return true, nil
-}
-
-// publishPage publishes a page's job to its stream with Nats-Msg-Id msgID and reports whether
-// the stream dropped it as a duplicate.
-func (p *Pipeline) publishPage(ctx context.Context, j *job.Job, msgID string) (duplicate bool, err error) {
-	body, err := j.Encode()
-	if err != nil {
-		return false, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	msg := &nats.Msg{Subject: j.Subject(), Data: body, Header: nats.Header{}}
-	msg.Header.Set(job.HeaderTaskID, j.TaskID)
-	msg.Header.Set(job.HeaderTenantID, j.TenantID)
-	ack, err := p.Jobs.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(j.Priority.Stream()))
-	if err != nil {
-		return false, fmt.Errorf("publish %s: %w", msg.Subject, err)
-	}
-	return ack.Duplicate, nil
+	return !res.Duplicate || ours, nil
 }
 
 // updateCrawl applies fn to the crawl task's page counters.

@@ -82,6 +82,13 @@ type FailureRecorder interface {
 	JobFailed(ctx context.Context, j *job.Job, reason string) error
 }
 
+// TaskRecorder records the final outcome of a task in its permanent record, the tasks table
+// (*docstore.Store's FinishTask, or a batching wrapper of it): state SUCCESS, FAILURE or
+// REVOKED, the runs it took, and for a failure why. Its error is logged, never retried.
+type TaskRecorder interface {
+	FinishTask(ctx context.Context, taskID string, state job.State, attempts int, reason string) error
+}
+
 // Observer receives job events, for metrics. Every method must be fast and must not block.
 // Each JobStarted is followed by exactly one JobFinished for the same job.
 type Observer interface {
@@ -144,6 +151,7 @@ type Worker struct {
 	statuses *taskstatus.Store
 	handler  Handler
 	failures FailureRecorder
+	tasks    TaskRecorder
 	observer Observer
 	prefetch Prefetcher
 	log      *slog.Logger
@@ -169,12 +177,13 @@ type Prefetcher interface {
 	Prefetch(ctx context.Context, j *job.Job) (discard func())
 }
 
-// Deps are the collaborators of a Worker. Failures, Observer and Prefetch may be nil.
+// Deps are the collaborators of a Worker. Failures, Tasks, Observer and Prefetch may be nil.
 type Deps struct {
 	JetStream jetstream.JetStream
 	Statuses  *taskstatus.Store
 	Handler   Handler
 	Failures  FailureRecorder
+	Tasks     TaskRecorder
 	Observer  Observer
 	Prefetch  Prefetcher
 	Logger    *slog.Logger
@@ -192,7 +201,7 @@ func New(cfg Config, d Deps) *Worker {
 	size = max(size, 1)
 	return &Worker{
 		cfg: cfg.WithDefaults(), js: d.JetStream, statuses: d.Statuses, handler: d.Handler,
-		failures: d.Failures, observer: d.Observer, prefetch: d.Prefetch, log: d.Logger, running: map[string]context.CancelCauseFunc{},
+		failures: d.Failures, tasks: d.Tasks, observer: d.Observer, prefetch: d.Prefetch, log: d.Logger, running: map[string]context.CancelCauseFunc{},
 		gate: semaphore.NewWeighted(size), gateSize: size,
 	}
 }
@@ -485,6 +494,7 @@ func (w *Worker) process(runCtx context.Context, p job.Priority, msg jetstream.M
 		}
 		log.Info("job succeeded", "run", run, "duration", elapsed)
 		w.finish(msg, p, j, OutcomeSucceeded, elapsed)
+		w.recordTask(ctx, j.TaskID, job.StateSuccess, run, "")
 	case errors.Is(err, ErrRevoked) || errors.Is(cause, ErrRevoked):
 		_ = tr.Update(ctx, func(st *job.Status) error {
 			st.State, st.Status, st.Attempts = job.StateRevoked, "cancelled", run
@@ -492,6 +502,7 @@ func (w *Worker) process(runCtx context.Context, p job.Priority, msg jetstream.M
 		})
 		log.Info("job cancelled while running", "run", run, "duration", elapsed)
 		w.finish(msg, p, j, OutcomeCancelled, elapsed)
+		w.recordTask(ctx, j.TaskID, job.StateRevoked, run, "")
 	case errors.Is(cause, ErrShutdown):
 		// A run cut short by a shutdown is handed back and does not count as an attempt.
 		_ = tr.Update(ctx, func(st *job.Status) error {
@@ -669,6 +680,17 @@ func (w *Worker) deadLetterTracked(ctx context.Context, msg jetstream.Msg, p job
 	}
 	if err := msg.Ack(); err != nil {
 		w.log.Warn("ack of dead-lettered job failed", "task_id", j.TaskID, "err", err)
+	}
+	w.recordTask(ctx, j.TaskID, job.StateFailure, attempt, reason)
+}
+
+// recordTask records a task's final outcome in its permanent record, if the worker has one.
+func (w *Worker) recordTask(ctx context.Context, taskID string, state job.State, attempts int, reason string) {
+	if w.tasks == nil {
+		return
+	}
+	if err := w.tasks.FinishTask(ctx, taskID, state, attempts, reason); err != nil {
+		w.log.Warn("could not record the task's outcome", "task_id", taskID, "state", state, "err", err)
 	}
 }
 

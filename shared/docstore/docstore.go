@@ -347,6 +347,8 @@ type Completion struct {
 	Title          string
 	EmbeddingModel string
 	Chunks         []Chunk
+	// Usage is metered in the same transaction (see [Usage]).
+	Usage Usage
 }
 
 // Complete replaces the chunks of document id with c.Chunks and marks it completed, in one
@@ -414,6 +416,10 @@ func (s *Store) Complete(ctx context.Context, id int64, c Completion) error {
 	b.Queue(`UPDATE documents SET status = 'completed', chunk_count = $2, title = $3, embedding_model = $4,
 		error = '', updated_at = now(), completed_at = now() WHERE id = $1 AND status <> 'cancelled'`, id, n, c.Title, c.EmbeddingModel)
 	b.Queue(finishDocumentTask, id)
+	if c.Usage != (Usage{}) {
+		metrics, quantities := usageArgs(c.Usage, n)
+		b.Queue(recordCompletionUsage, id, metrics, quantities)
+	}
 	err := s.pool.SendBatch(ctx, b).Close()
 	switch {
 	case err != nil:

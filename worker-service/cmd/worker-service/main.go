@@ -99,7 +99,7 @@ func run(ctx context.Context) error {
 		Chunking:  cfg.chunking(counter),
 		BatchSize: cfg.EmbeddingsBatchSize, Logger: log,
 		Fetcher: fetcher, Crawler: webfetch.NewCrawler(fetcher, webfetch.CrawlConfig{Limiter: hosts}), Hosts: hosts,
-		Jobs: js, Statuses: statuses, Streams: js,
+		Jobs: js, Statuses: statuses, Streams: js, NoUsage: cfg.UsageMetering == "off",
 	}
 	// Closed before docs (deferred after it): the last marks are written.
 	pipeline.Processing = batch.NewIDs(docs.MarkProcessingMany, log, "mark documents processing", processingMarkGather)

@@ -87,6 +87,10 @@ type Pipeline struct {
 	// every read goes through Uploads.Get, which creates and deletes a consumer per read.
 	Streams jetstream.StreamManager
 
+	// NoUsage turns usage metering off (USAGE_METERING=off): commits record no usage events.
+	// For benchmarks that price metering; usage reports and quotas then miss this worker's work.
+	NoUsage bool
+
 	prefetchMu sync.Mutex
 	prefetches map[string]*prefetched // by task id
 
@@ -150,13 +154,14 @@ func (p *Pipeline) Document(ctx context.Context, j *job.Job) error {
 		return extractError(ctx, err)
 	}
 	p.stage("extract", start)
-	return p.store(ctx, j, doc, info)
+	return p.store(ctx, j, doc, info, int64(len(data)))
 }
 
 // store chunks, embeds and stores an extracted document. upload describes the uploaded bytes
 // it was extracted from, which are deleted once the results are committed (nil: none, or not
-// known).
-func (p *Pipeline) store(ctx context.Context, j *job.Job, doc *extract.Document, upload *jetstream.ObjectInfo) error {
+// known); size is the bytes ingested (the upload's, or the fetched page's), metered with the
+// commit.
+func (p *Pipeline) store(ctx context.Context, j *job.Job, doc *extract.Document, upload *jetstream.ObjectInfo, size int64) error {
 	rep := worker.ReporterFrom(ctx)
 	if err := rep.Progress(ctx, progressChunk, "chunking"); err != nil {
 		return err
@@ -181,7 +186,8 @@ func (p *Pipeline) store(ctx context.Context, j *job.Job, doc *extract.Document,
 		rows[i] = docstore.Chunk{Ordinal: c.Ordinal, Content: c.Content, TokenCount: c.TokenCount, Page: c.Page, Heading: c.Heading, Embedding: vectors[i]}
 	}
 	start = time.Now()
-	if err := p.Docs.Complete(ctx, j.DocumentID, docstore.Completion{Title: doc.Title, EmbeddingModel: p.Embedder.Model(), Chunks: rows}); err != nil {
+	if err := p.Docs.Complete(ctx, j.DocumentID, docstore.Completion{Title: doc.Title, EmbeddingModel: p.Embedder.Model(), Chunks: rows,
+		Usage: p.usage(j, doc, chunks, size)}); err != nil {
 		return mapStoreError(err)
 	}
 	p.stage("store", start)
@@ -198,6 +204,23 @@ func (p *Pipeline) store(ctx context.Context, j *job.Job, doc *extract.Document,
 		}
 	}
 	return nil
+}
+
+// usage is what storing doc, split into chunks, is metered as: its pages (a web page is one),
+// size bytes ingested and the chunks' tokens, which are what the embeddings requests carry
+// (the provider's tokenizer, cl100k_base, counts them). Nothing with NoUsage.
+func (p *Pipeline) usage(j *job.Job, doc *extract.Document, chunks []chunk.Chunk, size int64) docstore.Usage {
+	if p.NoUsage {
+		return docstore.Usage{}
+	}
+	u := docstore.Usage{Pages: doc.Pages, Bytes: size}
+	if j.Kind == job.KindWebpage {
+		u.Pages = 1
+	}
+	for _, c := range chunks {
+		u.EmbeddingTokens += c.TokenCount
+	}
+	return u
 }
 
 // DeleteUploads deletes processed uploads, described by what their reads returned, all at

@@ -1,0 +1,53 @@
+-- +goose Up
+-- Usage metering (DESIGN §12). usage_events is append-only: a row is written in the
+-- transaction of the work it measures (a document's commit, a search), so a rolled-back job
+-- writes none. A task's results count once: (task_id, metric) is unique and a second commit of
+-- the same task (a duplicate delivery) inserts nothing. Searches carry no task (NULL task_id).
+CREATE TABLE usage_events (
+    id          bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant_id   text        NOT NULL,
+    agent_id    text        NOT NULL,
+    metric      text        NOT NULL,
+    quantity    bigint      NOT NULL CHECK (quantity >= 0),
+    task_id     text,
+    document_id bigint,
+    occurred_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX usage_events_task_metric_idx ON usage_events (task_id, metric) WHERE task_id IS NOT NULL;
+-- The roll-up's scan and the live hour past the watermark.
+CREATE INDEX usage_events_occurred_idx ON usage_events (occurred_at);
+CREATE INDEX usage_events_tenant_idx ON usage_events (tenant_id, occurred_at);
+
+-- Hourly totals per tenant, agent and metric, written by the usage_rollup job: counters are
+-- the hour's sum; storage_bytes is the storage measured when the hour was rolled up.
+CREATE TABLE usage_hourly (
+    tenant_id text        NOT NULL,
+    agent_id  text        NOT NULL,
+    metric    text        NOT NULL,
+    hour      timestamptz NOT NULL,
+    quantity  bigint      NOT NULL,
+    PRIMARY KEY (tenant_id, hour, metric, agent_id)
+);
+CREATE INDEX usage_hourly_hour_idx ON usage_hourly (hour);
+
+-- The roll-up's watermark: every hour before it is in usage_hourly. One row.
+CREATE TABLE usage_rollup_state (
+    id        boolean     PRIMARY KEY DEFAULT true CHECK (id),
+    watermark timestamptz NOT NULL,
+    rolled_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Per-tenant quotas; NULL is unlimited, a missing row is unlimited throughout.
+CREATE TABLE tenant_quotas (
+    tenant_id                  text        PRIMARY KEY,
+    documents_per_month        bigint      CHECK (documents_per_month >= 0),
+    embedding_tokens_per_month bigint      CHECK (embedding_tokens_per_month >= 0),
+    storage_bytes              bigint      CHECK (storage_bytes >= 0),
+    updated_at                 timestamptz NOT NULL DEFAULT now()
+);
+
+-- +goose Down
+DROP TABLE tenant_quotas;
+DROP TABLE usage_rollup_state;
+DROP TABLE usage_hourly;
+DROP TABLE usage_events;

@@ -31,6 +31,7 @@ func (s *Server) initMetrics(js metrics.StreamLookup) {
 		httpm, _ = metrics.NewAPI(nil) // still counted, never nil
 	}
 	s.httpMetrics = httpm
+	logErr(metrics.RegisterUsage(reg, s.rollupLag))
 	if js == nil {
 		return
 	}

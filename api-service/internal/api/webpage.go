@@ -74,6 +74,9 @@ func (s *Server) webpage(c *gin.Context) {
 			return
 		}
 	}
+	if !s.checkQuota(c, tenant, 1) {
+		return
+	}
 	if !s.nc.IsConnected() {
 		s.fail(c, errUnavailable)
 		return
@@ -125,6 +128,9 @@ func (s *Server) crawl(c *gin.Context) {
 	maxDepth, err := bound("max_depth", req.MaxDepth, defaultCrawlDepth, maxCrawlDepth)
 	if err != nil {
 		s.fail(c, err)
+		return
+	}
+	if !s.checkQuota(c, tenant, 1) {
 		return
 	}
 	if !s.nc.IsConnected() {

@@ -180,10 +180,16 @@ func (s *Store) InsertDocument(ctx context.Context, d *Document) error {
 }
 
 // insertDocumentTask records the task of a documents row inserted by the CTE ins, in a
-// statement whose parameters are InsertDocument's ($1 tenant, $3 kind, $10 task id, $11
-// priority) and $13, the job's JSON without its document id.
-const insertDocumentTask = `INSERT INTO tasks (task_id, tenant_id, kind, priority, payload, document_id, created_at)
-	SELECT $10::text, $1::text, $3::text, $11::text, $13::jsonb || jsonb_build_object('document_id', ins.id), ins.id, ins.created_at FROM ins`
+// statement whose parameters are InsertDocument's ($1 tenant, $3 kind, $9 status, $10 task
+// id, $11 priority) and $13, the job's JSON without its document id. The task's state is the
+// one of the row's status (PENDING for a queued row).
+const insertDocumentTask = `INSERT INTO tasks (task_id, tenant_id, kind, priority, payload, state, document_id, created_at)
+	SELECT $10::text, $1::text, $3::text, $11::text, $13::jsonb || jsonb_build_object('document_id', ins.id),
+		` + taskStateOfStatus + `, ins.id, ins.created_at FROM ins`
+
+// taskStateOfStatus is the task state of document status $9 (job.StateOfDocument in SQL).
+const taskStateOfStatus = `CASE $9::text WHEN 'processing' THEN 'PROGRESS' WHEN 'completed' THEN 'SUCCESS'
+		WHEN 'failed' THEN 'FAILURE' WHEN 'cancelled' THEN 'REVOKED' ELSE 'PENDING' END`
 
 // jsonOrNull passes a JSON document to PostgreSQL, or NULL for none.
 func jsonOrNull(b []byte) any {

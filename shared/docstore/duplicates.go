@@ -48,8 +48,9 @@ func (s *Store) InsertUnlessDuplicate(ctx context.Context, d *Document, model st
 			WHERE NOT EXISTS (SELECT 1 FROM dup)
 			RETURNING id, created_at, updated_at
 		), task AS (
-			INSERT INTO tasks (task_id, tenant_id, kind, priority, payload, document_id, created_at)
-			SELECT $10::text, $1::text, $3::text, $11::text, $14::jsonb || jsonb_build_object('document_id', ins.id), ins.id, ins.created_at FROM ins
+			INSERT INTO tasks (task_id, tenant_id, kind, priority, payload, state, document_id, created_at)
+			SELECT $10::text, $1::text, $3::text, $11::text, $14::jsonb || jsonb_build_object('document_id', ins.id),
+				`+taskStateOfStatus+`, ins.id, ins.created_at FROM ins
 		)
 		SELECT (SELECT id FROM dup), ins.id, ins.created_at, ins.updated_at FROM (VALUES (1)) AS one (x) LEFT JOIN ins ON true`,
 		d.TenantID, d.AgentID, d.Kind, d.Filename, d.URL, d.ContentType, d.SizeBytes, d.SHA256, d.Status, d.TaskID, d.Priority, jsonOrNull(d.Job), model,

@@ -101,7 +101,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	w := worker.New(worker.Config{
 		Slots:      map[job.Priority]int{job.PriorityHigh: 4, job.PriorityLow: 4},
 		MaxRetries: 3, Retry: retry, AckWait: 30 * time.Second, FetchExpiry: 500 * time.Millisecond,
-	}, worker.Deps{JetStream: js, Statuses: statuses, Handler: mux, Failures: p, Prefetch: p, Logger: log})
+	}, worker.Deps{JetStream: js, Statuses: statuses, Handler: mux, Failures: p, Tasks: docs, Prefetch: p, Logger: log})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()

@@ -379,9 +379,7 @@ func (w *Worker) process(runCtx context.Context, p job.Priority, msg jetstream.M
 	tr, err := w.statuses.Track(ctx, j.TaskID)
 	if errors.Is(err, job.ErrNotFound) {
 		// The status is missing (deleted by an operator); recreate it rather than lose the job.
-		st := &job.Status{TaskID: j.TaskID, State: job.StatePending, Queue: j.Priority, Kind: j.Kind,
-			TenantID: j.TenantID, AgentID: j.AgentID, DocumentID: j.DocumentID, URL: j.URL, Total: 100}
-		if err = w.statuses.Create(ctx, st); err == nil || errors.Is(err, job.ErrConflict) {
+		if err = w.statuses.Create(ctx, job.PendingStatus(j, "")); err == nil || errors.Is(err, job.ErrConflict) {
 			tr, err = w.statuses.Track(ctx, j.TaskID)
 		}
 	}

@@ -119,6 +119,7 @@ func (s *Server) mountUI(e *gin.Engine) {
 	a.POST("/dlq/purge-all", u.purgeAllDeadLetters)
 	a.GET("/documents", u.documentsPage)
 	a.GET("/search", u.searchPage)
+	a.GET("/usage", u.usagePage)
 }
 
 func newUI(s *Server) (*ui, error) {
@@ -471,6 +472,7 @@ func noticeText(c *gin.Context) string {
 }
 
 var uiFuncs = template.FuncMap{
+	"usageTitle": usageTitle,
 	"since": func(t time.Time) string {
 		if t.IsZero() {
 			return "—"

@@ -441,3 +441,36 @@ func TestParseBilling(t *testing.T) {
 		}
 	}
 }
+
+func TestUIUsageChartsEveryTenant(t *testing.T) {
+	e := newUsageEnv(t, api.Billing{})
+	b := e.browser(t)
+	b.signIn()
+	for i := range 2 {
+		_, up := e.upload(t, tokenAcme, "7", fmt.Sprintf("doc%d.txt", i), fmt.Appendf(nil, "pump %d\n", i), nil)
+		if err := complete(t, e.docs, int64(up["id"].(float64)), 2, docstore.Usage{Pages: 1, Bytes: 5, EmbeddingTokens: 8}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.docs.RecordSearch(t.Context(), "other", "9"); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := b.get("/ui/usage")
+	wantStatus(t, resp, body, http.StatusOK)
+	for _, want := range []string{`data-tenant="acme"`, `data-tenant="other"`, `<svg class="usage-chart"`, `data-quantity="2"`,
+		`data-metric="documents">2<`, `data-metric="embedding_tokens">16<`, `data-metric="searches">1<`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("usage page lacks %q:\n%s", want, body)
+		}
+	}
+	if n := strings.Count(body, "<rect "); n != 2*24 {
+		t.Errorf("usage page has %d bars, want 24 per tenant", n)
+	}
+	resp, body = b.get("/ui/usage?metric=searches")
+	wantStatus(t, resp, body, http.StatusOK)
+	if !strings.Contains(body, `data-quantity="1"`) || strings.Contains(body, `data-quantity="2"`) {
+		t.Errorf("searches chart:\n%s", body)
+	}
+	resp, body = b.get("/ui/usage?metric=storage_bytes")
+	wantStatus(t, resp, body, http.StatusBadRequest)
+}

@@ -631,6 +631,9 @@ func (s *Store) ReplaceEmbeddings(ctx context.Context, id int64, model string, o
 		if _, err = tx.Exec(ctx, `UPDATE documents SET status = 'completed', embedding_model = $2, error = '', updated_at = now(), completed_at = now() WHERE id = $1`, id, model); err != nil {
 			return err
 		}
+		if _, err = tx.Exec(ctx, recordReembeddingUsage, id); err != nil {
+			return err
+		}
 		_, err = tx.Exec(ctx, finishDocumentTask, id)
 		return err
 	})

@@ -55,6 +55,16 @@ func usageArgs(u Usage, chunks int) ([]string, []int64) {
 		[]int64{1, int64(u.Pages), u.Bytes, int64(chunks), int64(u.EmbeddingTokens)}
 }
 
+// recordReembeddingUsage is the statement of [Store.ReplaceEmbeddings] that meters the
+// re-embedding of document $1: its chunks' tokens, sent to the provider again, as
+// embedding_tokens of its current task (once per task).
+const recordReembeddingUsage = `INSERT INTO usage_events (tenant_id, agent_id, metric, quantity, task_id, document_id)
+	SELECT d.tenant_id, d.agent_id, 'embedding_tokens', sum(c.token_count), d.task_id, d.id
+	FROM documents d JOIN chunks c ON c.document_id = d.id
+	WHERE d.id = $1
+	GROUP BY d.id HAVING sum(c.token_count) > 0
+	ON CONFLICT (task_id, metric) WHERE task_id IS NOT NULL DO NOTHING`
+
 // RecordSearch counts one search by agent of tenant.
 func (s *Store) RecordSearch(ctx context.Context, tenantID, agentID string) error {
 	if _, err := s.pool.Exec(ctx, `INSERT INTO usage_events (tenant_id, agent_id, metric, quantity) VALUES ($1, $2, 'searches', 1)`,

@@ -248,3 +248,22 @@ func TestCheckQuota(t *testing.T) {
 		t.Fatalf("quota removed = %v", err)
 	}
 }
+
+func TestReembeddingMetersItsTokensOncePerTask(t *testing.T) {
+	s, _ := open(t)
+	ctx := t.Context()
+	d := completeDoc(t, s, "acme", "first", 3, docstore.Usage{Pages: 1, Bytes: 10, EmbeddingTokens: 6})
+	if err := s.Requeue(ctx, "acme", d.ID, "reindex-1", "high"); err != nil {
+		t.Fatal(err)
+	}
+	vecs := [][]float32{{1}, {2}, {3}}
+	for range 2 { // a redelivered re-embedding commits again and counts nothing more
+		if err := s.ReplaceEmbeddings(ctx, d.ID, "m2", []int{0, 1, 2}, vecs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := totals(t, s, "acme", "")
+	if got["embedding_tokens"] != 6+6 || got["documents"] != 1 || got["chunks"] != 3 {
+		t.Fatalf("usage after a re-embedding = %v, want 12 embedding tokens, 1 document, 3 chunks", got)
+	}
+}

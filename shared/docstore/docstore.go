@@ -553,10 +553,9 @@ func (s *Store) Requeue(ctx context.Context, tenantID string, id int64, taskID, 
 			RETURNING id, tenant_id, agent_id, filename, url
 		), t AS (
 			INSERT INTO tasks (task_id, tenant_id, kind, priority, payload, document_id)
-			SELECT $3, d.tenant_id, 'document', $4, jsonb_strip_nulls(jsonb_build_object(
-				'v', 1, 'task_id', $3::text, 'kind', 'document', 'tenant_id', d.tenant_id, 'agent_id', d.agent_id,
-				'document_id', d.id, 'priority', $4::text, 'filename', NULLIF(d.filename, ''), 'url', NULLIF(d.url, ''),
-				'reindex', true)), d.id
+			SELECT $3, d.tenant_id, 'reindex', $4, jsonb_strip_nulls(jsonb_build_object(
+				'v', 1, 'task_id', $3::text, 'kind', 'reindex', 'tenant_id', d.tenant_id, 'agent_id', d.agent_id,
+				'document_id', d.id, 'priority', $4::text, 'filename', NULLIF(d.filename, ''), 'url', NULLIF(d.url, ''))), d.id
 			FROM d
 		)
 		SELECT FROM d`,

@@ -98,19 +98,22 @@ func (s *Store) RecordPageContent(ctx context.Context, id int64, sha256, content
 }
 
 // KeepPage marks document id completed without touching its chunks, for a page whose text
-// did not change since they were stored; the title is updated. It fails like
-// [Store.Complete]: job.ErrConflict if the document was cancelled, job.ErrNotFound if it was
-// deleted.
+// did not change since they were stored, and its task SUCCESS, in one statement; the title is
+// updated. It fails like [Store.Complete]: job.ErrConflict if the document was cancelled,
+// job.ErrNotFound if it was deleted.
 func (s *Store) KeepPage(ctx context.Context, id int64, title string) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE documents SET status = 'completed', title = $2, error = '',
-		updated_at = now(), completed_at = now() WHERE id = $1 AND status <> 'cancelled'`, id, title)
+	tag, err := s.pool.Exec(ctx, `WITH d AS (
+			UPDATE documents SET status = 'completed', title = $2, error = '',
+				updated_at = now(), completed_at = now() WHERE id = $1 AND status <> 'cancelled' RETURNING task_id
+		), t AS (
+			UPDATE tasks SET state = 'SUCCESS', error = '', finished_at = now()
+			FROM d WHERE tasks.task_id = d.task_id AND tasks.state <> 'REVOKED'
+		)
+		SELECT FROM d`, id, title)
 	if err != nil {
 		return fmt.Errorf("docstore: keep page %d: %w", id, err)
 	}
 	if tag.RowsAffected() == 1 {
-		if _, err := s.pool.Exec(ctx, finishDocumentTask, id); err != nil {
-			return fmt.Errorf("docstore: keep page %d: %w", id, err)
-		}
 		return nil
 	}
 	var n int

@@ -239,7 +239,7 @@ func TestRequeueRecordsTheNewTask(t *testing.T) {
 		t.Fatal(err)
 	}
 	j, err := getTask(t, s, "reindex-task").Job()
-	if err != nil || !j.Reindex || j.DocumentID != d.ID || j.Kind != job.KindDocument {
+	if err != nil || j.DocumentID != d.ID || j.Kind != job.KindReindex || getTask(t, s, "reindex-task").Kind != job.KindReindex {
 		t.Fatalf("re-index payload = %+v, %v", j, err)
 	}
 	// The document's earlier task stays, answered without the document.

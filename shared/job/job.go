@@ -15,23 +15,39 @@ import (
 // so that an old worker never half-understands a newer message.
 const Version = 1
 
-// Kind is what a job does; it is the last token of the job subject.
+// Kind is what a job does; it is the last token of the job subject. Which kinds exist is
+// up to the worker's handlers: a job of a kind no worker handles is dead-lettered there.
 type Kind string
 
-// The job kinds.
+// The job kinds of Quire's ingestion (DESIGN §10).
 const (
 	KindDocument Kind = "document"
 	KindWebpage  Kind = "webpage"
 	KindCrawl    Kind = "crawl"
+	// KindReindex re-embeds a completed document's stored chunks with the current embeddings
+	// model, without extracting it again (POST /api/v1/documents/{id}/reindex).
+	KindReindex Kind = "reindex"
 )
 
-// Valid reports whether k is a known kind.
+// MaxKindLen is the longest valid kind.
+const MaxKindLen = 64
+
+// ErrInvalidKind is the reason a kind is not [Kind.Valid].
+var ErrInvalidKind = errors.New("job: invalid kind (want 1-64 of [a-z0-9_], starting with a letter)")
+
+// Valid reports whether k is well-formed: 1 to [MaxKindLen] lower-case letters, digits and
+// underscores, starting with a letter, so that it is one token of a NATS subject.
 func (k Kind) Valid() bool {
-	switch k {
-	case KindDocument, KindWebpage, KindCrawl:
-		return true
+	if len(k) == 0 || len(k) > MaxKindLen || k[0] < 'a' || k[0] > 'z' {
+		return false
 	}
-	return false
+	for i := range len(k) {
+		c := k[i]
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
+			return false
+		}
+	}
+	return true
 }
 
 // Priority selects the stream a job is published to. Each priority has its own stream, consumer
@@ -125,9 +141,12 @@ type Job struct {
 	ParentTaskID string `json:"parent_task_id,omitempty"`
 	// Force re-processes a document even when an identical one exists.
 	Force bool `json:"force,omitempty"`
-	// Reindex re-embeds a completed document's stored chunks with the current embeddings
-	// model, without extracting it again (POST /api/v1/documents/{id}/reindex).
+	// Reindex marks a document job written before reindex became its own kind
+	// ([KindReindex]); workers still run such jobs as reindex jobs.
 	Reindex bool `json:"reindex,omitempty"`
+	// Args is the payload of a kind whose fields are not the ones above: a JSON value the
+	// kind's handler decodes into its own type.
+	Args json.RawMessage `json:"args,omitempty"`
 	// Upload describes the stored upload (Object), so that a worker reads an upload of one
 	// chunk without looking up its description first. Optional: without it, or when it no
 	// longer matches, the worker reads the object store's description.
@@ -169,6 +188,9 @@ func (j *Job) Validate() error {
 	if j.Kind == KindDocument && (j.DocumentID == 0 || (j.Object == "" && !j.Reindex)) {
 		return fmt.Errorf("%w: document job without object or document_id", ErrInvalidJob)
 	}
+	if j.Kind == KindReindex && j.DocumentID == 0 {
+		return fmt.Errorf("%w: reindex job without document_id", ErrInvalidJob)
+	}
 	if (j.Kind == KindWebpage || j.Kind == KindCrawl) && j.URL == "" {
 		return fmt.Errorf("%w: %s job without url", ErrInvalidJob, j.Kind)
 	}
@@ -188,7 +210,8 @@ func (j *Job) Encode() ([]byte, error) {
 	return b, nil
 }
 
-// Decode parses and validates a job message body.
+// Decode parses and validates a job message body. A document job marked Reindex (written
+// before [KindReindex] existed) is decoded as a reindex job.
 func Decode(data []byte) (*Job, error) {
 	var j Job
 	if err := json.Unmarshal(data, &j); err != nil {
@@ -196,6 +219,10 @@ func Decode(data []byte) (*Job, error) {
 	}
 	if err := j.Validate(); err != nil {
 		return nil, err
+	}
+	if j.Kind == KindDocument && j.Reindex {
+		// Queued before reindex became its own kind.
+		j.Kind = KindReindex
 	}
 	return &j, nil
 }

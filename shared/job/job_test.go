@@ -2,6 +2,7 @@ package job_test
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -30,11 +31,31 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if *out != *in {
+	if !reflect.DeepEqual(out, in) {
 		t.Fatalf("round trip changed the job:\n in %+v\nout %+v", in, out)
 	}
 	if got := out.Subject(); got != "jobs.high.document" {
 		t.Fatalf("subject = %q", got)
+	}
+}
+
+func TestLegacyReindexDocumentJobDecodesAsReindex(t *testing.T) {
+	j, err := job.Decode([]byte(`{"v":1,"task_id":"t","kind":"document","tenant_id":"a","agent_id":"1","priority":"high","document_id":9,"reindex":true}`))
+	if err != nil || j.Kind != job.KindReindex || j.DocumentID != 9 || j.Subject() != "jobs.high.reindex" {
+		t.Fatalf("legacy reindex job = %+v, %v; want kind reindex", j, err)
+	}
+}
+
+func TestKindValidChecksSyntaxOnly(t *testing.T) {
+	for _, k := range []job.Kind{job.KindDocument, job.KindWebpage, job.KindCrawl, job.KindReindex, "usage_rollup", "webhook", "toy2", job.Kind(strings.Repeat("a", job.MaxKindLen))} {
+		if !k.Valid() {
+			t.Errorf("%q: not valid, want valid", k)
+		}
+	}
+	for _, k := range []job.Kind{"", "Document", "2fa", "_x", "a.b", "a*", "a>", "a b", "dé", job.Kind(strings.Repeat("a", job.MaxKindLen+1))} {
+		if k.Valid() {
+			t.Errorf("%q: valid, want invalid", k)
+		}
 	}
 }
 
@@ -46,7 +67,9 @@ func TestDecodeRejects(t *testing.T) {
 		{"not json", `{`},
 		{"future version", `{"v":2,"task_id":"t","kind":"document","tenant_id":"a","agent_id":"1","priority":"high","object":"t","document_id":1}`},
 		{"no version", `{"task_id":"t","kind":"document","tenant_id":"a","agent_id":"1","priority":"high","object":"t","document_id":1}`},
-		{"unknown kind", `{"v":1,"task_id":"t","kind":"video","tenant_id":"a","agent_id":"1","priority":"high"}`},
+		{"malformed kind", `{"v":1,"task_id":"t","kind":"video.mp4","tenant_id":"a","agent_id":"1","priority":"high"}`},
+		{"upper-case kind", `{"v":1,"task_id":"t","kind":"Video","tenant_id":"a","agent_id":"1","priority":"high"}`},
+		{"reindex without document", `{"v":1,"task_id":"t","kind":"reindex","tenant_id":"a","agent_id":"1","priority":"high"}`},
 		{"bad priority", `{"v":1,"task_id":"t","kind":"webpage","tenant_id":"a","agent_id":"1","priority":"urgent","url":"http://x"}`},
 		{"priority not in canonical form", `{"v":1,"task_id":"t","kind":"webpage","tenant_id":"a","agent_id":"1","priority":" HIGH ","url":"http://x"}`},
 		{"document without object", `{"v":1,"task_id":"t","kind":"document","tenant_id":"a","agent_id":"1","priority":"high","document_id":1}`},

@@ -89,8 +89,8 @@ func (s *Server) reindexDocument(c *gin.Context) {
 	// Requeue recorded the task; a job that is not published gives the document back to its
 	// previous task.
 	j := &job.Job{
-		TaskID: taskID, Kind: job.KindDocument, TenantID: tenant, AgentID: doc.AgentID, DocumentID: id,
-		Priority: job.PriorityHigh, Filename: doc.Filename, URL: doc.URL, Reindex: true,
+		TaskID: taskID, Kind: job.KindReindex, TenantID: tenant, AgentID: doc.AgentID, DocumentID: id,
+		Priority: job.PriorityHigh, Filename: doc.Filename, URL: doc.URL,
 	}
 	_, err := s.taskQueue.Enqueue(ctx, jobqueue.Enqueue{Job: j, Recorded: true, Message: "queued: re-embedding",
 		Undo: func(ctx context.Context) {

@@ -39,7 +39,7 @@ func TestReindexOfADocumentEmbeddedWithAnotherModel(t *testing.T) {
 		t.Fatal(err)
 	}
 	j, err := job.Decode(m.Data)
-	if err != nil || !j.Reindex || j.DocumentID != d.ID || j.TaskID != out["task_id"] || j.Object != "" {
+	if err != nil || j.Kind != job.KindReindex || j.DocumentID != d.ID || j.TaskID != out["task_id"] || j.Object != "" {
 		t.Fatalf("reindex job = %+v, %v", j, err)
 	}
 	if _, task := e.get(t, tokenAcme, "/api/v1/tasks/"+j.TaskID); task["state"] != "PENDING" {

@@ -16,10 +16,10 @@ import (
 	"github.com/quirehq/quire/shared/batch"
 	"github.com/quirehq/quire/shared/docstore"
 	"github.com/quirehq/quire/shared/embed"
-	"github.com/quirehq/quire/shared/job"
 	"github.com/quirehq/quire/shared/jobqueue"
 	"github.com/quirehq/quire/shared/metrics"
 	"github.com/quirehq/quire/shared/taskstatus"
+	"github.com/quirehq/quire/shared/upload"
 )
 
 // Config tunes the API.
@@ -62,8 +62,7 @@ type Server struct {
 	cfg       Config
 	nc        *nats.Conn
 	js        jetstream.JetStream
-	uploads   jetstream.ObjectStore
-	objects   *jobqueue.ObjectPutter // writes new objects into uploads
+	uploads   *upload.Store // the uploaded bytes; nil without Deps.Uploads
 	statuses  *taskstatus.Store
 	docs      *docstore.Store
 	taskQueue *jobqueue.Enqueuer // the one enqueue and cancel path
@@ -96,11 +95,11 @@ func New(cfg Config, d Deps) *Server {
 		cfg.Billing.Currency = "USD"
 	}
 	s := &Server{
-		cfg: cfg, nc: d.NATS, js: d.JetStream, uploads: d.Uploads, statuses: d.Statuses, docs: d.Docs,
+		cfg: cfg, nc: d.NATS, js: d.JetStream, statuses: d.Statuses, docs: d.Docs,
 		idem: d.Idempotency, embedder: d.Embedder, log: d.Logger, now: time.Now,
 	}
-	if d.JetStream != nil && d.Uploads != nil {
-		s.objects = jobqueue.NewObjectPutter(d.JetStream, d.Uploads, job.UploadsBucket)
+	if d.Uploads != nil {
+		s.uploads = upload.New(upload.Config{}, upload.Deps{Objects: d.Uploads, JetStream: d.JetStream, Logger: d.Logger})
 	}
 	s.marks = newPublishMarks(d.Docs, d.Logger, outboxMarkGather)
 	var announcer jobqueue.Announcer

@@ -275,7 +275,7 @@ func (u *ui) deadLettersPage(c *gin.Context) {
 		u.fail(c, err)
 		return
 	}
-	view := dlqView{Filter: f, FilterQuery: f.query(), Queues: job.Priorities, Kinds: []job.Kind{job.KindDocument, job.KindWebpage, job.KindCrawl}, Letters: letters, More: more}
+	view := dlqView{Filter: f, FilterQuery: f.query(), Queues: job.Priorities, Kinds: []job.Kind{job.KindDocument, job.KindWebpage, job.KindCrawl, job.KindReindex}, Letters: letters, More: more}
 	if more {
 		after := last
 		if len(letters) > 0 {

@@ -24,6 +24,7 @@ import (
 	"github.com/quirehq/quire/shared/doctype"
 	"github.com/quirehq/quire/shared/job"
 	"github.com/quirehq/quire/shared/jobqueue"
+	"github.com/quirehq/quire/shared/upload"
 )
 
 var agentIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
@@ -198,7 +199,7 @@ func (s *Server) enqueue(ctx context.Context, doc *docstore.Document, j *job.Job
 // search uses now: then it returns that document's id (the row's insert and the look-up are
 // one statement). The upload's object, if stored is not nil, is acknowledged while the row is
 // written; nothing is published before it is.
-func (s *Server) enqueueUpload(ctx context.Context, doc *docstore.Document, j *job.Job, unlessDuplicate bool, stored *jobqueue.ObjectPut) (int64, error) {
+func (s *Server) enqueueUpload(ctx context.Context, doc *docstore.Document, j *job.Job, unlessDuplicate bool, stored *upload.Put) (int64, error) {
 	undoCtx := context.WithoutCancel(ctx)
 	objectErr := func() error {
 		if stored == nil {
@@ -269,7 +270,7 @@ func (s *Server) removeObject(name string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := s.uploads.Delete(ctx, name); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+	if err := s.uploads.Delete(ctx, name, nil); err != nil {
 		s.log.Warn("could not remove upload object", "object", name, "err", err)
 	}
 }
@@ -280,7 +281,7 @@ type storedUpload struct {
 	size     int64
 	sha256   string
 	// put is the object being stored: its acknowledgement is awaited later (put.Wait).
-	put *jobqueue.ObjectPut
+	put *upload.Put
 	ref *job.UploadRef
 }
 
@@ -304,7 +305,7 @@ func (s *Server) storeUpload(ctx context.Context, taskID string, part *multipart
 	}
 	lr := &limitedReader{r: br, left: s.cfg.MaxUploadBytes}
 	// The object's digest is the SHA-256 of its bytes: the upload is hashed once, while stored.
-	put, err := s.objects.StartNew(ctx, jetstream.ObjectMeta{Name: taskID, Description: name}, lr)
+	put, err := s.uploads.StartNew(ctx, jetstream.ObjectMeta{Name: taskID, Description: name}, lr)
 	switch {
 	case err == nil:
 	case lr.exceeded:
@@ -316,7 +317,7 @@ func (s *Server) storeUpload(ctx context.Context, taskID string, part *multipart
 		return nil, errUnavailable
 	}
 	info := put.Info()
-	sum, err := jobqueue.DigestHex(info)
+	sum, err := upload.DigestHex(info)
 	if err != nil {
 		s.log.Error("upload: store object", "task_id", taskID, "err", err)
 		_, _ = put.Wait()

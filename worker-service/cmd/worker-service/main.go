@@ -19,6 +19,7 @@ import (
 	"github.com/quirehq/quire/shared/jobqueue"
 	"github.com/quirehq/quire/shared/logging"
 	"github.com/quirehq/quire/shared/taskstatus"
+	"github.com/quirehq/quire/shared/upload"
 	"github.com/quirehq/quire/worker-service/internal/chunk"
 	"github.com/quirehq/quire/worker-service/internal/extract"
 	"github.com/quirehq/quire/worker-service/internal/ingest"
@@ -94,40 +95,47 @@ func run(ctx context.Context) error {
 	fetcher := webfetch.New(webfetch.Config{AllowPrivate: cfg.WebpageAllowPrivate})
 	defer fetcher.CloseIdleConnections()
 	hosts := webfetch.NewHostLimiter(webfetch.DefaultPerHost, webfetch.DefaultDelay)
-	pipeline := &ingest.Pipeline{
-		Docs: docs, Uploads: top.Uploads, Extractor: ex, Embedder: emb,
-		Chunking:  cfg.chunking(counter),
-		BatchSize: cfg.EmbeddingsBatchSize, Logger: log,
-		Fetcher: fetcher, Crawler: webfetch.NewCrawler(fetcher, webfetch.CrawlConfig{Limiter: hosts}), Hosts: hosts,
-		Jobs: js, Statuses: statuses, Streams: js, NoUsage: cfg.UsageMetering == "off",
-	}
 	// Closed before docs (deferred after it): the last marks are written.
-	pipeline.Processing = batch.NewIDs(docs.MarkProcessingMany, log, "mark documents processing", processingMarkGather)
-	defer pipeline.Processing.Close(context.Background())
-	pipeline.UploadDeletes = batch.New(pipeline.DeleteUploads, log, "delete processed uploads", processingMarkGather)
-	defer pipeline.UploadDeletes.Close(context.Background())
-	pipeline.Embedder = meterEmbedder(emb, cfg.EmbeddingsProvider, pipeline.Chunking.WithDefaults().Counter, wm)
-	pipeline.Stages = stageObserver{wm}
+	records := &ingest.Records{Docs: docs, Logger: log,
+		Processing: batch.NewIDs(docs.MarkProcessingMany, log, "mark documents processing", processingMarkGather)}
+	defer records.Processing.Close(context.Background())
+	chunking := cfg.chunking(counter)
+	indexer := &ingest.Indexer{
+		Records: records, Chunking: chunking, BatchSize: cfg.EmbeddingsBatchSize, Stages: stageObserver{wm},
+		Embedder: meterEmbedder(emb, cfg.EmbeddingsProvider, chunking.WithDefaults().Counter, wm),
+		NoUsage:  cfg.UsageMetering == "off",
+	}
+	uploads := upload.New(upload.Config{}, upload.Deps{Objects: top.Uploads, JetStream: js, Logger: log})
+	documents := &ingest.DocumentHandler{Indexer: indexer, Uploads: uploads, Extractor: ex}
+	documents.UploadDeletes = batch.New(uploads.DeleteMany, log, "delete processed uploads", processingMarkGather)
+	defer documents.UploadDeletes.Close(context.Background())
 	// The final outcomes of tasks reach their records (the tasks table) in batches, one UPDATE
 	// per batch; a document's outcome is also written by the transaction that commits it.
 	outcomes := batch.New(docs.FinishTasks, log, "record task outcomes", processingMarkGather)
 	defer outcomes.Close(context.Background())
 	mux := worker.NewMux()
-	mux.Register(job.KindDocument, faultHook(cfg, log, worker.HandlerFunc(pipeline.Document)))
-	mux.Register(job.KindWebpage, faultHook(cfg, log, worker.HandlerFunc(pipeline.Webpage)))
-	mux.Register(job.KindCrawl, faultHook(cfg, log, worker.HandlerFunc(pipeline.Crawl)))
+	mux.Use(func(h worker.Handler) worker.Handler { return faultHook(cfg, log, h) })
+	if err := errors.Join(
+		mux.Register(job.KindDocument, documents),
+		mux.Register(job.KindWebpage, &ingest.WebpageHandler{Indexer: indexer, Extractor: ex, Fetcher: fetcher, Hosts: hosts, Statuses: statuses}),
+		mux.Register(job.KindCrawl, &ingest.CrawlHandler{Records: records, Statuses: statuses,
+			Enqueuer: jobqueue.NewEnqueuer(jobqueue.EnqueuerDeps{Tasks: docs, Statuses: statuses, JetStream: js, Logger: log}),
+			Crawler:  webfetch.NewCrawler(fetcher, webfetch.CrawlConfig{Limiter: hosts})}),
+		mux.Register(job.KindReindex, &ingest.ReindexHandler{Indexer: indexer}),
+	); err != nil {
+		return err
+	}
 
 	w := worker.New(worker.Config{
 		Slots:            slots,
 		MaxRetries:       cfg.MaxRetries,
 		Retry:            worker.ExponentialBackoff(cfg.RetryBaseDelay, cfg.RetryMaxDelay, nil),
-		AckWait:          cfg.AckWait,
 		JobTimeout:       cfg.JobTimeout,
 		ShutdownTimeout:  cfg.ShutdownTimeout,
 		ProgressInterval: cfg.ProgressInterval,
 	}, worker.Deps{
 		JetStream: js, Statuses: statuses,
-		Handler: mux, Failures: pipeline, Tasks: taskOutcomes{outcomes}, Prefetch: pipeline, Logger: log,
+		Handler: mux, Tasks: taskOutcomes{outcomes}, Logger: log,
 		Observer: jobObserver{wm},
 	})
 

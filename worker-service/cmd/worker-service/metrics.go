@@ -64,7 +64,7 @@ func (o jobObserver) JobStarted(q job.Priority, k job.Kind) {
 }
 
 func (o jobObserver) JobFinished(q job.Priority, k job.Kind, outcome worker.Outcome, d time.Duration) {
-	o.m.JobFinished(string(q), string(k), metricOutcome(outcome), d)
+	o.m.JobFinished(string(q), string(k), outcome, d)
 }
 
 func (o jobObserver) JobSettled(q job.Priority, k job.Kind, outcome worker.Outcome) {
@@ -73,21 +73,6 @@ func (o jobObserver) JobSettled(q job.Priority, k job.Kind, outcome worker.Outco
 		o.m.Cancelled(string(q), string(k))
 	case worker.OutcomeDeadLettered:
 		o.m.DeadLettered(string(q), string(k))
-	}
-}
-
-func metricOutcome(o worker.Outcome) metrics.Outcome {
-	switch o {
-	case worker.OutcomeSucceeded:
-		return metrics.OutcomeSucceeded
-	case worker.OutcomeRetried:
-		return metrics.OutcomeRetried
-	case worker.OutcomeDeadLettered:
-		return metrics.OutcomeDeadLettered
-	case worker.OutcomeCancelled:
-		return metrics.OutcomeCancelled
-	default: // OutcomeHandedBack
-		return metrics.OutcomeReleased
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/quirehq/quire/shared/natstest"
 	"github.com/quirehq/quire/shared/pgtest"
 	"github.com/quirehq/quire/shared/taskstatus"
+	"github.com/quirehq/quire/shared/upload"
 	"github.com/quirehq/quire/worker-service/internal/chunk"
 	"github.com/quirehq/quire/worker-service/internal/extract"
 	"github.com/quirehq/quire/worker-service/internal/ingest"
@@ -58,7 +59,7 @@ func newMetricsEnv(t *testing.T, ackWait time.Duration) *metricsEnv {
 	return &metricsEnv{js: js, top: top, docs: docs, statuses: taskstatus.New(top.Tasks, js, time.Hour), pub: jobqueue.NewPublisher(js)}
 }
 
-// start runs a worker serving the high queue with the document pipeline and extra handlers,
+// start runs a worker serving the high queue with the document handler and extra handlers,
 // serves its health and metrics endpoints, and returns a stop func (also run at cleanup).
 func (e *metricsEnv) start(t *testing.T, cfg worker.Config, extra map[job.Kind]worker.Handler) (stop func()) {
 	t.Helper()
@@ -77,22 +78,25 @@ func (e *metricsEnv) start(t *testing.T, cfg worker.Config, extra map[job.Kind]w
 	if err != nil {
 		t.Fatal(err)
 	}
-	pipeline := &ingest.Pipeline{
-		Docs: e.docs, Uploads: e.top.Uploads, Extractor: ex,
-		Chunking: chunk.Options{Size: 64}, BatchSize: 2, Logger: log,
-	}
-	pipeline.Embedder = meterEmbedder(local, "local", pipeline.Chunking.WithDefaults().Counter, wm)
-	pipeline.Stages = stageObserver{wm}
+	chunking := chunk.Options{Size: 64}
+	documents := &ingest.DocumentHandler{Indexer: &ingest.Indexer{
+		Records: &ingest.Records{Docs: e.docs, Logger: log}, Chunking: chunking, BatchSize: 2, Stages: stageObserver{wm},
+		Embedder: meterEmbedder(local, "local", chunking.WithDefaults().Counter, wm),
+	}, Uploads: upload.New(upload.Config{}, upload.Deps{Objects: e.top.Uploads}), Extractor: ex}
 	mux := worker.NewMux()
-	mux.Register(job.KindDocument, worker.HandlerFunc(pipeline.Document))
+	if err := mux.Register(job.KindDocument, documents); err != nil {
+		t.Fatal(err)
+	}
 	for k, h := range extra {
-		mux.Register(k, h)
+		if err := mux.Register(k, h); err != nil {
+			t.Fatal(err)
+		}
 	}
 	cfg.Slots = slots
 	cfg.FetchExpiry = 500 * time.Millisecond
 	cfg.Retry = func(int) time.Duration { return 10 * time.Millisecond }
 	w := worker.New(cfg, worker.Deps{
-		JetStream: e.js, Statuses: e.statuses, Handler: mux, Failures: pipeline, Prefetch: pipeline, Logger: log,
+		JetStream: e.js, Statuses: e.statuses, Handler: mux, Logger: log,
 		Observer: jobObserver{wm},
 	})
 	e.srv = httptest.NewServer(withMetrics(healthHandler(w, func() bool { return true }, e.docs), reg))
@@ -275,7 +279,7 @@ func TestMetricsScrapeAfterRealJobs(t *testing.T) {
 		}
 	})
 	// MaxRetries 0: the redelivery of "lost" is past its attempts.
-	e.start(t, worker.Config{MaxRetries: 0, AckWait: 2 * time.Second}, map[job.Kind]worker.Handler{job.KindWebpage: blocking})
+	e.start(t, worker.Config{MaxRetries: 0}, map[job.Kind]worker.Handler{job.KindWebpage: blocking})
 
 	text := strings.Repeat("Quire turns documents into searchable chunks for agents. ", 40) + "\n\n" +
 		strings.Repeat("Workers pull jobs from JetStream and store embeddings in PostgreSQL. ", 40)

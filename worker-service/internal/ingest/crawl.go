@@ -11,6 +11,7 @@ import (
 	"github.com/quirehq/quire/shared/docstore"
 	"github.com/quirehq/quire/shared/job"
 	"github.com/quirehq/quire/shared/jobqueue"
+	"github.com/quirehq/quire/shared/taskstatus"
 	"github.com/quirehq/quire/worker-service/internal/webfetch"
 	"github.com/quirehq/quire/worker-service/internal/worker"
 )
@@ -23,7 +24,18 @@ const (
 	MaxCrawlDepth     = 10
 )
 
-// Crawl handles a crawl job. It discovers the pages of j.URL's site with the Crawler
+// CrawlHandler handles crawl jobs.
+type CrawlHandler struct {
+	*Records
+	// Crawler discovers the pages.
+	Crawler *webfetch.Crawler
+	// Enqueuer enqueues the webpage jobs a crawl fans out.
+	Enqueuer *jobqueue.Enqueuer
+	// Statuses keeps the page counters of crawl tasks.
+	Statuses *taskstatus.Store
+}
+
+// Handle handles a crawl job. It discovers the pages of j.URL's site with the Crawler
 // (robots.txt respected, sitemaps read, normalised URLs de-duplicated, per-host politeness,
 // at most j.MaxPages pages within j.MaxDepth links; 0 means 50 pages and depth 2, capped at
 // 1000 and 10) and fans out one webpage job per page on the low queue, each with its own
@@ -45,7 +57,7 @@ const (
 //
 // A redelivered crawl runs again without duplicating pages: a page's task id is derived from
 // the crawl's task id and the page URL, so pages already fanned out are recognised.
-func (p *Pipeline) Crawl(ctx context.Context, j *job.Job) error {
+func (p *CrawlHandler) Handle(ctx context.Context, j *job.Job) error {
 	rep := worker.ReporterFrom(ctx)
 	if done, err := p.begin(ctx, j); done || err != nil {
 		return err
@@ -113,7 +125,7 @@ func crawlError(ctx context.Context, err error) error {
 // queued by this crawl (now, or by an earlier attempt of it). The crawl's counters move with
 // it: discovered and queued before the publish (so a fast page never shows done > queued),
 // queued taken back if the page was not queued after all.
-func (p *Pipeline) enqueuePage(ctx context.Context, crawl *job.Job, v webfetch.Visit) (bool, error) {
+func (p *CrawlHandler) enqueuePage(ctx context.Context, crawl *job.Job, v webfetch.Visit) (bool, error) {
 	if err := p.updateCrawl(ctx, crawl, func(c *job.CrawlCounts) { c.Discovered++; c.Queued++ }); err != nil {
 		return false, err
 	}
@@ -131,7 +143,7 @@ func (p *Pipeline) enqueuePage(ctx context.Context, crawl *job.Job, v webfetch.V
 // documents row (new, or the agent's existing row for the URL handed to this job) recorded
 // with its task, a PENDING status and the job on low. It reports false, having undone its
 // writes, when a job is already on the page or the publish was a duplicate within the window.
-func (p *Pipeline) fanOut(ctx context.Context, crawl *job.Job, v webfetch.Visit) (bool, error) {
+func (p *CrawlHandler) fanOut(ctx context.Context, crawl *job.Job, v webfetch.Visit) (bool, error) {
 	taskID := pageTaskID(crawl.TaskID, v.URL)
 	child := &job.Job{
 		TaskID: taskID, Kind: job.KindWebpage, TenantID: crawl.TenantID, AgentID: crawl.AgentID,
@@ -185,8 +197,7 @@ func (p *Pipeline) fanOut(ctx context.Context, crawl *job.Job, v webfetch.Visit)
 			}
 		}
 	}
-	enq := jobqueue.NewEnqueuer(jobqueue.EnqueuerDeps{Tasks: p.Docs, Statuses: p.Statuses, JetStream: p.Jobs, Logger: p.Logger})
-	res, err := enq.Enqueue(ctx, q)
+	res, err := p.Enqueuer.Enqueue(ctx, q)
 	if err != nil {
 		return false, fmt.Errorf("ingest: crawl page %s: %w", v.URL, err)
 	}
@@ -194,7 +205,7 @@ func (p *Pipeline) fanOut(ctx context.Context, crawl *job.Job, v webfetch.Visit)
 }
 
 // updateCrawl applies fn to the crawl task's page counters.
-func (p *Pipeline) updateCrawl(ctx context.Context, crawl *job.Job, fn func(c *job.CrawlCounts)) error {
+func (p *CrawlHandler) updateCrawl(ctx context.Context, crawl *job.Job, fn func(c *job.CrawlCounts)) error {
 	_, err := p.Statuses.Update(ctx, crawl.TaskID, func(st *job.Status) error {
 		if st.State == job.StateRevoked {
 			return worker.ErrRevoked

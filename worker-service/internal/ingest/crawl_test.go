@@ -235,7 +235,7 @@ func TestRedeliveredCrawlQueuesNoPageTwice(t *testing.T) {
 	// The same crawl job delivered again long after the duplicate window would have let its
 	// pages' messages through (here: run again by hand): each page is recognised by its task
 	// id and not published again.
-	if err := e.pipeline.Crawl(t.Context(), crawl); err != nil {
+	if err := e.crawls.Handle(t.Context(), crawl); err != nil {
 		t.Fatalf("crawl run again: %v", err)
 	}
 	if got := streamInfo(t, e.js, "JOBS_LOW").State.LastSeq; got != seq {

@@ -59,7 +59,7 @@ func TestEmbedErrorsMapToOutcomes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p := &Pipeline{Embedder: e, BatchSize: 2}
+			p := &Indexer{Embedder: e, BatchSize: 2}
 			_, err = p.embed(t.Context(), []chunk.Chunk{{Content: "a"}, {Content: "b"}, {Content: "c"}})
 			if err == nil {
 				t.Fatal("embed succeeded against a failing endpoint")

@@ -10,6 +10,7 @@ import (
 
 	"github.com/quirehq/quire/shared/embed"
 	"github.com/quirehq/quire/shared/job"
+	"github.com/quirehq/quire/shared/upload"
 )
 
 // blockingEmbedder holds every Embed call until release is closed, after announcing it on
@@ -36,13 +37,13 @@ func (b blockingEmbedder) Embed(ctx context.Context, texts []string) ([][]float3
 func TestBatchedProcessingMarksAndUploadDeletes(t *testing.T) {
 	e := newEnv(t, envOptions{batchedMarks: true})
 	started, release := make(chan string, 8), make(chan struct{})
-	e.pipeline.Embedder = blockingEmbedder{Embedder: e.pipeline.Embedder, started: started, release: release}
+	e.indexer.Embedder = blockingEmbedder{Embedder: e.indexer.Embedder, started: started, release: release}
 
 	var jobs []*job.Job
 	for i, text := range []string{"Quire marks documents it works on.", "Marks are written in batches."} {
 		j := &job.Job{Kind: job.KindDocument, Filename: "notes.txt", ContentType: "text/plain", TaskID: "mark-" + string(rune('a'+i))}
 		j.Object = j.TaskID
-		if _, err := e.pipeline.Uploads.PutBytes(t.Context(), j.Object, []byte(text)); err != nil {
+		if _, err := e.documents.Uploads.Objects().PutBytes(t.Context(), j.Object, []byte(text)); err != nil {
 			t.Fatal(err)
 		}
 		jobs = append(jobs, e.submit(t, j))
@@ -79,7 +80,7 @@ func TestBatchedProcessingMarksAndUploadDeletes(t *testing.T) {
 	for _, j := range jobs {
 		deadline := time.Now().Add(2 * time.Second)
 		for {
-			_, err := e.pipeline.Uploads.GetInfo(t.Context(), j.Object)
+			_, err := e.documents.Uploads.Objects().GetInfo(t.Context(), j.Object)
 			if errors.Is(err, jetstream.ErrObjectNotFound) {
 				break
 			}
@@ -89,7 +90,7 @@ func TestBatchedProcessingMarksAndUploadDeletes(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	if si := streamInfo(t, e.js, "OBJ_"+job.UploadsBucket); si.State.Msgs != uint64(len(jobs)) {
+	if si := streamInfo(t, e.js, upload.StreamName(job.UploadsBucket)); si.State.Msgs != uint64(len(jobs)) {
 		t.Errorf("%d messages in the uploads stream, want the %d delete markers", si.State.Msgs, len(jobs))
 	}
 }

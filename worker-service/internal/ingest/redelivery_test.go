@@ -22,7 +22,7 @@ func TestRedeliveryOfACompletedDocumentSucceeds(t *testing.T) {
 
 func testRedeliveryOfACompletedDocument(t *testing.T, attempt int) {
 	e := newEnv(t, envOptions{batchedMarks: attempt == 1})
-	obs := e.pipeline.Uploads
+	obs := e.documents.Uploads.Objects()
 	j := &job.Job{Kind: job.KindDocument, Filename: "notes.txt", ContentType: "text/plain"}
 	j.TaskID = "redelivered-1"
 	j.Object = j.TaskID
@@ -41,7 +41,7 @@ func testRedeliveryOfACompletedDocument(t *testing.T, attempt int) {
 		fn(&st)
 		chunks = st.ChunkCount
 	}})
-	if err := e.pipeline.Document(ctx, j); err != nil {
+	if err := e.documents.Handle(ctx, j); err != nil {
 		t.Fatalf("redelivered job = %v, want nil", err)
 	}
 	if chunks != first.ChunkCount {
@@ -68,7 +68,7 @@ func TestReindexReEmbedsStoredChunks(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	j := &job.Job{Kind: job.KindDocument, Filename: "notes.txt", ContentType: "text/plain", TaskID: "first-run"}
 	j.Object = j.TaskID
-	if _, err := e.pipeline.Uploads.PutBytes(t.Context(), j.Object, []byte("Chunks stay. Embeddings change with the model.")); err != nil {
+	if _, err := e.documents.Uploads.Objects().PutBytes(t.Context(), j.Object, []byte("Chunks stay. Embeddings change with the model.")); err != nil {
 		t.Fatal(err)
 	}
 	e.submit(t, j)
@@ -89,7 +89,7 @@ func TestReindexReEmbedsStoredChunks(t *testing.T) {
 	if chunkText(after) != chunkText(before) {
 		t.Fatalf("reindex changed the chunks:\n%q\n%q", chunkText(before), chunkText(after))
 	}
-	if d := e.doc(t, j.DocumentID); d.Status != "completed" || d.TaskID != "reindex-1" || d.EmbeddingModel != e.pipeline.Embedder.Model() {
+	if d := e.doc(t, j.DocumentID); d.Status != "completed" || d.TaskID != "reindex-1" || d.EmbeddingModel != e.indexer.Embedder.Model() {
 		t.Fatalf("document after reindex = %+v", d)
 	}
 }

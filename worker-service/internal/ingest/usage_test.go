@@ -53,7 +53,7 @@ func TestDocumentUsageCountsOnceAcrossARedelivery(t *testing.T) {
 	pdf := textPDF(pages)
 	j := &job.Job{Kind: job.KindDocument, Filename: "manual.pdf", ContentType: "application/pdf", TaskID: "metered-1"}
 	j.Object = j.TaskID
-	if _, err := e.pipeline.Uploads.PutBytes(t.Context(), j.Object, pdf); err != nil {
+	if _, err := e.documents.Uploads.Objects().PutBytes(t.Context(), j.Object, pdf); err != nil {
 		t.Fatal(err)
 	}
 	e.submit(t, j)
@@ -85,7 +85,7 @@ func TestDocumentUsageCountsOnceAcrossARedelivery(t *testing.T) {
 	}
 	// The same task again, as a redelivery: its results are committed, it counts nothing more.
 	ctx := worker.WithReporter(t.Context(), resultReporter{attempt: 2, fn: func(func(*job.Status)) {}})
-	if err := e.pipeline.Document(ctx, j); err != nil {
+	if err := e.documents.Handle(ctx, j); err != nil {
 		t.Fatalf("redelivered job = %v", err)
 	}
 	if got := usage(); fmt.Sprint(got) != fmt.Sprint(want) {

@@ -13,12 +13,34 @@ import (
 
 	"github.com/quirehq/quire/shared/doctype"
 	"github.com/quirehq/quire/shared/job"
+	"github.com/quirehq/quire/shared/metrics"
+	"github.com/quirehq/quire/shared/taskstatus"
 	"github.com/quirehq/quire/worker-service/internal/extract"
 	"github.com/quirehq/quire/worker-service/internal/webfetch"
 	"github.com/quirehq/quire/worker-service/internal/worker"
 )
 
-// Webpage handles a webpage job: it fetches j.URL through the SSRF-guarded Fetcher (progress
+// WebpageHandler handles webpage jobs.
+type WebpageHandler struct {
+	*Indexer
+	Extractor *extract.Extractor
+	// Fetcher fetches the pages.
+	Fetcher *webfetch.Fetcher
+	// Hosts spaces the fetches of crawled pages per host; share the Crawler's limiter. May be
+	// nil (no spacing).
+	Hosts *webfetch.HostLimiter
+	// Statuses keeps the page counters of crawl tasks.
+	Statuses *taskstatus.Store
+}
+
+// JobFailed implements worker.FailureRecorder: the page's document is marked failed, and a
+// page of a crawl counts as failed in its crawl's counters.
+func (p *WebpageHandler) JobFailed(ctx context.Context, j *job.Job, reason string) error {
+	p.countCrawlPage(ctx, j, false)
+	return p.Records.JobFailed(ctx, j, reason)
+}
+
+// Handle handles a webpage job: it fetches j.URL through the SSRF-guarded Fetcher (progress
 // 0 "fetching"), extracts the page's main content and title (an HTML or XHTML page), its text
 // (plain text, Markdown) or, for a PDF URL, the PDF's text (progress 20), then chunks, embeds
 // and stores it like a document (the row's kind is webpage and its url recorded).
@@ -33,10 +55,10 @@ import (
 // are retried with backoff, and a Retry-After longer than the backoff is honoured
 // ([worker.RetryAfter]).
 //
-// A page of a crawl (j.ParentTaskID set) waits for its host's turn in the Pipeline's
-// HostLimiter, and when it is stored counts as done in its crawl's counters (dead-lettered, as
-// failed: see [Pipeline.JobFailed]).
-func (p *Pipeline) Webpage(ctx context.Context, j *job.Job) error {
+// A page of a crawl (j.ParentTaskID set) waits for its host's turn in Hosts, and when it is
+// stored counts as done in its crawl's counters (dead-lettered, as failed: see
+// [WebpageHandler.JobFailed]).
+func (p *WebpageHandler) Handle(ctx context.Context, j *job.Job) error {
 	rep := worker.ReporterFrom(ctx)
 	if done, err := p.begin(ctx, j); done || err != nil {
 		return err
@@ -49,7 +71,7 @@ func (p *Pipeline) Webpage(ctx context.Context, j *job.Job) error {
 	if err != nil {
 		return err
 	}
-	p.stage("read", start)
+	p.stage(metrics.StageRead, start)
 	if err := rep.Progress(ctx, progressExtract, "extracting text"); err != nil {
 		return err
 	}
@@ -62,14 +84,14 @@ func (p *Pipeline) Webpage(ctx context.Context, j *job.Job) error {
 		return extractError(ctx, fmt.Errorf("ingest: extract %s: %w", page.URL, err))
 	}
 
-	p.stage("extract", start)
+	p.stage(metrics.StageExtract, start)
 	sum := textSHA256(doc)
 	kept, err := p.keepUnchanged(ctx, j, doc, sum)
 	if err != nil {
 		return err
 	}
 	if !kept {
-		if err := p.store(ctx, j, doc, nil, int64(len(page.Body))); err != nil {
+		if err := p.store(ctx, j, doc, int64(len(page.Body))); err != nil {
 			return err
 		}
 		if err := p.Docs.RecordPageContent(context.WithoutCancel(ctx), j.DocumentID, sum, page.MediaType, int64(len(page.Body))); err != nil {
@@ -82,7 +104,7 @@ func (p *Pipeline) Webpage(ctx context.Context, j *job.Job) error {
 }
 
 // fetchPage fetches j.URL, politely when it is a page of a crawl, and classifies failures.
-func (p *Pipeline) fetchPage(ctx context.Context, j *job.Job) (*webfetch.Page, error) {
+func (p *WebpageHandler) fetchPage(ctx context.Context, j *job.Job) (*webfetch.Page, error) {
 	if j.ParentTaskID != "" && p.Hosts != nil {
 		if u, err := url.Parse(j.URL); err == nil && u.Host != "" {
 			release, err := p.Hosts.Acquire(ctx, u.Host)
@@ -116,7 +138,7 @@ func fetchError(ctx context.Context, err error) error {
 }
 
 // extractPage extracts a fetched page by its media type.
-func (p *Pipeline) extractPage(ctx context.Context, page *webfetch.Page) (*extract.Document, error) {
+func (p *WebpageHandler) extractPage(ctx context.Context, page *webfetch.Page) (*extract.Document, error) {
 	var t doctype.Type
 	switch page.MediaType {
 	case "text/html", "application/xhtml+xml":
@@ -142,7 +164,7 @@ func (p *Pipeline) extractPage(ctx context.Context, page *webfetch.Page) (*extra
 
 // keepUnchanged marks the page completed with its stored chunks, and reports true, when its
 // text hashes to what they were made from with the current embedding model.
-func (p *Pipeline) keepUnchanged(ctx context.Context, j *job.Job, doc *extract.Document, sum string) (bool, error) {
+func (p *WebpageHandler) keepUnchanged(ctx context.Context, j *job.Job, doc *extract.Document, sum string) (bool, error) {
 	cur, err := p.Docs.GetDocument(ctx, j.TenantID, j.DocumentID)
 	if err != nil {
 		return false, mapStoreError(err)
@@ -183,7 +205,7 @@ func textSHA256(doc *extract.Document) string {
 // failed. It is best effort (the page's own result is already recorded): a crawl status that
 // expired or belongs to another tenant is left alone, and a failure is logged. A page whose
 // success could not be recorded and that is therefore run again may be counted twice.
-func (p *Pipeline) countCrawlPage(ctx context.Context, j *job.Job, done bool) {
+func (p *WebpageHandler) countCrawlPage(ctx context.Context, j *job.Job, done bool) {
 	if j.ParentTaskID == "" || p.Statuses == nil {
 		return
 	}

@@ -2,6 +2,7 @@ package ingest_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -23,6 +24,7 @@ import (
 	"github.com/quirehq/quire/shared/natstest"
 	"github.com/quirehq/quire/shared/pgtest"
 	"github.com/quirehq/quire/shared/taskstatus"
+	"github.com/quirehq/quire/shared/upload"
 	"github.com/quirehq/quire/worker-service/internal/chunk"
 	"github.com/quirehq/quire/worker-service/internal/extract"
 	"github.com/quirehq/quire/worker-service/internal/ingest"
@@ -40,7 +42,10 @@ type env struct {
 	docs     *docstore.Store
 	statuses *taskstatus.Store
 	pub      *jobqueue.Publisher
-	pipeline *ingest.Pipeline
+	// The handlers the worker runs, sharing one indexer.
+	indexer   *ingest.Indexer
+	documents *ingest.DocumentHandler
+	crawls    *ingest.CrawlHandler
 }
 
 type envOptions struct {
@@ -78,30 +83,35 @@ func newEnv(t *testing.T, o envOptions) *env {
 	fetcher := webfetch.New(webfetch.Config{AllowPrivate: o.allowPrivate, Timeout: 5 * time.Second, MaxBytes: 1 << 20})
 	t.Cleanup(fetcher.CloseIdleConnections)
 	hosts := webfetch.NewHostLimiter(2, 0)
-	p := &ingest.Pipeline{
-		Docs: docs, Uploads: top.Uploads, Extractor: ex, Embedder: emb, Chunking: chunk.Options{Size: 64},
-		Logger:  log,
-		Fetcher: fetcher, Crawler: webfetch.NewCrawler(fetcher, webfetch.CrawlConfig{Limiter: hosts}), Hosts: hosts,
-		Jobs: js, Statuses: statuses, Streams: js,
-	}
+	records := &ingest.Records{Docs: docs, Logger: log}
+	indexer := &ingest.Indexer{Records: records, Embedder: emb, Chunking: chunk.Options{Size: 64}}
+	uploads := upload.New(upload.Config{}, upload.Deps{Objects: top.Uploads, JetStream: js, Logger: log})
+	documents := &ingest.DocumentHandler{Indexer: indexer, Uploads: uploads, Extractor: ex}
+	crawls := &ingest.CrawlHandler{Records: records, Crawler: webfetch.NewCrawler(fetcher, webfetch.CrawlConfig{Limiter: hosts}),
+		Enqueuer: jobqueue.NewEnqueuer(jobqueue.EnqueuerDeps{Tasks: docs, Statuses: statuses, JetStream: js, Logger: log}), Statuses: statuses}
 	if o.batchedMarks {
-		p.Processing = batch.NewIDs(docs.MarkProcessingMany, log, "mark documents processing", 20*time.Millisecond)
-		t.Cleanup(func() { p.Processing.Close(context.Background()) })
-		p.UploadDeletes = batch.New(p.DeleteUploads, log, "delete processed uploads", 20*time.Millisecond)
-		t.Cleanup(func() { p.UploadDeletes.Close(context.Background()) })
+		records.Processing = batch.NewIDs(docs.MarkProcessingMany, log, "mark documents processing", 20*time.Millisecond)
+		t.Cleanup(func() { records.Processing.Close(context.Background()) })
+		documents.UploadDeletes = batch.New(uploads.DeleteMany, log, "delete processed uploads", 20*time.Millisecond)
+		t.Cleanup(func() { documents.UploadDeletes.Close(context.Background()) })
 	}
 	mux := worker.NewMux()
-	mux.Register(job.KindDocument, worker.HandlerFunc(p.Document))
-	mux.Register(job.KindWebpage, worker.HandlerFunc(p.Webpage))
-	mux.Register(job.KindCrawl, worker.HandlerFunc(p.Crawl))
+	if err := errors.Join(
+		mux.Register(job.KindDocument, documents),
+		mux.Register(job.KindWebpage, &ingest.WebpageHandler{Indexer: indexer, Extractor: ex, Fetcher: fetcher, Hosts: hosts, Statuses: statuses}),
+		mux.Register(job.KindCrawl, crawls),
+		mux.Register(job.KindReindex, &ingest.ReindexHandler{Indexer: indexer}),
+	); err != nil {
+		t.Fatal(err)
+	}
 	retry := o.retry
 	if retry == nil {
 		retry = func(int) time.Duration { return 100 * time.Millisecond }
 	}
 	w := worker.New(worker.Config{
 		Slots:      map[job.Priority]int{job.PriorityHigh: 4, job.PriorityLow: 4},
-		MaxRetries: 3, Retry: retry, AckWait: 30 * time.Second, FetchExpiry: 500 * time.Millisecond,
-	}, worker.Deps{JetStream: js, Statuses: statuses, Handler: mux, Failures: p, Tasks: docs, Prefetch: p, Logger: log})
+		MaxRetries: 3, Retry: retry, FetchExpiry: 500 * time.Millisecond,
+	}, worker.Deps{JetStream: js, Statuses: statuses, Handler: mux, Tasks: docs, Logger: log})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
@@ -111,7 +121,8 @@ func newEnv(t *testing.T, o envOptions) *env {
 			t.Errorf("worker Run: %v", err)
 		}
 	})
-	return &env{js: js, docs: docs, statuses: statuses, pub: jobqueue.NewPublisher(js), pipeline: p}
+	return &env{js: js, docs: docs, statuses: statuses, pub: jobqueue.NewPublisher(js),
+		indexer: indexer, documents: documents, crawls: crawls}
 }
 
 // submit queues a webpage or crawl job the way the API does: documents row, PENDING status,

@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"errors"
 	"fmt"
 	"time"
 )
@@ -33,15 +32,4 @@ func RetryAfter(err error, d time.Duration) error {
 		return nil
 	}
 	return &RetryAfterError{Err: err, After: d}
-}
-
-// retryDelay is the wait before the attempt after a failed attempt: the policy's delay, or
-// the wait asked for by the first [RetryAfterError] in err's chain (capped at [MaxRetryAfter])
-// if that is longer.
-func retryDelay(policy RetryPolicy, attempt int, err error) time.Duration {
-	delay := policy(attempt)
-	if ra, ok := errors.AsType[*RetryAfterError](err); ok {
-		delay = max(delay, min(ra.After, MaxRetryAfter))
-	}
-	return max(delay, 0)
 }

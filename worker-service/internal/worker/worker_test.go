@@ -27,7 +27,8 @@ type harness struct {
 	statuses *taskstatus.Store
 	pub      *jobqueue.Publisher
 	failures *recorder
-	prefetch worker.Prefetcher // nil: none
+	prefetch worker.Prefetcher   // nil: none
+	tasks    worker.TaskRecorder // nil: none
 	logs     logWatch
 }
 
@@ -159,12 +160,9 @@ func (h *harness) start(t *testing.T, cfg worker.Config, handler worker.Handler)
 	if cfg.Retry == nil {
 		cfg.Retry = func(int) time.Duration { return 10 * time.Millisecond }
 	}
-	if cfg.AckWait == 0 {
-		cfg.AckWait = 30 * time.Second
-	}
 	cfg.FetchExpiry = 500 * time.Millisecond
 	w := worker.New(cfg, worker.Deps{
-		JetStream: h.js, Statuses: h.statuses, Handler: handler, Failures: h.failures, Prefetch: h.prefetch,
+		JetStream: h.js, Statuses: h.statuses, Handler: handler, Failures: h.failures, Prefetch: h.prefetch, Tasks: h.tasks,
 		Logger: slog.New(watchHandler{Handler: slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}), watch: &h.logs}),
 	})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -485,7 +483,7 @@ func TestPrefetchBeforeTheRunDiscardAfterSettling(t *testing.T) {
 func TestHeartbeatKeepsALongJobOnOneWorker(t *testing.T) {
 	h := newHarness(t, time.Second)
 	var calls atomic.Int32
-	h.start(t, worker.Config{AckWait: time.Second}, worker.HandlerFunc(func(ctx context.Context, j *job.Job) error {
+	h.start(t, worker.Config{}, worker.HandlerFunc(func(ctx context.Context, j *job.Job) error {
 		calls.Add(1)
 		select {
 		case <-time.After(3500 * time.Millisecond): // 3.5 × AckWait
@@ -554,12 +552,14 @@ func TestHighPriorityIsNotDelayedByALowFlood(t *testing.T) {
 	h := newHarness(t, 0)
 	release := make(chan struct{})
 	highStarted := make(chan time.Time, 1)
+	lowStarted := make(chan struct{}, 50)
 	h.start(t, worker.Config{Slots: map[job.Priority]int{job.PriorityHigh: 1, job.PriorityLow: 2}},
 		worker.HandlerFunc(func(ctx context.Context, j *job.Job) error {
 			if j.Priority == job.PriorityHigh {
 				highStarted <- time.Now()
 				return nil
 			}
+			lowStarted <- struct{}{}
 			select {
 			case <-release:
 			case <-ctx.Done():
@@ -569,7 +569,17 @@ func TestHighPriorityIsNotDelayedByALowFlood(t *testing.T) {
 	for i := range 50 {
 		h.enqueue(t, "low-"+string(rune('a'+i%26))+string(rune('a'+i/26)), job.PriorityLow)
 	}
-	time.Sleep(300 * time.Millisecond) // the low slots are now busy
+	// Both low slots are busy before the high job arrives.
+	for range 2 {
+		select {
+		case <-lowStarted:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the low jobs never took their slots")
+		}
+	}
+	if n := len(lowStarted); n != 0 {
+		t.Fatalf("%d low jobs started beyond the 2 low slots", n)
+	}
 	at := time.Now()
 	h.enqueue(t, "high-1", job.PriorityHigh)
 	select {
@@ -626,7 +636,7 @@ func TestJobWhoseWorkersKeepDyingIsDeadLettered(t *testing.T) {
 	h.loseDeliveries(t, 2)
 	h.loseRuns(t, "poison-1", 2)
 	var calls atomic.Int32
-	h.start(t, worker.Config{MaxRetries: 1, AckWait: time.Second}, worker.HandlerFunc(func(context.Context, *job.Job) error {
+	h.start(t, worker.Config{MaxRetries: 1}, worker.HandlerFunc(func(context.Context, *job.Job) error {
 		calls.Add(1)
 		return nil
 	}))
@@ -652,7 +662,7 @@ func TestDeliveriesWithoutARecordedRunCountOnce(t *testing.T) {
 	// have run briefly before its worker died (a first run records its start lazily), so they
 	// count as one attempt, not two. With one retry allowed the job still gets its run.
 	h.loseDeliveries(t, 2)
-	h.start(t, worker.Config{MaxRetries: 1, AckWait: time.Second}, worker.HandlerFunc(func(context.Context, *job.Job) error { return nil }))
+	h.start(t, worker.Config{MaxRetries: 1}, worker.HandlerFunc(func(context.Context, *job.Job) error { return nil }))
 	if st := h.waitState(t, "bystander", job.StateSuccess, 10*time.Second); st.Attempts != 2 {
 		t.Fatalf("attempts = %d, want 2", st.Attempts)
 	}
@@ -664,7 +674,7 @@ func TestDeliveriesThatNeverRunAreBounded(t *testing.T) {
 	// MaxRetries 0 allows 4 deliveries without a run; this is the fifth.
 	h.loseDeliveries(t, 4)
 	var calls atomic.Int32
-	h.start(t, worker.Config{MaxRetries: 0, AckWait: time.Second}, worker.HandlerFunc(func(context.Context, *job.Job) error {
+	h.start(t, worker.Config{MaxRetries: 0}, worker.HandlerFunc(func(context.Context, *job.Job) error {
 		calls.Add(1)
 		return nil
 	}))
@@ -698,7 +708,7 @@ func TestRunAfterALostRunRunsAlone(t *testing.T) {
 	}
 	started := make(chan string, 8)
 	release := make(chan struct{})
-	h.start(t, worker.Config{MaxRetries: 3, AckWait: time.Second}, worker.HandlerFunc(func(ctx context.Context, j *job.Job) error {
+	h.start(t, worker.Config{MaxRetries: 3}, worker.HandlerFunc(func(ctx context.Context, j *job.Job) error {
 		enter(j.TaskID)
 		defer leave(j.TaskID)
 		started <- j.TaskID

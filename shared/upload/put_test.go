@@ -1,4 +1,4 @@
-package jobqueue_test
+package upload_test
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"github.com/quirehq/quire/shared/job"
 	"github.com/quirehq/quire/shared/jobqueue"
 	"github.com/quirehq/quire/shared/natstest"
+	"github.com/quirehq/quire/shared/upload"
 )
 
 // An object written by PutNew reads back through the object store like one written by Put:
@@ -31,7 +32,7 @@ func TestPutNewReadsBackThroughTheObjectStore(t *testing.T) {
 			t.Fatalf("PutNew %d bytes: %v", size, err)
 		}
 		want := sha256.Sum256(data)
-		if got, err := jobqueue.DigestHex(info); err != nil || got != hex.EncodeToString(want[:]) || info.Size != uint64(size) {
+		if got, err := upload.DigestHex(info); err != nil || got != hex.EncodeToString(want[:]) || info.Size != uint64(size) {
 			t.Fatalf("%d bytes: info %+v, digest %s, %v", size, info, got, err)
 		}
 		stored, err := top.Uploads.GetInfo(t.Context(), name)
@@ -74,7 +75,7 @@ func TestStartNewKnowsTheDigestBeforeTheAcknowledgement(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := sha256.Sum256(data)
-	if got, err := jobqueue.DigestHex(put.Info()); err != nil || got != hex.EncodeToString(want[:]) {
+	if got, err := upload.DigestHex(put.Info()); err != nil || got != hex.EncodeToString(want[:]) {
 		t.Fatalf("digest before Wait = %s, %v", got, err)
 	}
 	for range 2 {
@@ -87,11 +88,11 @@ func TestStartNewKnowsTheDigestBeforeTheAcknowledgement(t *testing.T) {
 	}
 }
 
-// DeleteObject leaves the object store as ObjectStore.Delete does: Get and GetInfo answer
+// Delete with the upload's description leaves the object store as ObjectStore.Delete does: Get and GetInfo answer
 // ErrObjectNotFound, the description is a delete marker, and no chunk is left in the stream.
-func TestDeleteObjectDeletesAsTheObjectStoreDoes(t *testing.T) {
+func TestDeleteByDescriptionDeletesAsTheObjectStoreDoes(t *testing.T) {
 	js, top, p := putterEnv(t)
-	st, err := js.Stream(t.Context(), "OBJ_"+job.UploadsBucket)
+	st, err := js.Stream(t.Context(), upload.StreamName(job.UploadsBucket))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,8 +109,8 @@ func TestDeleteObjectDeletesAsTheObjectStoreDoes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := jobqueue.DeleteObject(t.Context(), js, st, info); err != nil {
-			t.Fatalf("DeleteObject %d bytes: %v", size, err)
+		if err := p.Delete(t.Context(), name, info); err != nil {
+			t.Fatalf("Delete %d bytes: %v", size, err)
 		}
 		if _, err := top.Uploads.GetBytes(t.Context(), name); !errors.Is(err, jetstream.ErrObjectNotFound) {
 			t.Errorf("%d bytes: Get after delete: %v, want ErrObjectNotFound", size, err)
@@ -118,7 +119,7 @@ func TestDeleteObjectDeletesAsTheObjectStoreDoes(t *testing.T) {
 		if err != nil || !marker.Deleted || marker.Size != 0 || marker.Chunks != 0 || marker.NUID != info.NUID {
 			t.Errorf("%d bytes: description after delete %+v, %v; want a delete marker", size, marker, err)
 		}
-		si, err := st.Info(t.Context(), jetstream.WithSubjectFilter("$O."+job.UploadsBucket+".C."+info.NUID))
+		si, err := st.Info(t.Context(), jetstream.WithSubjectFilter(upload.ChunkSubject(job.UploadsBucket, info.NUID)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -129,19 +130,19 @@ func TestDeleteObjectDeletesAsTheObjectStoreDoes(t *testing.T) {
 			t.Errorf("neighbour after delete: %q, %v", got, err)
 		}
 	}
-	if err := jobqueue.DeleteObject(t.Context(), js, st, &jetstream.ObjectInfo{ObjectMeta: jetstream.ObjectMeta{Name: "x"}}); !errors.Is(err, jetstream.ErrBadObjectMeta) {
-		t.Errorf("DeleteObject without a NUID: %v, want ErrBadObjectMeta", err)
+	if err := p.Delete(t.Context(), "x", &jetstream.ObjectInfo{ObjectMeta: jetstream.ObjectMeta{Name: "x"}}); !errors.Is(err, jetstream.ErrBadObjectMeta) {
+		t.Errorf("Delete with a description without a NUID: %v, want ErrBadObjectMeta", err)
 	}
 }
 
-// putterEnv starts a JetStream server with Quire's topology and returns an ObjectPutter for
-// its uploads bucket.
-func putterEnv(t *testing.T) (jetstream.JetStream, *jobqueue.Topology, *jobqueue.ObjectPutter) {
+// putterEnv starts a JetStream server with Quire's topology and returns a Store for its
+// uploads bucket.
+func putterEnv(t *testing.T) (jetstream.JetStream, *jobqueue.Topology, *upload.Store) {
 	t.Helper()
 	_, js := natstest.Connect(t, natstest.Run(t))
 	top, err := jobqueue.Ensure(t.Context(), js, jobqueue.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return js, top, jobqueue.NewObjectPutter(js, top.Uploads, job.UploadsBucket)
+	return js, top, upload.New(upload.Config{}, upload.Deps{Objects: top.Uploads, JetStream: js})
 }

@@ -1,4 +1,4 @@
-package jobqueue
+package upload
 
 import (
 	"bytes"
@@ -18,36 +18,20 @@ import (
 	"github.com/nats-io/nuid"
 )
 
-// objectChunkSize is the chunk size of jetstream.ObjectStore.Put (128 KiB).
-const objectChunkSize = 128 << 10
+// chunkSize is the chunk size of jetstream.ObjectStore.Put (128 KiB).
+const chunkSize = 128 << 10
 
-// ObjectPutter stores new objects in one object store bucket, in the layout
-// jetstream.ObjectStore.Put writes (chunk messages on $O.<bucket>.C.<nuid>, then the object's
-// description on $O.<bucket>.M.<base64url name>), so that ObjectStore.Get reads them back.
-// An object of one chunk is written without Put's costs: no look-up of an object of the same
-// name, no JetStream context and reply subscription of its own, no 128 KiB buffer per object,
-// and both messages are acknowledged together.
-type ObjectPutter struct {
-	js     jetstream.JetStream
-	obs    jetstream.ObjectStore
-	bucket string
-	bufs   sync.Pool
-}
-
-// NewObjectPutter returns an ObjectPutter for obs, the object store named bucket, publishing
-// through js.
-func NewObjectPutter(js jetstream.JetStream, obs jetstream.ObjectStore, bucket string) *ObjectPutter {
-	p := &ObjectPutter{js: js, obs: obs, bucket: bucket}
-	p.bufs.New = func() any { b := make([]byte, objectChunkSize); return &b }
-	return p
-}
-
-// PutNew stores what r yields as object meta.Name, which must be new (a fresh task id): unlike
-// ObjectStore.Put it does not remove the chunks of an earlier object of that name. It returns
+// PutNew stores what r yields as upload meta.Name, which must be new (a fresh task id): unlike
+// ObjectStore.Put it does not remove the chunks of an earlier object of that name. It writes in
+// the layout ObjectStore.Put writes (chunk messages on [ChunkSubject], then the description on
+// [MetaSubject]), so that ObjectStore.Get reads it back; an upload of one chunk is written
+// without Put's costs: no look-up of an object of the same name, no JetStream context and reply
+// subscription of its own, no 128 KiB buffer per upload, and both messages are acknowledged
+// together. Without a JetStream in [Deps] every upload goes through ObjectStore.Put. It returns
 // the object's info, its Digest the SHA-256 of the bytes (see DigestHex). Errors of r are
 // returned as they are; if storing fails, what was stored is purged. Without a deadline on ctx
 // it gives up after 10 seconds.
-func (p *ObjectPutter) PutNew(ctx context.Context, meta jetstream.ObjectMeta, r io.Reader) (*jetstream.ObjectInfo, error) {
+func (p *Store) PutNew(ctx context.Context, meta jetstream.ObjectMeta, r io.Reader) (*jetstream.ObjectInfo, error) {
 	put, err := p.StartNew(ctx, meta, r)
 	if err != nil {
 		return nil, err
@@ -55,8 +39,8 @@ func (p *ObjectPutter) PutNew(ctx context.Context, meta jetstream.ObjectMeta, r 
 	return put.Wait()
 }
 
-// ObjectPut is an object whose messages were sent, its acknowledgements not yet awaited.
-type ObjectPut struct {
+// Put is an upload whose messages were sent, its acknowledgements not yet awaited.
+type Put struct {
 	info *jetstream.ObjectInfo
 	once sync.Once
 	wait func() error
@@ -64,11 +48,11 @@ type ObjectPut struct {
 }
 
 // Info is the object's info as it will be stored (size, digest), known before Wait.
-func (o *ObjectPut) Info() *jetstream.ObjectInfo { return o.info }
+func (o *Put) Info() *jetstream.ObjectInfo { return o.info }
 
 // Wait returns once the object is stored, or why it is not (then nothing of it is left). It
 // may be called many times, from any goroutine.
-func (o *ObjectPut) Wait() (*jetstream.ObjectInfo, error) {
+func (o *Put) Wait() (*jetstream.ObjectInfo, error) {
 	o.once.Do(func() {
 		if o.wait != nil {
 			o.err = o.wait()
@@ -83,16 +67,16 @@ func (o *ObjectPut) Wait() (*jetstream.ObjectInfo, error) {
 // StartNew is PutNew that returns once r is read and, for an object of one chunk, its messages
 // are sent: Wait then awaits their acknowledgement, so the caller may do other work meanwhile.
 // ctx bounds the wait too.
-func (p *ObjectPutter) StartNew(ctx context.Context, meta jetstream.ObjectMeta, r io.Reader) (*ObjectPut, error) {
+func (p *Store) StartNew(ctx context.Context, meta jetstream.ObjectMeta, r io.Reader) (*Put, error) {
 	if meta.Name == "" {
 		return nil, jetstream.ErrBadObjectMeta
 	}
-	if meta.Opts != nil && (meta.Opts.Link != nil || (meta.Opts.ChunkSize != 0 && meta.Opts.ChunkSize != objectChunkSize)) {
+	if p.js == nil || meta.Opts != nil && (meta.Opts.Link != nil || (meta.Opts.ChunkSize != 0 && meta.Opts.ChunkSize != chunkSize)) {
 		info, err := p.obs.Put(ctx, meta, r)
 		if err != nil {
 			return nil, err
 		}
-		return &ObjectPut{info: info}, nil
+		return &Put{info: info}, nil
 	}
 	bp := p.bufs.Get().(*[]byte)
 	buf := *bp
@@ -105,20 +89,20 @@ func (p *ObjectPutter) StartNew(ctx context.Context, meta jetstream.ObjectMeta, 
 		if err != nil {
 			return nil, err
 		}
-		return &ObjectPut{info: info}, nil
+		return &Put{info: info}, nil
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 	default:
 		p.bufs.Put(bp)
 		return nil, err
 	}
 	sum := sha256.Sum256(buf[:n])
-	meta.Opts = &jetstream.ObjectMetaOptions{ChunkSize: objectChunkSize}
+	meta.Opts = &jetstream.ObjectMetaOptions{ChunkSize: chunkSize}
 	info := &jetstream.ObjectInfo{
 		ObjectMeta: meta, Bucket: p.bucket, NUID: nuid.Next(), Size: uint64(n),
 		Digest: "SHA-256=" + base64.URLEncoding.EncodeToString(sum[:]), ModTime: time.Now().UTC(),
 	}
-	chunkSubj := "$O." + p.bucket + ".C." + info.NUID
-	metaSubj := "$O." + p.bucket + ".M." + base64.URLEncoding.EncodeToString([]byte(meta.Name))
+	chunkSubj := ChunkSubject(p.bucket, info.NUID)
+	metaSubj := MetaSubject(p.bucket, meta.Name)
 	var acks []jetstream.PubAckFuture
 	var sendErr error
 	if n > 0 {
@@ -126,7 +110,7 @@ func (p *ObjectPutter) StartNew(ctx context.Context, meta jetstream.ObjectMeta, 
 		f, err := p.js.PublishMsgAsync(&nats.Msg{Subject: chunkSubj, Data: buf[:n]})
 		if err != nil {
 			p.bufs.Put(bp)
-			return nil, fmt.Errorf("jobqueue: put object %s: %w", meta.Name, err)
+			return nil, fmt.Errorf("upload: put %s: %w", meta.Name, err)
 		}
 		acks = append(acks, f)
 	}
@@ -158,24 +142,24 @@ func (p *ObjectPutter) StartNew(ctx context.Context, meta jetstream.ObjectMeta, 
 			case <-wctx.Done():
 				// A publish may still be retried from buf: it is not reused.
 				p.purge(context.WithoutCancel(ctx), chunkSubj, metaSubj)
-				return fmt.Errorf("jobqueue: put object %s: %w", meta.Name, wctx.Err())
+				return fmt.Errorf("upload: put %s: %w", meta.Name, wctx.Err())
 			}
 		}
 		p.bufs.Put(bp)
 		if err != nil {
 			p.purge(context.WithoutCancel(ctx), chunkSubj, metaSubj)
-			return fmt.Errorf("jobqueue: put object %s: %w", meta.Name, err)
+			return fmt.Errorf("upload: put %s: %w", meta.Name, err)
 		}
 		return nil
 	}
-	return &ObjectPut{info: info, wait: wait}, nil
+	return &Put{info: info, wait: wait}, nil
 }
 
 // purge removes what a failed put may have stored.
-func (p *ObjectPutter) purge(ctx context.Context, subjects ...string) {
+func (p *Store) purge(ctx context.Context, subjects ...string) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	st, err := p.js.Stream(ctx, "OBJ_"+p.bucket)
+	st, err := p.js.Stream(ctx, StreamName(p.bucket))
 	if err != nil {
 		return
 	}
@@ -184,36 +168,36 @@ func (p *ObjectPutter) purge(ctx context.Context, subjects ...string) {
 	}
 }
 
-// DeleteObject deletes the object info describes, read from the object store whose stream is
-// st, as ObjectStore.Delete does (a delete marker replaces its description, then its chunks
-// are purged) but without looking its description up again: two requests instead of three.
-func DeleteObject(ctx context.Context, pub jetstream.Publisher, st jetstream.Stream, info *jetstream.ObjectInfo) error {
+// deleteByInfo deletes the upload info describes, stored in stream st, as ObjectStore.Delete
+// does (a delete marker replaces its description, then its chunks are purged) but without
+// looking its description up again: two requests instead of three.
+func deleteByInfo(ctx context.Context, pub jetstream.Publisher, st jetstream.Stream, info *jetstream.ObjectInfo) error {
 	if info.NUID == "" || info.Bucket == "" {
-		return fmt.Errorf("jobqueue: delete object %s: %w", info.Name, jetstream.ErrBadObjectMeta)
+		return fmt.Errorf("upload: delete %s: %w", info.Name, jetstream.ErrBadObjectMeta)
 	}
 	marker := *info
 	marker.Deleted = true
 	marker.Size, marker.Chunks, marker.Digest, marker.ModTime = 0, 0, "", time.Time{}
 	desc, err := json.Marshal(&marker)
 	if err != nil {
-		return fmt.Errorf("jobqueue: delete object %s: %w", info.Name, err)
+		return fmt.Errorf("upload: delete %s: %w", info.Name, err)
 	}
-	m := &nats.Msg{Subject: "$O." + info.Bucket + ".M." + base64.URLEncoding.EncodeToString([]byte(info.Name)), Data: desc, Header: nats.Header{}}
+	m := &nats.Msg{Subject: MetaSubject(info.Bucket, info.Name), Data: desc, Header: nats.Header{}}
 	m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
 	if _, err := pub.PublishMsg(ctx, m); err != nil {
-		return fmt.Errorf("jobqueue: delete object %s: %w", info.Name, err)
+		return fmt.Errorf("upload: delete %s: %w", info.Name, err)
 	}
-	if err := st.Purge(ctx, jetstream.WithPurgeSubject("$O."+info.Bucket+".C."+info.NUID)); err != nil {
-		return fmt.Errorf("jobqueue: delete object %s: purge its chunks: %w", info.Name, err)
+	if err := st.Purge(ctx, jetstream.WithPurgeSubject(ChunkSubject(info.Bucket, info.NUID))); err != nil {
+		return fmt.Errorf("upload: delete %s: purge its chunks: %w", info.Name, err)
 	}
 	return nil
 }
 
-// DigestHex is the SHA-256 of an object's bytes, in lower-case hex, from its info's Digest.
+// DigestHex is the SHA-256 of an upload's bytes, in lower-case hex, from its info's Digest.
 func DigestHex(info *jetstream.ObjectInfo) (string, error) {
 	sum, err := jetstream.DecodeObjectDigest(info.Digest)
 	if err != nil || len(sum) != sha256.Size {
-		return "", fmt.Errorf("jobqueue: object %s: malformed digest %q", info.Name, info.Digest)
+		return "", fmt.Errorf("upload: %s: malformed digest %q", info.Name, info.Digest)
 	}
 	return hex.EncodeToString(sum), nil
 }

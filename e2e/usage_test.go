@@ -57,4 +57,21 @@ func TestUsageCountsOnceThroughWorkerKills(t *testing.T) {
 	if completed != docs || got != want || doubled != 0 {
 		t.Fatalf("usage %s, want %s for %d of %d completed documents; %d doubled", got, want, completed, docs, doubled)
 	}
+	// The API enqueued the hour's usage_rollup job at start; a worker ran it.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var state string
+		err := conn.QueryRow(t.Context(), `SELECT state FROM tasks WHERE kind = 'usage_rollup' ORDER BY created_at DESC LIMIT 1`).Scan(&state)
+		if err == nil && state == "SUCCESS" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("usage_rollup task: state %q, err %v; want SUCCESS", state, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var watermarks int
+	if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM usage_rollup_state`).Scan(&watermarks); err != nil || watermarks != 1 {
+		t.Fatalf("usage_rollup_state rows = %d (%v), want the watermark", watermarks, err)
+	}
 }

@@ -88,8 +88,8 @@ func run(ctx context.Context) error {
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	var bg sync.WaitGroup
 	bg.Go(func() { srv.RunSweeper(sweepCtx, cfg.SweepInterval, cfg.OutboxMinAge) })
-	// Usage roll-ups run on this timer, hourly, until a schedule fires usage_rollup jobs.
-	bg.Go(func() { srv.RunUsageRollup(sweepCtx, docs) })
+	// This timer enqueues the hourly usage_rollup job until a schedule fires it.
+	bg.Go(func() { srv.RunUsageRollup(sweepCtx) })
 	defer func() { stopSweep(); bg.Wait() }()
 
 	errc := make(chan error, 1)

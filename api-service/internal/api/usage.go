@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -14,6 +15,8 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/quirehq/quire/shared/docstore"
+	"github.com/quirehq/quire/shared/job"
+	"github.com/quirehq/quire/shared/jobqueue"
 )
 
 // Usage and billing (DESIGN §12): GET /api/v1/usage, GET /api/v1/usage/invoice, and the admin
@@ -275,44 +278,63 @@ func (s *Server) checkQuota(c *gin.Context, tenant string, n int) bool {
 	return true
 }
 
-// UsageRoller rolls usage up into hourly totals; *docstore.Store is one. The API's timer
-// drives it until a schedule fires usage_rollup jobs.
-type UsageRoller interface {
-	RollupUsage(ctx context.Context, now time.Time) (docstore.RollupResult, error)
+// usageRollupTaskID is the task id of the usage_rollup job of the hour at: one per hour, so
+// API replicas enqueueing it at once record one task (the others find it, or the job stream
+// drops their publish as a duplicate).
+func usageRollupTaskID(at time.Time) string {
+	return "usage_rollup-" + at.UTC().Truncate(time.Hour).Format("2006-01-02T15")
 }
 
-// RunUsageRollup rolls usage up through r at start and then once an hour, each time
-// docstore.RollupSettle past the hour, until ctx ends. It records the watermark for
-// quire_usage_rollup_lag_seconds. Replicas running it at once are safe: roll-ups serialise in
-// PostgreSQL and each hour is rolled up once.
-func (s *Server) RunUsageRollup(ctx context.Context, r UsageRoller) {
+// RunUsageRollup drives the hourly usage roll-up until a schedule does: it enqueues a
+// usage_rollup job (medium queue, run by a worker) at start and then docstore.RollupSettle past
+// each hour, and reads the roll-up's watermark every minute for
+// quire_usage_rollup_lag_seconds. It returns when ctx ends.
+func (s *Server) RunUsageRollup(ctx context.Context) {
+	tick := time.NewTicker(time.Minute)
+	defer tick.Stop()
+	due := s.now()
 	for {
-		s.RollupUsageOnce(ctx, r)
-		now := s.now()
-		next := now.Truncate(time.Hour).Add(time.Hour + docstore.RollupSettle)
-		t := time.NewTimer(next.Sub(now))
+		if now := s.now(); !now.Before(due) {
+			if err := s.EnqueueUsageRollup(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("usage roll-up: enqueue failed; the next hour's job covers this one", "err", err)
+			}
+			due = now.Truncate(time.Hour).Add(time.Hour + docstore.RollupSettle)
+		}
+		if err := s.RefreshUsageWatermark(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("usage roll-up: read the watermark", "err", err)
+		}
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return
-		case <-t.C:
+		case <-tick.C:
 		}
 	}
 }
 
-// RollupUsageOnce runs one roll-up through r at s's clock and records its watermark.
-func (s *Server) RollupUsageOnce(ctx context.Context, r UsageRoller) {
-	res, err := r.RollupUsage(ctx, s.now())
-	if err != nil {
-		if ctx.Err() == nil {
-			s.log.Warn("usage roll-up failed", "err", err)
-		}
-		return
+// EnqueueUsageRollup enqueues the usage_rollup job of the current hour, unless it is recorded
+// already. Whichever worker runs it rolls up every hour due by then.
+func (s *Server) EnqueueUsageRollup(ctx context.Context) error {
+	id := usageRollupTaskID(s.now().Add(-docstore.RollupSettle))
+	if _, _, err := s.docs.GetTask(ctx, job.SystemTenant, id); err == nil {
+		return nil
+	} else if !errors.Is(err, job.ErrNotFound) {
+		return err
 	}
-	s.rollupWatermark.Store(res.Watermark.UnixNano())
-	if res.Rows > 0 {
-		s.log.Info("usage rolled up", "from", res.From, "to", res.To, "rows", res.Rows)
+	j := &job.Job{TaskID: id, Kind: job.KindUsageRollup, TenantID: job.SystemTenant, AgentID: "usage", Priority: job.PriorityMedium}
+	if _, err := s.taskQueue.Enqueue(ctx, jobqueue.Enqueue{Job: j, Message: "queued: usage roll-up", DropDuplicate: true}); err != nil {
+		return fmt.Errorf("api: enqueue usage roll-up %s: %w", id, err)
 	}
+	return nil
+}
+
+// RefreshUsageWatermark reads the roll-up's watermark for quire_usage_rollup_lag_seconds.
+func (s *Server) RefreshUsageWatermark(ctx context.Context) error {
+	wm, ok, err := s.docs.UsageWatermark(ctx)
+	if err != nil || !ok {
+		return err
+	}
+	s.rollupWatermark.Store(wm.UnixNano())
+	return nil
 }
 
 // rollupLag is quire_usage_rollup_lag_seconds: how far the roll-up's watermark is behind the

@@ -394,16 +394,44 @@ func TestInvoiceEqualsHourlyRollupsPricedByHand(t *testing.T) {
 	}
 }
 
-func TestUsageRollupLagMetric(t *testing.T) {
+// The API enqueues one usage_rollup job per hour (a worker runs it), however often it is asked,
+// and reports the roll-up's lag.
+func TestUsageRollupIsEnqueuedOncePerHourAndItsLagReported(t *testing.T) {
 	e := newUsageEnv(t, api.Billing{Currency: "USD"})
-	e.api.RollupUsageOnce(t.Context(), e.docs)
+	for range 3 {
+		if err := e.api.EnqueueUsageRollup(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := streamMsgs(t, e.js, "JOBS_MEDIUM"); n != 1 {
+		t.Fatalf("JOBS_MEDIUM holds %d jobs, want one usage_rollup job", n)
+	}
+	conn, err := pgx.Connect(t.Context(), e.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close(t.Context()) }()
+	var tasks int
+	if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM tasks WHERE kind = 'usage_rollup' AND tenant_id = '_system' AND priority = 'medium'`).Scan(&tasks); err != nil {
+		t.Fatal(err)
+	}
+	if tasks != 1 {
+		t.Fatalf("%d usage_rollup tasks recorded, want 1", tasks)
+	}
+	// What the worker's handler does, then the API's minutely read of the watermark.
+	if _, err := e.docs.RollupUsage(t.Context(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.api.RefreshUsageWatermark(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	resp, err := http.Get(e.srv.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	raw, _ := io.ReadAll(resp.Body)
 	_ = resp.Body.Close()
-	var lag float64
+	lag := -1.0
 	for line := range strings.SplitSeq(string(raw), "\n") {
 		if v, ok := strings.CutPrefix(line, "quire_usage_rollup_lag_seconds "); ok {
 			if _, err := fmt.Sscan(v, &lag); err != nil {

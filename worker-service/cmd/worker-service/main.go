@@ -23,6 +23,7 @@ import (
 	"github.com/quirehq/quire/worker-service/internal/chunk"
 	"github.com/quirehq/quire/worker-service/internal/extract"
 	"github.com/quirehq/quire/worker-service/internal/ingest"
+	"github.com/quirehq/quire/worker-service/internal/rollup"
 	"github.com/quirehq/quire/worker-service/internal/webfetch"
 	"github.com/quirehq/quire/worker-service/internal/worker"
 )
@@ -122,6 +123,7 @@ func run(ctx context.Context) error {
 			Enqueuer: jobqueue.NewEnqueuer(jobqueue.EnqueuerDeps{Tasks: docs, Statuses: statuses, JetStream: js, Logger: log}),
 			Crawler:  webfetch.NewCrawler(fetcher, webfetch.CrawlConfig{Limiter: hosts})}),
 		mux.Register(job.KindReindex, &ingest.ReindexHandler{Indexer: indexer}),
+		mux.Register(job.KindUsageRollup, &rollup.Handler{Store: docs, Logger: log}),
 	); err != nil {
 		return err
 	}

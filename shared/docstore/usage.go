@@ -312,6 +312,19 @@ func (s *Store) GetQuota(ctx context.Context, tenantID string) (Quota, error) {
 	return q, nil
 }
 
+// QuotaTenants lists the tenants that have a quota.
+func (s *Store) QuotaTenants(ctx context.Context) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT tenant_id FROM tenant_quotas`)
+	if err != nil {
+		return nil, fmt.Errorf("docstore: tenants with a quota: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("docstore: tenants with a quota: %w", err)
+	}
+	return out, nil
+}
+
 // SetQuota replaces tenant's quota; a quota with every limit nil removes it.
 func (s *Store) SetQuota(ctx context.Context, tenantID string, q Quota) error {
 	var err error

@@ -76,6 +76,8 @@ type Server struct {
 
 	// rollupWatermark is the usage roll-up's last watermark, in Unix nanoseconds (usage.go).
 	rollupWatermark atomic.Int64
+	// quotas knows which tenants have a quota (usage.go).
+	quotas quotaTenants
 
 	// Metrics (metrics.go): GET /metrics, the HTTP collectors, the queue reading.
 	metricsHandler http.Handler

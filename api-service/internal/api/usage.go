@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -255,17 +256,23 @@ func (s *Server) putQuota(c *gin.Context) {
 		s.fail(c, storeError(err, ""))
 		return
 	}
+	s.quotas.note(tenant, q.DocumentsPerMonth != nil || q.EmbeddingTokensPerMonth != nil || q.StorageBytes != nil)
 	c.JSON(http.StatusOK, quotaBody{TenantID: tenant, Quota: q})
 }
 
 // checkQuota refuses, with 429 quota_exceeded, a submission of n documents that would take
 // tenant over a quota; it returns false when it answered. It runs before anything of the
-// submission is stored. With metering off (Config.NoUsage) it admits everything.
+// submission is stored. A tenant without a quota costs no database round trip (see
+// quotaTenants). With metering off (Config.NoUsage) it admits everything.
 func (s *Server) checkQuota(c *gin.Context, tenant string, n int) bool {
 	if s.cfg.NoUsage {
 		return true
 	}
-	err := s.docs.CheckQuota(c.Request.Context(), tenant, n, s.now())
+	ctx := c.Request.Context()
+	has, err := s.quotas.has(ctx, s.docs, tenant, s.now())
+	if err == nil && has {
+		err = s.docs.CheckQuota(ctx, tenant, n, s.now())
+	}
 	if qe, ok := errors.AsType[*docstore.QuotaExceededError](err); ok {
 		s.fail(c, &httpError{http.StatusTooManyRequests, "quota_exceeded", qe.Error()})
 		return false
@@ -276,6 +283,50 @@ func (s *Server) checkQuota(c *gin.Context, tenant string, n int) bool {
 		return false
 	}
 	return true
+}
+
+// quotaCacheTTL is how long the list of tenants with a quota is used before it is read again:
+// a quota set through another API replica applies here within it.
+const quotaCacheTTL = 5 * time.Second
+
+// quotaTenants caches which tenants have a quota, read from the database at most once per
+// quotaCacheTTL, so that the submissions of tenants without one are not slowed by a quota
+// check. A quota set through this replica applies at once.
+type quotaTenants struct {
+	mu     sync.Mutex
+	set    map[string]bool
+	readAt time.Time
+}
+
+func (q *quotaTenants) has(ctx context.Context, docs *docstore.Store, tenant string, now time.Time) (bool, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.set == nil || now.Sub(q.readAt) >= quotaCacheTTL || now.Before(q.readAt) {
+		tenants, err := docs.QuotaTenants(ctx)
+		if err != nil {
+			return false, err
+		}
+		q.set = make(map[string]bool, len(tenants))
+		for _, t := range tenants {
+			q.set[t] = true
+		}
+		q.readAt = now
+	}
+	return q.set[tenant], nil
+}
+
+// note records that tenant has, or no longer has, a quota.
+func (q *quotaTenants) note(tenant string, has bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.set == nil {
+		return // read in full on the next check
+	}
+	if has {
+		q.set[tenant] = true
+	} else {
+		delete(q.set, tenant)
+	}
 }
 
 // usageRollupTaskID is the task id of the usage_rollup job of the hour at: one per hour, so

@@ -423,8 +423,7 @@ func (s *Store) Complete(ctx context.Context, id int64, c Completion) error {
 		error = '', updated_at = now(), completed_at = now() WHERE id = $1 AND status <> 'cancelled'`, id, n, c.Title, c.EmbeddingModel)
 	b.Queue(finishDocumentTask, id)
 	if c.Usage != (Usage{}) {
-		metrics, quantities := usageArgs(c.Usage, n)
-		b.Queue(recordCompletionUsage, id, metrics, quantities)
+		b.Queue(recordCompletionUsage, id, c.Usage.Pages, c.Usage.Bytes, n, c.Usage.EmbeddingTokens)
 	}
 	err := s.pool.SendBatch(ctx, b).Close()
 	switch {

@@ -28,8 +28,8 @@ var Metrics = []string{MetricDocuments, MetricPages, MetricBytesIngested, Metric
 	MetricEmbeddingTokens, MetricSearches, MetricStorageBytes}
 
 // Usage is what a [Completion] is metered as. [Store.Complete] records it in the transaction
-// that commits the document (documents 1, pages, bytes_ingested, chunks, embedding_tokens;
-// zero quantities are left out), once per task: a second commit of the same task, such as a
+// that commits the document (documents 1, pages, bytes_ingested, chunks, embedding_tokens,
+// as one usage_events row), once per task: a second commit of the same task, such as a
 // duplicate delivery's, counts nothing. The zero Usage records nothing (metering off).
 type Usage struct {
 	// Pages is the document's pages (a PDF's pages, 1 for a web page).
@@ -41,33 +41,26 @@ type Usage struct {
 }
 
 // recordCompletionUsage is the statement of [Store.Complete] that meters a completed document
-// $1: metric names $2 and quantities $3, under the document's tenant, agent and task.
-const recordCompletionUsage = `INSERT INTO usage_events (tenant_id, agent_id, metric, quantity, task_id, document_id)
-	SELECT d.tenant_id, d.agent_id, m.metric, m.quantity, d.task_id, d.id
-	FROM documents d, unnest($2::text[], $3::bigint[]) AS m(metric, quantity)
-	WHERE d.id = $1 AND d.status = 'completed' AND m.quantity > 0
-	ON CONFLICT (task_id, metric) WHERE task_id IS NOT NULL DO NOTHING`
-
-// usageArgs are the metric names and quantities recordCompletionUsage writes for u and a
-// document of chunks chunks.
-func usageArgs(u Usage, chunks int) ([]string, []int64) {
-	return []string{MetricDocuments, MetricPages, MetricBytesIngested, MetricChunks, MetricEmbeddingTokens},
-		[]int64{1, int64(u.Pages), u.Bytes, int64(chunks), int64(u.EmbeddingTokens)}
-}
+// $1: pages $2, bytes_ingested $3, chunks $4 and embedding_tokens $5, under the document's
+// tenant, agent and task.
+const recordCompletionUsage = `INSERT INTO usage_events (tenant_id, agent_id, task_id, document_id, documents, pages, bytes_ingested, chunks, embedding_tokens)
+	SELECT d.tenant_id, d.agent_id, d.task_id, d.id, 1, $2, $3, $4, $5
+	FROM documents d WHERE d.id = $1 AND d.status = 'completed'
+	ON CONFLICT (task_id) WHERE task_id IS NOT NULL DO NOTHING`
 
 // recordReembeddingUsage is the statement of [Store.ReplaceEmbeddings] that meters the
 // re-embedding of document $1: its chunks' tokens, sent to the provider again, as
 // embedding_tokens of its current task (once per task).
-const recordReembeddingUsage = `INSERT INTO usage_events (tenant_id, agent_id, metric, quantity, task_id, document_id)
-	SELECT d.tenant_id, d.agent_id, 'embedding_tokens', sum(c.token_count), d.task_id, d.id
+const recordReembeddingUsage = `INSERT INTO usage_events (tenant_id, agent_id, task_id, document_id, embedding_tokens)
+	SELECT d.tenant_id, d.agent_id, d.task_id, d.id, sum(c.token_count)
 	FROM documents d JOIN chunks c ON c.document_id = d.id
 	WHERE d.id = $1
 	GROUP BY d.id HAVING sum(c.token_count) > 0
-	ON CONFLICT (task_id, metric) WHERE task_id IS NOT NULL DO NOTHING`
+	ON CONFLICT (task_id) WHERE task_id IS NOT NULL DO NOTHING`
 
 // RecordSearch counts one search by agent of tenant.
 func (s *Store) RecordSearch(ctx context.Context, tenantID, agentID string) error {
-	if _, err := s.pool.Exec(ctx, `INSERT INTO usage_events (tenant_id, agent_id, metric, quantity) VALUES ($1, $2, 'searches', 1)`,
+	if _, err := s.pool.Exec(ctx, `INSERT INTO usage_events (tenant_id, agent_id, searches) VALUES ($1, $2, 1)`,
 		tenantID, agentID); err != nil {
 		return fmt.Errorf("docstore: record search: %w", err)
 	}
@@ -152,7 +145,7 @@ func rollupHours(ctx context.Context, tx pgx.Tx, from, to time.Time) (int64, err
 	}
 	tag, err := tx.Exec(ctx, `INSERT INTO usage_hourly (tenant_id, agent_id, metric, hour, quantity)
 		SELECT tenant_id, agent_id, metric, date_trunc('hour', occurred_at, 'UTC'), sum(quantity)
-		FROM usage_events WHERE occurred_at >= $1 AND occurred_at < $2
+		FROM usage_event_metrics WHERE occurred_at >= $1 AND occurred_at < $2
 		GROUP BY 1, 2, 3, 4`, from, to)
 	if err != nil {
 		return 0, err
@@ -230,7 +223,7 @@ func (s *Store) Usage(ctx context.Context, q UsageQuery) ([]UsageRow, error) {
 			WHERE tenant_id = $1 AND ($2 = '' OR agent_id = $2) AND hour >= $3 AND hour < $4 AND hour < wm.t
 			GROUP BY metric, hour
 			UNION ALL
-			SELECT metric, date_trunc('hour', occurred_at, 'UTC'), sum(quantity)::bigint FROM usage_events, wm
+			SELECT metric, date_trunc('hour', occurred_at, 'UTC'), sum(quantity)::bigint FROM usage_event_metrics, wm
 			WHERE tenant_id = $1 AND ($2 = '' OR agent_id = $2) AND occurred_at >= greatest($3, wm.t) AND occurred_at < $4
 			GROUP BY metric, 2
 			UNION ALL
@@ -276,7 +269,7 @@ func (s *Store) UsageByTenant(ctx context.Context, from, to time.Time) ([]Tenant
 			SELECT tenant_id, hour, metric, quantity FROM usage_hourly, wm
 			WHERE hour >= $1 AND hour < $2 AND hour < wm.t AND metric <> 'storage_bytes'
 			UNION ALL
-			SELECT tenant_id, date_trunc('hour', occurred_at, 'UTC'), metric, quantity FROM usage_events, wm
+			SELECT tenant_id, date_trunc('hour', occurred_at, 'UTC'), metric, quantity FROM usage_event_metrics, wm
 			WHERE occurred_at >= greatest($1, wm.t) AND occurred_at < $2
 		) u GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`, from.UTC(), to.UTC())
 	if err != nil {
@@ -372,7 +365,7 @@ func (s *Store) CheckQuota(ctx context.Context, tenantID string, n int, now time
 				SELECT metric, quantity FROM usage_hourly, wm
 				WHERE tenant_id = $1 AND hour >= $2 AND hour < wm.t AND metric IN ('documents', 'embedding_tokens')
 				UNION ALL
-				SELECT metric, quantity FROM usage_events, wm
+				SELECT metric, quantity FROM usage_event_metrics, wm
 				WHERE tenant_id = $1 AND occurred_at >= greatest($2, wm.t) AND metric IN ('documents', 'embedding_tokens')
 			) u WHERE EXISTS (SELECT FROM q WHERE q.documents_per_month IS NOT NULL OR q.embedding_tokens_per_month IS NOT NULL)
 			GROUP BY metric

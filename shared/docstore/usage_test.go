@@ -103,8 +103,8 @@ func TestCompleteMetersUsageOncePerTask(t *testing.T) {
 // insertEvent writes a usage event at a chosen time, as the work of that hour would have.
 func insertEvent(t *testing.T, conn *pgx.Conn, tenant, metric string, q int64, at time.Time) {
 	t.Helper()
-	if _, err := conn.Exec(t.Context(), `INSERT INTO usage_events (tenant_id, agent_id, metric, quantity, occurred_at) VALUES ($1, '7', $2, $3, $4)`,
-		tenant, metric, q, at); err != nil {
+	if _, err := conn.Exec(t.Context(), `INSERT INTO usage_events (tenant_id, agent_id, `+pgx.Identifier{metric}.Sanitize()+`, occurred_at) VALUES ($1, '7', $2, $3)`,
+		tenant, q, at); err != nil {
 		t.Fatal(err)
 	}
 }

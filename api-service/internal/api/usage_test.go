@@ -270,8 +270,8 @@ func TestInvoiceEqualsHourlyRollupsPricedByHand(t *testing.T) {
 	storeDoc(t, e.docs, "acme", "7", "kept.txt", "Chunks kept in storage count as storage bytes.")
 	march := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	insert := func(tenant, metric string, q int64, at time.Time) {
-		if _, err := conn.Exec(ctx, `INSERT INTO usage_events (tenant_id, agent_id, metric, quantity, occurred_at) VALUES ($1, '7', $2, $3, $4)`,
-			tenant, metric, q, at); err != nil {
+		if _, err := conn.Exec(ctx, `INSERT INTO usage_events (tenant_id, agent_id, `+pgx.Identifier{metric}.Sanitize()+`, occurred_at) VALUES ($1, '7', $2, $3)`,
+			tenant, q, at); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -30,7 +30,7 @@ func TestHandlerRollsUpEveryHourDue(t *testing.T) {
 	defer func() { _ = conn.Close(t.Context()) }()
 	h0 := time.Date(2026, 5, 6, 7, 0, 0, 0, time.UTC)
 	for i := range 3 {
-		if _, err := conn.Exec(t.Context(), `INSERT INTO usage_events (tenant_id, agent_id, metric, quantity, occurred_at) VALUES ('acme', '7', 'documents', $1, $2)`,
+		if _, err := conn.Exec(t.Context(), `INSERT INTO usage_events (tenant_id, agent_id, documents, occurred_at) VALUES ('acme', '7', $1, $2)`,
 			i+1, h0.Add(time.Duration(i)*time.Hour+10*time.Minute)); err != nil {
 			t.Fatal(err)
 		}

@@ -139,8 +139,11 @@ type Document struct {
 	CompletedAt *time.Time `json:"completed_at,omitempty"`
 }
 
+// documentColumns are the columns of a Document, read FROM documents. PublishedAt is its
+// current task's (tasks.published_at, the outbox mark).
 const documentColumns = `id, tenant_id, agent_id, kind, filename, url, title, content_type, size_bytes, sha256,
-	status, task_id, priority, chunk_count, error, embedding_model, job, published_at, created_at, updated_at, completed_at`
+	status, task_id, priority, chunk_count, error, embedding_model, job,
+	(SELECT t.published_at FROM tasks t WHERE t.task_id = documents.task_id), created_at, updated_at, completed_at`
 
 func scanDocument(row pgx.Row) (*Document, error) {
 	var d Document
@@ -213,11 +216,8 @@ func (s *Store) MarkPublishedMany(ctx context.Context, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	if _, err := s.pool.Exec(ctx, `WITH d AS (
-			UPDATE documents SET published_at = now() WHERE id = ANY($1) AND published_at IS NULL RETURNING task_id, priority
-		)
-		UPDATE tasks SET published_at = now(), stream = 'JOBS_' || upper(d.priority)
-		FROM d WHERE tasks.task_id = d.task_id AND tasks.published_at IS NULL`, ids); err != nil {
+	if _, err := s.pool.Exec(ctx, `UPDATE tasks SET published_at = now(), stream = 'JOBS_' || upper(d.priority)
+		FROM documents d WHERE d.id = ANY($1) AND tasks.task_id = d.task_id AND tasks.published_at IS NULL`, ids); err != nil {
 		return fmt.Errorf("docstore: mark %d documents published: %w", len(ids), err)
 	}
 	return nil
@@ -492,7 +492,8 @@ func (s *Store) Cancel(ctx context.Context, tenantID string, id int64) error {
 // and that are older than minAge: the API stopped between inserting and publishing.
 func (s *Store) Unpublished(ctx context.Context, minAge time.Duration, limit int) ([]*Document, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+documentColumns+` FROM documents
-		WHERE published_at IS NULL AND status = 'queued' AND created_at < now() - $1::interval
+		WHERE status = 'queued' AND created_at < now() - $1::interval
+		  AND EXISTS (SELECT FROM tasks t WHERE t.task_id = documents.task_id AND t.published_at IS NULL)
 		ORDER BY created_at LIMIT $2`, minAge.String(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("docstore: unpublished documents: %w", err)

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -13,7 +15,9 @@ import (
 )
 
 // The tasks table is the permanent record and the outbox of every task, whatever its kind
-// (DESIGN §10). A task of a document (kind document, webpage or crawl) is recorded by the
+// (DESIGN §10). A statement or transaction that writes both a document and its task locks the
+// documents row first, as the worker's commit (Complete) does, so that none waits for another
+// in a cycle. A task of a document (kind document, webpage or crawl) is recorded by the
 // statement that inserts or re-queues its documents row ([Store.InsertDocument],
 // [Store.InsertUnlessDuplicate], [Store.Requeue], [Store.RequeuePageJob]); a task without a
 // document by [Store.InsertTask]. Store implements jobqueue.TaskStore.
@@ -132,26 +136,27 @@ type PublishMark struct {
 }
 
 // MarkTaskPublished records that the job of task taskID is stored in stream at seq (the
-// publish acknowledgement), on the task and on its document.
+// publish acknowledgement). It writes the tasks row alone: a document's PublishedAt is read
+// from its task.
 func (s *Store) MarkTaskPublished(ctx context.Context, taskID, stream string, seq uint64) error {
 	return s.MarkTasksPublished(ctx, []PublishMark{{TaskID: taskID, Stream: stream, Seq: seq}})
 }
 
-// MarkTasksPublished is MarkTaskPublished for several tasks in one statement.
+// MarkTasksPublished is MarkTaskPublished for several tasks in one statement. Like
+// FinishTasks it writes the rows in the order of their task ids, so that two batches of the
+// same tasks never wait for each other in a cycle.
 func (s *Store) MarkTasksPublished(ctx context.Context, marks []PublishMark) error {
 	if len(marks) == 0 {
 		return nil
 	}
+	marks = slices.SortedFunc(slices.Values(marks), func(a, b PublishMark) int { return strings.Compare(a.TaskID, b.TaskID) })
 	ids, streams, seqs := make([]string, len(marks)), make([]string, len(marks)), make([]int64, len(marks))
 	for i, m := range marks {
 		ids[i], streams[i], seqs[i] = m.TaskID, m.Stream, int64(m.Seq)
 	}
-	if _, err := s.pool.Exec(ctx, `WITH t AS (
-			UPDATE tasks SET published_at = now(), stream = m.stream, stream_seq = m.seq
-			FROM unnest($1::text[], $2::text[], $3::bigint[]) AS m(task_id, stream, seq)
-			WHERE tasks.task_id = m.task_id RETURNING tasks.task_id
-		)
-		UPDATE documents SET published_at = now() FROM t WHERE documents.task_id = t.task_id AND documents.published_at IS NULL`,
+	if _, err := s.pool.Exec(ctx, `UPDATE tasks SET published_at = now(), stream = m.stream, stream_seq = m.seq
+		FROM unnest($1::text[], $2::text[], $3::bigint[]) AS m(task_id, stream, seq)
+		WHERE tasks.task_id = m.task_id`,
 		ids, streams, seqs); err != nil {
 		return fmt.Errorf("docstore: mark %d tasks published: %w", len(marks), err)
 	}
@@ -204,19 +209,16 @@ func (s *Store) GetTask(ctx context.Context, tenantID, taskID string) (*Task, *D
 // its document already finished; nothing is written then.
 func (s *Store) CancelTask(ctx context.Context, tenantID, taskID string) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var state job.State
 		var docID *int64
-		err := tx.QueryRow(ctx, `SELECT state, document_id FROM tasks WHERE task_id = $1 AND tenant_id = $2 FOR UPDATE`,
-			taskID, tenantID).Scan(&state, &docID)
+		err := tx.QueryRow(ctx, `SELECT document_id FROM tasks WHERE task_id = $1 AND tenant_id = $2`,
+			taskID, tenantID).Scan(&docID)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return job.ErrNotFound
 		}
 		if err != nil {
 			return err
 		}
-		if state.Terminal() {
-			return fmt.Errorf("already %s: %w", state, job.ErrConflict)
-		}
+		// The document is locked before the task (see the lock order above).
 		if docID != nil {
 			var status string
 			err := tx.QueryRow(ctx, `UPDATE documents d SET status = 'cancelled', updated_at = now(), completed_at = now()
@@ -230,6 +232,13 @@ func (s *Store) CancelTask(ctx context.Context, tenantID, taskID string) error {
 			case status != job.DocQueued && status != job.DocProcessing:
 				return fmt.Errorf("document already %s: %w", status, job.ErrConflict)
 			}
+		}
+		var state job.State
+		if err := tx.QueryRow(ctx, `SELECT state FROM tasks WHERE task_id = $1 FOR UPDATE`, taskID).Scan(&state); err != nil {
+			return err
+		}
+		if state.Terminal() {
+			return fmt.Errorf("already %s: %w", state, job.ErrConflict)
 		}
 		_, err = tx.Exec(ctx, `UPDATE tasks SET state = 'REVOKED', finished_at = now() WHERE task_id = $1`, taskID)
 		return err
@@ -255,11 +264,13 @@ func (s *Store) FinishTask(ctx context.Context, taskID string, state job.State, 
 	return s.FinishTasks(ctx, []TaskOutcome{{TaskID: taskID, State: state, Attempts: attempts, Error: reason}})
 }
 
-// FinishTasks is FinishTask for several tasks in one statement.
+// FinishTasks is FinishTask for several tasks in one statement, in the order of their task
+// ids (see MarkTasksPublished).
 func (s *Store) FinishTasks(ctx context.Context, outcomes []TaskOutcome) error {
 	if len(outcomes) == 0 {
 		return nil
 	}
+	outcomes = slices.SortedFunc(slices.Values(outcomes), func(a, b TaskOutcome) int { return strings.Compare(a.TaskID, b.TaskID) })
 	ids, states, attempts, errs := make([]string, len(outcomes)), make([]string, len(outcomes)), make([]int32, len(outcomes)), make([]string, len(outcomes))
 	for i, o := range outcomes {
 		if !o.State.Terminal() {
@@ -286,24 +297,26 @@ func (s *Store) RequeueTask(ctx context.Context, tenantID, taskID string) error 
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var docID *int64
 		var hadDoc bool
-		err := tx.QueryRow(ctx, `UPDATE tasks SET state = 'PENDING', attempts = 0, error = '', published_at = NULL,
-				finished_at = NULL
-			WHERE task_id = $1 AND tenant_id = $2
-			RETURNING document_id, (payload ->> 'document_id') IS NOT NULL`, taskID, tenantID).Scan(&docID, &hadDoc)
+		err := tx.QueryRow(ctx, `SELECT document_id, (payload ->> 'document_id') IS NOT NULL FROM tasks
+			WHERE task_id = $1 AND tenant_id = $2`, taskID, tenantID).Scan(&docID, &hadDoc)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return job.ErrNotFound
 		}
 		if err != nil {
 			return err
 		}
-		if docID == nil {
-			if hadDoc {
-				return fmt.Errorf("its document was deleted: %w", job.ErrConflict)
-			}
-			return nil
+		if docID == nil && hadDoc {
+			return fmt.Errorf("its document was deleted: %w", job.ErrConflict)
 		}
-		_, err = tx.Exec(ctx, `UPDATE documents SET status = 'queued', error = '', published_at = NULL, completed_at = NULL,
-			updated_at = now() WHERE id = $1 AND task_id = $2`, *docID, taskID)
+		// The document is locked before the task (see the lock order above).
+		if docID != nil {
+			if _, err := tx.Exec(ctx, `UPDATE documents SET status = 'queued', error = '', completed_at = NULL,
+				updated_at = now() WHERE id = $1 AND task_id = $2`, *docID, taskID); err != nil {
+				return err
+			}
+		}
+		_, err = tx.Exec(ctx, `UPDATE tasks SET state = 'PENDING', attempts = 0, error = '', published_at = NULL,
+			finished_at = NULL WHERE task_id = $1`, taskID)
 		return err
 	})
 	if err != nil {

@@ -94,7 +94,7 @@ type Enqueue struct {
 	Message   string
 	CreatedAt time.Time
 	// Replace overwrites the task's status, whatever it is (a finished task re-queued),
-	// instead of creating it.
+	// instead of creating it, before the job is published.
 	Replace bool
 	// DropDuplicate undoes an enqueue whose publish the job stream dropped as a duplicate of
 	// MsgID (another enqueue of the same job within the duplicate window), as it undoes a
@@ -115,8 +115,9 @@ type Enqueued struct {
 	Duplicate bool
 }
 
-// Enqueue records, announces (PENDING) and publishes e.Job, setting its EnqueuedAt. The
-// status is created while the job is published, both awaited; a worker that takes the job
+// Enqueue records, announces (PENDING) and publishes q.Job, setting its EnqueuedAt. The
+// status is created while the job is published (replaced before it, with q.Replace), both
+// awaited; a worker that takes the job
 // first creates the status itself, which is then the status Enqueue meant to write. A status
 // that cannot be stored once the job is queued is logged and left to the worker. When the
 // record or the publish fails, Enqueue undoes what it and q.Undo wrote and returns the error,
@@ -140,13 +141,17 @@ func (e *Enqueuer) Enqueue(ctx context.Context, q Enqueue) (Enqueued, error) {
 		st.CreatedAt = j.EnqueuedAt
 	}
 	created := make(chan error, 1)
-	go func() {
-		if q.Replace {
-			created <- e.statuses.Put(ctx, st)
-			return
+	if q.Replace {
+		// The status is replaced before the job is published: a worker that took the job
+		// first would find the task's previous, final status and settle the job unrun.
+		if err := e.statuses.Put(ctx, st); err != nil {
+			e.undo(ctx, q, false)
+			return Enqueued{}, fmt.Errorf("jobqueue: enqueue %s: status: %w", j.TaskID, err)
 		}
-		created <- e.statuses.Create(ctx, st)
-	}()
+		created <- nil
+	} else {
+		go func() { created <- e.statuses.Create(ctx, st) }()
+	}
 	ack, pubErr := e.pub.PublishAck(ctx, j, msgID)
 	stErr := <-created
 	if pubErr == nil && ack.Duplicate && q.DropDuplicate {

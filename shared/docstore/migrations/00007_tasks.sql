@@ -59,6 +59,10 @@ SELECT d.task_id, d.tenant_id, d.kind, d.priority,
        CASE WHEN d.status IN ('completed', 'failed', 'cancelled') THEN coalesce(d.completed_at, d.updated_at) END
 FROM documents d;
 
+-- The sweeper reads tasks; documents.published_at is no longer written (a document's
+-- published mark is its task's).
+DROP INDEX documents_unpublished_idx;
+
 -- A document points at its task. Deferred: a document and its task are written in one
 -- transaction, in either order.
 ALTER TABLE documents ADD CONSTRAINT documents_task_fk FOREIGN KEY (task_id) REFERENCES tasks (task_id)
@@ -66,4 +70,7 @@ ALTER TABLE documents ADD CONSTRAINT documents_task_fk FOREIGN KEY (task_id) REF
 
 -- +goose Down
 ALTER TABLE documents DROP CONSTRAINT documents_task_fk;
+UPDATE documents d SET published_at = t.published_at FROM tasks t
+    WHERE t.task_id = d.task_id AND d.published_at IS DISTINCT FROM t.published_at;
+CREATE INDEX documents_unpublished_idx ON documents (created_at) WHERE published_at IS NULL AND status = 'queued';
 DROP TABLE tasks;

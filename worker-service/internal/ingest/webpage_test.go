@@ -34,7 +34,7 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-// env is a real worker (runtime, mux and Pipeline) on an in-process NATS and a throwaway
+// env is a real worker (runtime, mux and the ingest handlers) on an in-process NATS and a throwaway
 // PostgreSQL database. Every web server the tests fetch from is an httptest server on
 // 127.0.0.1: nothing leaves the machine.
 type env struct {

@@ -115,7 +115,9 @@ type Deps struct {
 	JetStream jetstream.JetStream
 	Statuses  *taskstatus.Store
 	// Handler runs the jobs, usually a [Mux] with a handler per kind.
-	Handler  Handler
+	Handler Handler
+	// Failures and Prefetch serve the kinds whose handler is not a FailureRecorder or a
+	// Prefetcher itself.
 	Failures FailureRecorder
 	Tasks    TaskRecorder
 	Observer Observer

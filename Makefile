@@ -29,7 +29,7 @@ test: test-tools ## Run every test against real NATS and PostgreSQL (a throwaway
 test-short: test-tools ## The fast tests only (-short: the slow end-to-end tests are left out), under two minutes
 	@set -e; export PATH="$$($(GO) env GOPATH)/bin:$$PATH"; for m in $(MODULES); do echo "== $$m"; (cd $$m && $(GO) test -short -count=1 -timeout 5m $(TESTFLAGS) ./...); done
 
-test-tools: ## Install what the tests need beyond Go and PostgreSQL (poppler-utils, Chromium, the nats CLI) where it can
+test-tools: ## Install what the tests need beyond Go and PostgreSQL (poppler-utils, Tesseract, Chromium, the nats CLI) where it can
 	@bash tools/test-tools.sh
 
 fuzz: ## Run the fuzz targets (FUZZ_DECODE / FUZZ_UPLOAD inputs): job.Decode and the upload handler on real NATS and PostgreSQL

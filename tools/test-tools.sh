@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Quire's tests need beyond Go and the PostgreSQL server binaries, when it can:
-# poppler-utils (the pdftotext PDF engine), Chromium (the dashboard's browser test) and the nats
-# CLI (the operator commands the README documents). `make test` and `.ci/run` both call it.
+# poppler-utils (the pdftotext PDF engine, and pdftoppm for OCR), Tesseract with its English
+# data (OCR), Chromium (the dashboard's browser test) and the nats CLI (the operator commands the
+# README documents). `make test` and `.ci/run` both call it.
 #
 # It installs Debian packages only as root with apt-get; elsewhere it prints the one command that
 # would install what is missing and exits 0, so the tests that need a missing tool fail with that
@@ -9,9 +10,11 @@
 set -uo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
-# Debian packages by the command that shows each is installed.
+# Debian packages (space-separated) by the command that shows they are installed.
 declare -A packages=(
   [pdftotext]=poppler-utils
+  [pdftoppm]=poppler-utils
+  [tesseract]="tesseract-ocr tesseract-ocr-eng"
   [chromium]=chromium
 )
 # PostgreSQL server binaries: the test harness starts a throwaway cluster with them.
@@ -21,8 +24,15 @@ fi
 
 need=()
 for cmd in "${!packages[@]}"; do
-  command -v "$cmd" >/dev/null 2>&1 || need+=("${packages[$cmd]}")
+  # shellcheck disable=SC2206 # a value names one or more packages
+  command -v "$cmd" >/dev/null 2>&1 || need+=(${packages[$cmd]})
 done
+# English trained data, which a tesseract installed without it lacks.
+if command -v tesseract >/dev/null 2>&1 && ! tesseract --list-langs 2>/dev/null | grep -qx eng; then
+  need+=(tesseract-ocr-eng)
+fi
+# One package may be needed for two commands.
+mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u | grep .)
 
 can_apt() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; }
 

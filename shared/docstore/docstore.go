@@ -6,6 +6,7 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -345,7 +346,9 @@ type Chunk struct {
 	TokenCount int
 	Page       int
 	Heading    string
-	Embedding  []float32
+	// Location is the chunk's position as JSON ({"slide":3}); nil stores NULL.
+	Location  json.RawMessage
+	Embedding []float32
 }
 
 // Completion is the result of processing a document.
@@ -378,6 +381,7 @@ func (s *Store) Complete(ctx context.Context, id int64, c Completion) error {
 		pos      = make([]pgtype.Bits, n)
 		neg      = make([]pgtype.Bits, n)
 		tsvs     = make([]*string, n)
+		locs     = make([]*string, n)
 		total    int
 	)
 	for _, ch := range c.Chunks {
@@ -391,6 +395,10 @@ func (s *Store) Complete(ctx context.Context, id int64, c Completion) error {
 		if ch.Embedding != nil {
 			lengths[i] = int32(len(ch.Embedding))
 			vectors = append(vectors, ch.Embedding...)
+		}
+		if ch.Location != nil {
+			l := string(ch.Location)
+			locs[i] = &l
 		}
 		pos[i], neg[i] = sketch(ch.Embedding)
 		// The tsvector of plain text, computed here; NULL has PostgreSQL compute it.
@@ -411,14 +419,14 @@ func (s *Store) Complete(ctx context.Context, id int64, c Completion) error {
 	})
 	b.Queue(`DELETE FROM chunks WHERE document_id = $1
 		AND EXISTS (SELECT FROM documents WHERE id = $1 AND status <> 'cancelled')`, id)
-	b.Queue(`INSERT INTO chunks (document_id, tenant_id, agent_id, ordinal, content, token_count, page, heading, embedding, embedding_pos, embedding_neg, tsv)
+	b.Queue(`INSERT INTO chunks (document_id, tenant_id, agent_id, ordinal, content, token_count, page, heading, embedding, embedding_pos, embedding_neg, tsv, location)
 		SELECT d.id, d.tenant_id, d.agent_id, c.ordinal, c.content, c.token_count, c.page, c.heading,
 			CASE WHEN c.len >= 0 THEN ($9::real[])[c.off + 1 : c.off + c.len] END, c.pos, c.neg,
-			COALESCE(c.tsv::tsvector, to_tsvector('simple', c.content))
-		FROM documents d, unnest($2::int[], $3::text[], $4::int[], $5::int[], $6::text[], $7::int[], $8::int[], $10::varbit[], $11::varbit[], $12::text[])
-			AS c(ordinal, content, token_count, page, heading, off, len, pos, neg, tsv)
+			COALESCE(c.tsv::tsvector, to_tsvector('simple', c.content)), c.loc::jsonb
+		FROM documents d, unnest($2::int[], $3::text[], $4::int[], $5::int[], $6::text[], $7::int[], $8::int[], $10::varbit[], $11::varbit[], $12::text[], $13::text[])
+			AS c(ordinal, content, token_count, page, heading, off, len, pos, neg, tsv, loc)
 		WHERE d.id = $1 AND d.status <> 'cancelled'`,
-		id, ordinals, contents, tokens, pages, headings, offsets, lengths, vectors, pos, neg, tsvs)
+		id, ordinals, contents, tokens, pages, headings, offsets, lengths, vectors, pos, neg, tsvs, locs)
 	b.Queue(`UPDATE documents SET status = 'completed', chunk_count = $2, title = $3, embedding_model = $4,
 		error = '', updated_at = now(), completed_at = now() WHERE id = $1 AND status <> 'cancelled'`, id, n, c.Title, c.EmbeddingModel)
 	b.Queue(finishDocumentTask, id)
@@ -519,7 +527,10 @@ type ChunkRow struct {
 	TokenCount int    `json:"token_count"`
 	Page       int    `json:"page,omitempty"`
 	Heading    string `json:"heading,omitempty"`
-	Dimensions int    `json:"dimensions"`
+	// Location is where the chunk sits ({"page":3}, {"slide":2}, {"sheet":"Sales",
+	// "row_start":2,"row_end":41}, {"chapter":4}); null when the document has no positions.
+	Location   json.RawMessage `json:"location"`
+	Dimensions int             `json:"dimensions"`
 }
 
 // Chunks returns the chunks of document id of tenant in order, after ordinal `after`.
@@ -527,14 +538,18 @@ func (s *Store) Chunks(ctx context.Context, tenantID string, id int64, after, li
 	if limit <= 0 || limit > 1000 {
 		limit = 100
 	}
-	rows, err := s.pool.Query(ctx, `SELECT id, document_id, ordinal, content, token_count, page, heading, coalesce(array_length(embedding, 1), 0)
+	rows, err := s.pool.Query(ctx, `SELECT id, document_id, ordinal, content, token_count, page, heading, location::text, coalesce(array_length(embedding, 1), 0)
 		FROM chunks WHERE document_id = $1 AND tenant_id = $2 AND ordinal > $3 ORDER BY ordinal LIMIT $4`, id, tenantID, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("docstore: chunks of document %d: %w", id, err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ChunkRow, error) {
 		var c ChunkRow
-		err := r.Scan(&c.ID, &c.DocumentID, &c.Ordinal, &c.Content, &c.TokenCount, &c.Page, &c.Heading, &c.Dimensions)
+		var loc *string
+		err := r.Scan(&c.ID, &c.DocumentID, &c.Ordinal, &c.Content, &c.TokenCount, &c.Page, &c.Heading, &loc, &c.Dimensions)
+		if loc != nil {
+			c.Location = json.RawMessage(*loc)
+		}
 		return c, err
 	})
 	if err != nil {

@@ -3,6 +3,7 @@ package docstore
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -60,6 +61,9 @@ type SearchHit struct {
 	// not among a ranking's first 100.
 	TextRank   int `json:"text_rank,omitempty"`
 	VectorRank int `json:"vector_rank,omitempty"`
+
+	// Location is the chunk's position (see [ChunkRow.Location]); nil when it has none.
+	Location json.RawMessage `json:"location"`
 }
 
 // Search returns the K chunks of one agent of one tenant that best match q: the full-text
@@ -299,7 +303,7 @@ func (s *Store) hitDetails(ctx context.Context, tenantID string, hits []SearchHi
 		ids[i] = h.ChunkID
 	}
 	rows, err := s.pool.Query(ctx, `
-		SELECT c.id, c.document_id, d.filename, d.url, d.title, c.page, c.heading, c.ordinal, c.content
+		SELECT c.id, c.document_id, d.filename, d.url, d.title, c.page, c.heading, c.location::text, c.ordinal, c.content
 		FROM chunks c JOIN documents d ON d.id = c.document_id
 		WHERE c.id = ANY($1) AND c.tenant_id = $2 AND d.tenant_id = $2`, ids, tenantID)
 	if err != nil {
@@ -314,13 +318,17 @@ func (s *Store) hitDetails(ctx context.Context, tenantID string, hits []SearchHi
 	for rows.Next() {
 		var id int64
 		var h SearchHit
-		if err := rows.Scan(&id, &h.DocumentID, &h.Filename, &h.URL, &h.Title, &h.Page, &h.Heading, &h.Ordinal, &h.Content); err != nil {
+		var loc *string
+		if err := rows.Scan(&id, &h.DocumentID, &h.Filename, &h.URL, &h.Title, &h.Page, &h.Heading, &loc, &h.Ordinal, &h.Content); err != nil {
 			return nil, fmt.Errorf("docstore: search hits: %w", err)
 		}
 		i := at[id]
 		hits[i].DocumentID, hits[i].Filename, hits[i].URL, hits[i].Title = h.DocumentID, h.Filename, h.URL, h.Title
 		hits[i].Page, hits[i].Heading, hits[i].Ordinal, hits[i].Content = h.Page, h.Heading, h.Ordinal, h.Content
 		found[i] = true
+		if loc != nil {
+			hits[i].Location = json.RawMessage(*loc)
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("docstore: search hits: %w", err)

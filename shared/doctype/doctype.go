@@ -24,6 +24,23 @@ const (
 	HTML     Type = "html"
 )
 
+// Raster images, read through OCR.
+const (
+	PNG  Type = "png"
+	JPEG Type = "jpeg"
+	TIFF Type = "tiff"
+	WebP Type = "webp"
+)
+
+// IsImage reports whether t is a raster image format (its text comes from OCR).
+func (t Type) IsImage() bool {
+	switch t {
+	case PNG, JPEG, TIFF, WebP:
+		return true
+	}
+	return false
+}
+
 // SniffLen is how many leading bytes [Sniff] looks at.
 const SniffLen = 8192
 
@@ -36,6 +53,9 @@ var (
 
 // ContentType is the canonical MIME type of t.
 func (t Type) ContentType() string {
+	if ct, ok := formatContentTypes[t]; ok {
+		return ct
+	}
 	switch t {
 	case PDF:
 		return "application/pdf"
@@ -45,13 +65,15 @@ func (t Type) ContentType() string {
 		return "text/markdown; charset=utf-8"
 	case HTML:
 		return "text/html"
+	case PNG, JPEG, TIFF, WebP:
+		return "image/" + string(t)
 	}
 	return "text/plain; charset=utf-8"
 }
 
 // Sniff identifies the format of a document from its first bytes (up to [SniffLen]). The
-// filename only chooses between formats the bytes cannot tell apart (Markdown versus plain
-// text). It returns [ErrEmpty], [ErrLegacyDoc] or [ErrUnsupported] for files Quire cannot read.
+// filename only chooses between formats the bytes cannot tell apart (Markdown or CSV versus
+// plain text, an Office package whose part names lie past the sniffed bytes). It returns [ErrEmpty], [ErrLegacyDoc] or [ErrUnsupported] for files Quire cannot read.
 func Sniff(head []byte, filename string) (Type, error) {
 	if len(head) > SniffLen {
 		head = head[:SniffLen]
@@ -64,13 +86,21 @@ func Sniff(head []byte, filename string) (Type, error) {
 	case bytes.HasPrefix(head, []byte("%PDF-")) || pdfAfterJunk(head):
 		return PDF, nil
 	case bytes.HasPrefix(head, []byte("PK\x03\x04")):
-		return sniffZip(head)
+		return sniffZip(head, ext)
 	case bytes.HasPrefix(head, []byte("\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1")):
 		// An OLE2 compound file: binary Word (.doc) in practice; also old Excel and
 		// PowerPoint files and password-protected Office files, which Quire cannot read either.
 		return "", ErrLegacyDoc
+	case bytes.HasPrefix(head, []byte("\x89PNG\r\n\x1a\n")):
+		return PNG, nil
+	case bytes.HasPrefix(head, []byte("\xFF\xD8\xFF")):
+		return JPEG, nil
+	case bytes.HasPrefix(head, []byte("II*\x00")), bytes.HasPrefix(head, []byte("MM\x00*")):
+		return TIFF, nil
+	case len(head) >= 12 && bytes.HasPrefix(head, []byte("RIFF")) && string(head[8:12]) == "WEBP":
+		return WebP, nil
 	case bytes.HasPrefix(head, []byte(`{\rtf`)):
-		return "", fmt.Errorf("%w: RTF document; convert it to .docx", ErrUnsupported)
+		return RTF, nil
 	}
 	text, ok := textual(head)
 	if !ok {
@@ -78,6 +108,9 @@ func Sniff(head []byte, filename string) (Type, error) {
 	}
 	if looksHTML(text) {
 		return HTML, nil
+	}
+	if t, ok := sniffTextual(text, ext); ok {
+		return t, nil
 	}
 	switch ext {
 	case ".html", ".htm", ".xhtml":
@@ -91,21 +124,14 @@ func Sniff(head []byte, filename string) (Type, error) {
 	return Text, nil
 }
 
-// sniffZip tells a Word package from other zip files by the part names in its first local
-// headers (they come first in every producer seen: [Content_Types].xml, _rels, word/).
-func sniffZip(head []byte) (Type, error) {
-	switch {
-	case bytes.Contains(head, []byte("word/")):
-		return DOCX, nil
-	case bytes.Contains(head, []byte("mimetypeapplication/vnd.oasis.opendocument")):
-		return "", fmt.Errorf("%w: OpenDocument file; convert it to .docx", ErrUnsupported)
-	case bytes.Contains(head, []byte("xl/")), bytes.Contains(head, []byte("ppt/")):
-		return "", fmt.Errorf("%w: spreadsheet or presentation, not a Word .docx", ErrUnsupported)
-	case bytes.Contains(head, []byte("[Content_Types].xml")):
-		// An Office package whose word/ parts start past the sniffed bytes.
-		return DOCX, nil
+// sniffZip tells the zip-based formats apart by the part names and the `mimetype` entry in
+// their first local headers (they come first in every producer seen: [Content_Types].xml,
+// _rels, word/; mimetype for OpenDocument and EPUB).
+func sniffZip(head []byte, ext string) (Type, error) {
+	if t, ok := sniffPackage(head, ext); ok {
+		return t, nil
 	}
-	return "", fmt.Errorf("%w: zip archive that is not a Word .docx", ErrUnsupported)
+	return "", fmt.Errorf("%w: zip archive that is not an Office, OpenDocument or EPUB file", ErrUnsupported)
 }
 
 // pdfAfterJunk accepts the PDF header within the first KiB, as PDF readers do.

@@ -31,8 +31,17 @@ func TestDockerfiles(t *testing.T) {
 			if !strings.HasPrefix(froms[0][1], "golang:1.26") {
 				t.Errorf("%s: builder %s, want golang:1.26", path, froms[0][1])
 			}
-			if final := froms[len(froms)-1][1]; final != "gcr.io/distroless/static-debian12:nonroot" && final != "scratch" {
-				t.Errorf("%s: runtime image %s, want distroless static nonroot or scratch", path, final)
+			switch final := froms[len(froms)-1][1]; {
+			case final == "gcr.io/distroless/static-debian12:nonroot", final == "scratch":
+			case module == "worker-service" && final == "debian:bookworm-slim":
+				// The worker runs Tesseract and pdftoppm for OCR: Debian slim with those only.
+				for _, pkg := range []string{"tesseract-ocr", "tesseract-ocr-eng", "poppler-utils", "--no-install-recommends", "rm -rf /var/lib/apt/lists"} {
+					if !strings.Contains(df, pkg) {
+						t.Errorf("%s: runtime stage on %s: missing %q", path, final, pkg)
+					}
+				}
+			default:
+				t.Errorf("%s: runtime image %s, want distroless static nonroot or scratch (or Debian slim with the OCR tools, for the worker)", path, final)
 			}
 			for _, want := range []string{
 				"GOWORK=off", "CGO_ENABLED=0", "-trimpath",

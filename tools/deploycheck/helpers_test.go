@@ -26,7 +26,7 @@ func repoPath(parts ...string) string {
 	return filepath.Join(append([]string{repoRoot}, parts...)...)
 }
 
-// designEnv is the environment of DESIGN §8: the only variables a deployment may set on the
+// designEnv is the environment of DESIGN §8 (and §14's OCR variables): the only variables a deployment may set on the
 // api-service and worker-service containers.
 var designEnv = map[string]bool{
 	"NATS_URL": true, "NATS_CREDS": true, "DATABASE_URL": true, "HTTP_ADDR": true,
@@ -38,6 +38,8 @@ var designEnv = map[string]bool{
 	"OPENAI_API_KEY": true, "OPENAI_BASE_URL": true, "EMBEDDINGS_MODEL": true,
 	"EMBEDDINGS_DIMENSIONS": true, "EMBEDDINGS_BATCH_SIZE": true, "CHUNK_SIZE": true,
 	"CHUNK_OVERLAP": true, "WEBPAGE_ALLOW_PRIVATE": true, "LOG_LEVEL": true,
+	// §14
+	"OCR_ENGINE": true, "OCR_LANGUAGES": true,
 }
 
 // concurrencyVar is the slot-count variable of a priority, e.g. WORKER_CONCURRENCY_HIGH.

@@ -155,7 +155,12 @@ func TestHostileUploads(t *testing.T) {
 		png := append([]byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"), bytes.Repeat([]byte{0, 1, 2, 3}, 64)...)
 		body, ctype = partUpload(t, "scan.pdf", "application/pdf", png)
 		resp, raw = e.send(t, http.MethodPost, uploadPath, ctype, body)
-		wantError(t, "PNG claimed as application/pdf", resp, raw, http.StatusUnsupportedMediaType)
+		wantError(t, "PNG claimed as application/pdf", resp, raw, http.StatusAccepted)
+		out.ID = 0
+		_ = json.Unmarshal(raw, &out)
+		if doc, err := e.docs.GetDocument(t.Context(), "acme", out.ID); err != nil || doc.ContentType != "image/png" {
+			t.Errorf("PNG claimed as PDF: document %+v, %v; want content_type image/png (read by OCR)", doc, err)
+		}
 		exe := append([]byte("MZ\x90\x00\x03\x00\x00\x00"), bytes.Repeat([]byte{0}, 200)...)
 		body, ctype = partUpload(t, "manual.docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document", exe)
 		resp, raw = e.send(t, http.MethodPost, uploadPath, ctype, body)

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -35,6 +36,10 @@ type searchResult struct {
 	Ordinal    int     `json:"ordinal"`
 	Content    string  `json:"content"`
 	Score      float64 `json:"score"`
+
+	// Location is where the chunk sits ({"slide":2}, {"sheet":"Sales","row_start":2,
+	// "row_end":41}, {"page":3}, {"chapter":4}); null when its document has no positions.
+	Location json.RawMessage `json:"location"`
 }
 
 // search answers GET /api/v1/agents/{agent_id}/search?q=...&k=10 with the caller's chunks of
@@ -91,7 +96,7 @@ func (s *Server) search(c *gin.Context) {
 	for i, h := range hits {
 		results[i] = searchResult{
 			ChunkID: h.ChunkID, DocumentID: h.DocumentID, Filename: h.Filename, URL: h.URL, Title: h.Title,
-			Page: h.Page, Heading: h.Heading, Ordinal: h.Ordinal, Content: h.Content, Score: h.Score,
+			Page: h.Page, Heading: h.Heading, Location: h.Location, Ordinal: h.Ordinal, Content: h.Content, Score: h.Score,
 		}
 	}
 	c.JSON(http.StatusOK, gin.H{"query": q, "k": k, "ranking": ranking, "results": results})

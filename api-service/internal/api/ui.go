@@ -485,6 +485,7 @@ var uiFuncs = template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04:05Z")
 	},
+	"location": locationText,
 	"seconds": func(s float64) string {
 		if s <= 0 {
 			return "—"

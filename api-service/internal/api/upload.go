@@ -301,7 +301,7 @@ func (s *Server) storeUpload(ctx context.Context, taskID string, part *multipart
 			return nil, errBadRequest("the uploaded file is empty")
 		}
 		return nil, &httpError{errUnsupported.status, errUnsupported.code, strings.TrimPrefix(err.Error(), "doctype: ") +
-			" (supported: PDF, Word .docx, plain text, Markdown, HTML)"}
+			" (supported: PDF, Word .docx, PowerPoint .pptx, Excel .xlsx, CSV, TSV, OpenDocument (.odt, .ods, .odp), EPUB, RTF, e-mail (.eml), plain text, Markdown, HTML, and images (PNG, JPEG, TIFF, WebP) for OCR)"}
 	}
 	lr := &limitedReader{r: br, left: s.cfg.MaxUploadBytes}
 	// The object's digest is the SHA-256 of its bytes: the upload is hashed once, while stored.

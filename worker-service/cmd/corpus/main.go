@@ -1,6 +1,8 @@
 // Command corpus measures text extraction over a folder laid out like ../shared/corpus: the
-// inputs in pdf/, docx/, html/ and txt/, references in ref/<type>/, and MANIFEST.tsv naming
-// each file's type and expected outcome. It prints one table per format: files, successes,
+// inputs in <type>/ (pdf, docx, html, txt, and the office, e-book, mail and table formats:
+// pptx, xlsx, csv, tsv, odt, ods, odp, epub, rtf, eml), references in ref/<type>/ (the input's
+// base name with .txt; .raw.txt for PDFs, .main.txt for HTML), and MANIFEST.tsv naming each
+// file's type and expected outcome. It prints one table per format: files, successes,
 // expected (clean) failures, unexpected outcomes, mean token-F1 against the references, MB/s
 // and pages/s of extraction over the valid files, chunk count and chunking speed (cl100k
 // tokens), then the process's peak memory. It exits non-zero when a file's outcome contradicts
@@ -22,13 +24,11 @@ import (
 	"sync"
 	"text/tabwriter"
 	"time"
-	"unicode"
-
-	"golang.org/x/text/unicode/norm"
 
 	"github.com/quirehq/quire/shared/doctype"
 	"github.com/quirehq/quire/worker-service/internal/chunk"
 	"github.com/quirehq/quire/worker-service/internal/extract"
+	"github.com/quirehq/quire/worker-service/internal/quality"
 )
 
 func main() {
@@ -208,6 +208,8 @@ func measure(ctx context.Context, ex *extract.Extractor, chunking chunk.Options,
 		t = doctype.DOCX
 	case "html":
 		t = doctype.HTML
+	case "pptx", "xlsx", "csv", "tsv", "odt", "ods", "odp", "epub", "rtf", "eml":
+		t = doctype.Type(e.kind)
 	}
 	start := time.Now()
 	var doc *extract.Document
@@ -231,7 +233,7 @@ func measure(ctx context.Context, ex *extract.Extractor, chunking chunk.Options,
 		r.chunkDur = time.Since(cs)
 		if ref := refPath(dir, e); ref != "" {
 			if want, rerr := os.ReadFile(ref); rerr == nil {
-				r.f1, r.hasF1 = tokenF1(docText(doc), string(want)), true
+				r.f1, r.hasF1 = quality.TokenF1(docText(doc), string(want)), true
 			}
 		}
 	}
@@ -291,56 +293,6 @@ func docText(d *extract.Document) string {
 		b.WriteString("\n")
 	}
 	return b.String()
-}
-
-// tokens splits text into the scoring tokens of the project's extraction evaluation: NFKC,
-// lower case, runs of letters, digits and marks; each Han or kana character is a token.
-func tokens(s string) map[string]int {
-	s = strings.ToLower(norm.NFKC.String(s))
-	out := map[string]int{}
-	var cur strings.Builder
-	flush := func() {
-		if cur.Len() > 0 {
-			out[cur.String()]++
-			cur.Reset()
-		}
-	}
-	for _, r := range s {
-		switch {
-		case unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana):
-			flush()
-			out[string(r)]++
-		case unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r):
-			cur.WriteRune(r)
-		default:
-			flush()
-		}
-	}
-	flush()
-	return out
-}
-
-func tokenF1(got, want string) float64 {
-	g, w := tokens(got), tokens(want)
-	var common, ng, nw int
-	for t, n := range g {
-		ng += n
-		common += min(n, w[t])
-	}
-	for _, n := range w {
-		nw += n
-	}
-	if ng == 0 || nw == 0 {
-		if ng == nw {
-			return 1
-		}
-		return 0
-	}
-	p, r := float64(common)/float64(ng), float64(common)/float64(nw)
-	if p+r == 0 {
-		return 0
-	}
-	return 2 * p * r / (p + r)
 }
 
 func printTable(results []result) {

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -61,6 +62,12 @@ type config struct {
 	PDFWorkers       int           `envconfig:"PDF_WORKERS"`
 	PDFMemoryLimitMB int           `envconfig:"PDF_MEMORY_LIMIT_MB"`
 	WasmCacheDir     string        `envconfig:"WASM_CACHE_DIR"`
+	// OCREngine is tesseract or off; unset (or auto), tesseract when tesseract, pdftoppm and
+	// the OCR_LANGUAGES data are installed, off otherwise (decided at start-up and logged).
+	OCREngine      string        `envconfig:"OCR_ENGINE"`
+	OCRLanguages   string        `envconfig:"OCR_LANGUAGES" default:"eng"`
+	OCRPageTimeout time.Duration `envconfig:"OCR_PAGE_TIMEOUT" default:"60s"`
+	OCRDPI         int           `envconfig:"OCR_DPI" default:"300"`
 
 	// EmbeddingsRateLimitRPS and EmbeddingsRateLimitTPM cap the process's embeddings requests
 	// per second and tokens per minute (0: no limit); EmbeddingsMaxTokensPerRequest caps the
@@ -79,6 +86,9 @@ type config struct {
 	// retryable error, for tests of retries and dead letters. Leave it unset.
 	FaultFailOnFilename string `envconfig:"QUIRE_FAULT_FAIL_ON_FILENAME"`
 }
+
+// ocrLanguages is the shape of OCR_LANGUAGES: tesseract language codes joined by "+".
+var ocrLanguages = regexp.MustCompile(`^[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*$`)
 
 func loadConfig() (config, error) {
 	var c config
@@ -172,6 +182,20 @@ func (c config) validate() error {
 	}
 	if c.ExtractTimeout <= 0 || c.ExtractMaxText <= 0 || c.ExtractMaxPages <= 0 || c.PDFWorkers < 0 || c.PDFMemoryLimitMB < 0 {
 		errs = append(errs, errors.New("EXTRACT_TIMEOUT, EXTRACT_MAX_TEXT_BYTES, EXTRACT_MAX_PAGES, PDF_WORKERS, PDF_MEMORY_LIMIT_MB: must be positive"))
+	}
+	switch c.OCREngine {
+	case "", "auto", "tesseract", "off":
+	default:
+		errs = append(errs, fmt.Errorf("OCR_ENGINE: %q is not tesseract, off or auto", c.OCREngine))
+	}
+	if !ocrLanguages.MatchString(c.OCRLanguages) {
+		errs = append(errs, fmt.Errorf("OCR_LANGUAGES: %q is not tesseract language codes joined by + (eng+deu)", c.OCRLanguages))
+	}
+	if c.OCRPageTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("OCR_PAGE_TIMEOUT: %s must be positive", c.OCRPageTimeout))
+	}
+	if c.OCRDPI < 72 || c.OCRDPI > 1200 {
+		errs = append(errs, fmt.Errorf("OCR_DPI: %d is not in 72..1200", c.OCRDPI))
 	}
 	if _, err := logging.ParseLevel(c.LogLevel); err != nil {
 		errs = append(errs, err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +18,8 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.AckWait != 30*time.Second || c.MaxRetries != 3 || c.RetryBaseDelay != time.Minute || c.RetryMaxDelay != 10*time.Minute ||
-		c.ChunkSize != 512 || c.ChunkOverlap != 64 || c.EmbeddingsProvider != "local" || c.ResultTTL != time.Hour {
+		c.ChunkSize != 512 || c.ChunkOverlap != 64 || c.EmbeddingsProvider != "local" || c.ResultTTL != time.Hour ||
+		c.OCREngine != "" || c.OCRLanguages != "eng" || c.OCRPageTimeout != time.Minute || c.OCRDPI != 300 {
 		t.Fatalf("defaults = %+v", c)
 	}
 	slots, err := c.slots()
@@ -47,6 +49,10 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{"bad provider", "EMBEDDINGS_PROVIDER", "magic", "EMBEDDINGS_PROVIDER"},
 		{"bad level", "LOG_LEVEL", "loud", "LOG_LEVEL"},
 		{"zero slots", "WORKER_CONCURRENCY_LOW", "0", "WORKER_CONCURRENCY_LOW"},
+		{"bad ocr engine", "OCR_ENGINE", "abbyy", "OCR_ENGINE"},
+		{"bad ocr languages", "OCR_LANGUAGES", "eng,deu", "OCR_LANGUAGES"},
+		{"zero ocr page timeout", "OCR_PAGE_TIMEOUT", "0s", "OCR_PAGE_TIMEOUT"},
+		{"ocr dpi too high", "OCR_DPI", "4800", "OCR_DPI"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -103,5 +109,24 @@ func TestChunkOverlapZeroMeansNone(t *testing.T) {
 		if src := len(strings.Fields(text)); (words == src) != (tc.want == 0) {
 			t.Errorf("CHUNK_OVERLAP=%s: chunks hold %d words of the section's %d", tc.env, words, src)
 		}
+	}
+}
+
+// An unset OCR_ENGINE turns OCR on only where tesseract is installed: with an empty PATH it is
+// off, and the worker still starts.
+func TestOCREngineAutoDetect(t *testing.T) {
+	t.Setenv("DATABASE_URL", "postgres://u@localhost/quire")
+	c, err := loadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(t.Output(), nil))
+	t.Setenv("PATH", t.TempDir())
+	if got := extractOptions(c, log).OCREngine; got != extract.OCROff {
+		t.Fatalf("OCR engine without tesseract = %q, want off", got)
+	}
+	c.OCREngine = "tesseract"
+	if got := extractOptions(c, log).OCREngine; got != extract.OCRTesseract {
+		t.Fatalf("OCR_ENGINE=tesseract became %q", got)
 	}
 }

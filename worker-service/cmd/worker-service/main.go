@@ -41,6 +41,25 @@ func main() {
 	}
 }
 
+// extractOptions turns the configuration into extraction options. An unset (or auto)
+// OCR_ENGINE becomes tesseract when tesseract, pdftoppm and the OCR_LANGUAGES data are usable
+// here, and off otherwise, logging why.
+func extractOptions(cfg config, log *slog.Logger) extract.Options {
+	o := extract.Options{
+		PDFEngine: cfg.PDFEngine, Timeout: cfg.ExtractTimeout, MaxTextBytes: cfg.ExtractMaxText, MaxPages: cfg.ExtractMaxPages,
+		PDFWorkers: cfg.PDFWorkers, PDFMemoryLimitMB: cfg.PDFMemoryLimitMB, CompilationCacheDir: cfg.WasmCacheDir,
+		OCREngine: cfg.OCREngine, OCRLanguages: cfg.OCRLanguages, OCRPageTimeout: cfg.OCRPageTimeout, OCRDPI: cfg.OCRDPI,
+	}
+	if o.OCREngine == "" || o.OCREngine == "auto" {
+		o.OCREngine = extract.OCRTesseract
+		if err := extract.OCRAvailable(o); err != nil {
+			o.OCREngine = extract.OCROff
+			log.Info("ocr off: scanned pages and images will fail as needing OCR", "reason", err.Error())
+		}
+	}
+	return o
+}
+
 func run(ctx context.Context) error {
 	cfg, err := loadConfig()
 	if err != nil {
@@ -68,13 +87,12 @@ func run(ctx context.Context) error {
 	}
 	defer docs.Close()
 
-	ex, err := extract.New(ctx, extract.Options{
-		PDFEngine: cfg.PDFEngine, Timeout: cfg.ExtractTimeout, MaxTextBytes: cfg.ExtractMaxText, MaxPages: cfg.ExtractMaxPages,
-		PDFWorkers: cfg.PDFWorkers, PDFMemoryLimitMB: cfg.PDFMemoryLimitMB, CompilationCacheDir: cfg.WasmCacheDir,
-	})
+	exOpts := extractOptions(cfg, log)
+	ex, err := extract.New(ctx, exOpts)
 	if err != nil {
-		return err
+		return fmt.Errorf("OCR_ENGINE=%s, PDF_ENGINE=%s: %w", exOpts.OCREngine, exOpts.PDFEngine, err)
 	}
+	log.Info("ocr", "engine", exOpts.OCREngine, "languages", cfg.OCRLanguages, "page_timeout", cfg.OCRPageTimeout.String(), "dpi", cfg.OCRDPI)
 	defer func() { _ = ex.Close() }()
 	// Chunks are counted with the embeddings model's tokenizer (cl100k_base for the local
 	// provider and OpenAI's embedding models), compiled in: no network at run time.

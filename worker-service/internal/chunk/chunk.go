@@ -6,6 +6,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/quirehq/quire/shared/doctype"
 	"github.com/quirehq/quire/worker-service/internal/extract"
 )
 
@@ -51,6 +52,10 @@ type Chunk struct {
 	Page int
 	// Heading is the heading path of the chunk's section ("Install > Linux"), if any.
 	Heading string
+	// Location is where the chunk's own text starts (after any overlap): its page, slide,
+	// sheet or chapter, with the row range of a spreadsheet widened to the last row it holds.
+	// Zero when the document has no positions (plain text, HTML).
+	Location doctype.Location
 }
 
 // unit is the smallest piece the chunker moves: a sentence, a run of words of an over-long
@@ -60,6 +65,7 @@ type unit struct {
 	sep    string // what separated it from the previous unit in the source: "\n\n", " " or ""
 	tokens int
 	page   int
+	loc    doctype.Location
 }
 
 // Split cuts the sections of doc into chunks of at most opts.Size tokens as counted by
@@ -68,7 +74,8 @@ type unit struct {
 // run such as CJK text without punctuation or an encoded blob) is longer than a chunk. Each
 // chunk after the first of a heading starts with up to opts.Overlap tokens from the end of the
 // previous one, cut at a sentence or word boundary. Chunks never span a heading change, but do
-// run on across pages (Page is where the chunk's new text starts).
+// run on across pages (Page is where the chunk's new text starts). Nor do they span slides,
+// sheets or chapters; rows of one sheet run on, the chunk's Location giving its row range.
 func Split(doc *extract.Document, opts Options) []Chunk {
 	opts = opts.WithDefaults()
 	var out []Chunk
@@ -82,11 +89,12 @@ func Split(doc *extract.Document, opts Options) []Chunk {
 	return out
 }
 
-// blocks groups consecutive sections under the same heading.
+// blocks groups consecutive sections under the same heading and on the same slide, sheet and
+// chapter.
 func blocks(secs []extract.Section) [][]extract.Section {
 	var out [][]extract.Section
 	for _, s := range secs {
-		if n := len(out); n > 0 && out[n-1][0].Heading == s.Heading {
+		if n := len(out); n > 0 && sameBlock(out[n-1][0], s) {
 			out[n-1] = append(out[n-1], s)
 			continue
 		}
@@ -95,7 +103,22 @@ func blocks(secs []extract.Section) [][]extract.Section {
 	return out
 }
 
+func sameBlock(a, b extract.Section) bool {
+	return a.Heading == b.Heading && a.Location.Slide == b.Location.Slide &&
+		a.Location.Sheet == b.Location.Sheet && a.Location.Chapter == b.Location.Chapter
+}
+
+// location is the position of a section; a section with only a page is at that page.
+func location(sec extract.Section) doctype.Location {
+	loc := sec.Location
+	if loc.IsZero() && sec.Page > 0 {
+		loc.Page = sec.Page
+	}
+	return loc
+}
+
 func appendUnits(units []unit, sec extract.Section, opts Options) []unit {
+	loc := location(sec)
 	for _, para := range paragraphs(sec.Text) {
 		for si, s := range sentences(para) {
 			sep := s.sep
@@ -110,7 +133,7 @@ func appendUnits(units []unit, sec extract.Section, opts Options) []unit {
 				if tokens == 0 {
 					tokens = opts.Counter.Count(piece.text)
 				}
-				units = append(units, unit{text: piece.text, sep: sep, tokens: tokens, page: sec.Page})
+				units = append(units, unit{text: piece.text, sep: sep, tokens: tokens, page: sec.Page, loc: loc})
 			}
 		}
 	}
@@ -271,6 +294,7 @@ func pack(out []Chunk, units []unit, heading string, opts Options) []Chunk {
 					TokenCount: tokens,
 					Page:       units[0].page,
 					Heading:    heading,
+					Location:   span(units[:n]),
 				})
 				break
 			}
@@ -285,6 +309,16 @@ func pack(out []Chunk, units []unit, heading string, opts Options) []Chunk {
 		units = units[n:]
 	}
 	return out
+}
+
+// span is the location of a chunk's new units: the first one's, its row range widened to the
+// last.
+func span(units []unit) doctype.Location {
+	loc := units[0].loc
+	for _, u := range units[1:] {
+		loc = loc.Extend(u.loc)
+	}
+	return loc
 }
 
 // join renders units with their source separators ("" glues the pieces of a split word or
@@ -334,7 +368,7 @@ func overlap(units []unit, opts Options) []unit {
 		return nil
 	}
 	text := strings.Join(words[k:], " ")
-	return []unit{{text: text, sep: "\n\n", tokens: opts.Counter.Count(text), page: last.page}}
+	return []unit{{text: text, sep: "\n\n", tokens: opts.Counter.Count(text), page: last.page, loc: last.loc}}
 }
 
 // cut splits u after the most words whose exact count is within opts.Size (between
@@ -367,7 +401,7 @@ func cut(u unit, opts Options) (unit, unit, bool) {
 		}
 		tail = strings.TrimSpace(tail)
 	}
-	a := unit{text: head, sep: u.sep, tokens: opts.Counter.Count(head), page: u.page}
-	b := unit{text: tail, sep: sep, tokens: opts.Counter.Count(tail), page: u.page}
+	a := unit{text: head, sep: u.sep, tokens: opts.Counter.Count(head), page: u.page, loc: u.loc}
+	b := unit{text: tail, sep: sep, tokens: opts.Counter.Count(tail), page: u.page, loc: u.loc}
 	return a, b, true
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/quirehq/quire/shared/doctype"
 	"github.com/quirehq/quire/worker-service/internal/extract"
 )
 
@@ -232,5 +233,51 @@ func BenchmarkSplit(b *testing.B) {
 				Split(doc, Options{Counter: bc.c})
 			}
 		})
+	}
+}
+
+func TestSplitLocations(t *testing.T) {
+	row := func(n int, sheet string) extract.Section {
+		return extract.Section{
+			Text:     fmt.Sprintf("Region: North; Units: %d; Note: row %d of the sheet.", n*10, n),
+			Heading:  sheet,
+			Location: doctype.Location{Sheet: sheet, RowStart: n, RowEnd: n},
+		}
+	}
+	doc := &extract.Document{Sections: []extract.Section{
+		{Text: "Page one text.", Page: 1},
+		{Text: "Slide one.", Location: doctype.Location{Slide: 1}},
+		{Text: "Slide two.", Location: doctype.Location{Slide: 2}},
+	}}
+	for n := 2; n <= 41; n++ {
+		doc.Sections = append(doc.Sections, row(n, "Sales"))
+	}
+	doc.Sections = append(doc.Sections, row(2, "Costs"))
+	chunks := Split(doc, Options{Size: 64, Overlap: -1})
+	if got := chunks[0].Location; got != (doctype.Location{Page: 1}) {
+		t.Fatalf("chunk 0 location %+v, want page 1", got)
+	}
+	if chunks[1].Location.Slide != 1 || chunks[2].Location.Slide != 2 {
+		t.Fatalf("slides did not get chunks of their own: %+v, %+v", chunks[1], chunks[2])
+	}
+	next := 2
+	for _, c := range chunks[3:] {
+		l := c.Location
+		if l.Sheet == "Costs" {
+			if l.RowStart != 2 || l.RowEnd != 2 {
+				t.Fatalf("Costs chunk location %+v", l)
+			}
+			continue
+		}
+		if l.Sheet != "Sales" || l.RowStart != next || l.RowEnd < l.RowStart {
+			t.Fatalf("chunk %d location %+v, want Sales from row %d", c.Ordinal, l, next)
+		}
+		if !strings.Contains(c.Content, fmt.Sprintf("row %d of", l.RowEnd)) || strings.Contains(c.Content, fmt.Sprintf("row %d of", l.RowEnd+1)) {
+			t.Fatalf("chunk %d rows %d-%d but content %q", c.Ordinal, l.RowStart, l.RowEnd, c.Content)
+		}
+		next = l.RowEnd + 1
+	}
+	if next != 42 {
+		t.Fatalf("Sales chunks end before row 41 (next %d)", next)
 	}
 }

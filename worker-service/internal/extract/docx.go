@@ -1,10 +1,8 @@
 package extract
 
 import (
-	"archive/zip"
 	"context"
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -26,16 +24,9 @@ func (e *Extractor) docx(ctx context.Context, r io.ReaderAt, size int64, lim *li
 	if n, _ := r.ReadAt(magic[:], 0); n == len(magic) && string(magic[:]) == oleMagic {
 		return nil, fmt.Errorf("%w: docx: this is a binary Word .doc or a password-protected Office file; save it as an unprotected .docx", ErrUnsupported)
 	}
-	zr, err := zip.NewReader(r, size)
+	pk, err := e.openZip(r, size, "docx")
 	if err != nil {
-		return nil, fmt.Errorf("%w: docx: not a readable zip archive: %v", ErrCorrupt, err)
-	}
-	if n := len(zr.File); n > e.opts.MaxZipEntries {
-		return nil, fmt.Errorf("%w: docx: %d zip entries, limit %d", ErrTooLarge, n, e.opts.MaxZipEntries)
-	}
-	pk := &docxPackage{opts: e.opts, files: map[string]*zip.File{}}
-	for _, f := range zr.File {
-		pk.files[f.Name] = f
+		return nil, err
 	}
 	main := pk.mainPart()
 	if pk.files[main] == nil {
@@ -75,15 +66,9 @@ const oleMagic = "\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1"
 
 var headerFooterPart = regexp.MustCompile(`^word/(header|footer)[0-9]*\.xml$`)
 
-type docxPackage struct {
-	opts  Options
-	files map[string]*zip.File
-	read  int64 // uncompressed bytes read from the whole package
-}
-
 // mainPart finds the main document part from the package relationships, as Word does;
 // word/document.xml when they do not say.
-func (pk *docxPackage) mainPart() string {
+func (pk *zipPackage) mainPart() string {
 	const fallback = "word/document.xml"
 	var target string
 	err := pk.scan("_rels/.rels", 1<<20, func(d *xml.Decoder, t xml.Token) error {
@@ -110,111 +95,10 @@ func (pk *docxPackage) mainPart() string {
 }
 
 // title reads dc:title from docProps/core.xml, if any.
-func (pk *docxPackage) title() string {
-	var b strings.Builder
-	in := false
-	_ = pk.scan("docProps/core.xml", 1<<20, func(d *xml.Decoder, t xml.Token) error {
-		switch t := t.(type) {
-		case xml.StartElement:
-			in = t.Name.Local == "title"
-		case xml.EndElement:
-			in = false
-		case xml.CharData:
-			if in && b.Len() < 1024 {
-				b.Write(t)
-			}
-		}
-		return nil
-	})
-	return strings.TrimSpace(b.String())
-}
-
-// open opens a part under the size, ratio and total limits.
-func (pk *docxPackage) open(name string, maxPart int64) (io.ReadCloser, *countingReader, error) {
-	f := pk.files[name]
-	if f == nil {
-		return nil, nil, fmt.Errorf("%w: docx: no part %s", ErrCorrupt, name)
-	}
-	if f.UncompressedSize64 > uint64(maxPart) {
-		return nil, nil, fmt.Errorf("%w: docx: part %s declares %d bytes uncompressed, limit %d", ErrTooLarge, name, f.UncompressedSize64, maxPart)
-	}
-	if f.UncompressedSize64 > 1<<20 && f.UncompressedSize64 > uint64(pk.opts.MaxZipRatio)*max(f.CompressedSize64, 1) {
-		return nil, nil, fmt.Errorf("%w: docx: part %s compressed %d:1, limit %d:1 (zip bomb?)", ErrTooLarge, name, f.UncompressedSize64/max(f.CompressedSize64, 1), pk.opts.MaxZipRatio)
-	}
-	rc, err := f.Open()
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: docx: open %s: %v", ErrCorrupt, name, err)
-	}
-	cr := &countingReader{r: rc, pk: pk, name: name, partMax: maxPart}
-	return rc, cr, nil
-}
-
-// scan streams the XML tokens of a part to fn.
-func (pk *docxPackage) scan(name string, maxPart int64, fn func(*xml.Decoder, xml.Token) error) error {
-	rc, cr, err := pk.open(name, maxPart)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	d := xml.NewDecoder(cr)
-	d.Strict = true // and d.Entity stays nil: only the five predefined entities exist
-	for {
-		t, err := d.Token()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			if cr.err != nil {
-				return cr.err
-			}
-			return fmt.Errorf("%w: docx: %s: %v", ErrCorrupt, name, err)
-		}
-		if dir, ok := t.(xml.Directive); ok {
-			return fmt.Errorf("%w: docx: %s: document type declarations are not allowed (%.20q)", ErrCorrupt, name, dir)
-		}
-		if err := fn(d, t); err != nil {
-			return err
-		}
-	}
-}
-
-// countingReader enforces the per-part and whole-package limits on bytes actually read,
-// whatever the zip headers declare.
-type countingReader struct {
-	r       io.Reader
-	pk      *docxPackage
-	name    string
-	n       int64
-	partMax int64
-	err     error
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	if c.err != nil {
-		return 0, c.err
-	}
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	c.pk.read += int64(n)
-	switch {
-	case c.n > c.partMax:
-		c.err = fmt.Errorf("%w: docx: part %s inflates past %d bytes", ErrTooLarge, c.name, c.partMax)
-	case c.pk.read > c.pk.opts.MaxZipTotalBytes:
-		c.err = fmt.Errorf("%w: docx: package inflates past %d bytes", ErrTooLarge, c.pk.opts.MaxZipTotalBytes)
-	}
-	if c.err != nil {
-		return 0, c.err
-	}
-	if err != nil && !errors.Is(err, io.EOF) {
-		// zip.ErrFormat (sizes that lie), zip.ErrChecksum, a truncated stream.
-		c.err = fmt.Errorf("%w: docx: part %s: %v", ErrCorrupt, c.name, err)
-		return n, c.err
-	}
-	return n, err
-}
+func (pk *zipPackage) title() string { return pk.titleOf("docProps/core.xml") }
 
 // walk extracts the text of one WordprocessingML part into w.
-func (pk *docxPackage) walk(ctx context.Context, name string, w *docxWriter) error {
+func (pk *zipPackage) walk(ctx context.Context, name string, w *docxWriter) error {
 	var (
 		skip    int // depth inside an element whose text is not content
 		inText  bool

@@ -4,7 +4,9 @@
 // Formats: PDF (PDFium compiled to WebAssembly, in process, or poppler's pdftotext as a
 // sandboxed subprocess), DOCX (a streaming archive/zip + encoding/xml reader with zip-bomb
 // limits), plain text and Markdown (UTF-8, UTF-16 with a BOM, legacy single-byte encodings)
-// and HTML (main content via go-readability, with a whole-page fallback).
+// and HTML (main content via go-readability, with a whole-page fallback). With OCR on
+// ([Options.OCREngine]), PNG, JPEG, TIFF and WebP images and the PDF pages that have no text
+// layer are recognised by Tesseract.
 package extract
 
 import (
@@ -45,6 +47,9 @@ type Section struct {
 	Page int
 	// Heading is the heading path the text sits under ("Install > Linux"), if any.
 	Heading string
+	// Location is where the text sits (slide, sheet and rows, chapter). A section with only
+	// Page set may leave it zero: its location is that page.
+	Location doctype.Location
 }
 
 // Document is the extracted text of a document.
@@ -116,22 +121,49 @@ type Options struct {
 	// PDFToTextPath is the pdftotext binary (default "pdftotext" from PATH); pdfinfo is looked
 	// up beside it.
 	PDFToTextPath string
-	// PDFToTextSandbox: SandboxAuto (default) runs the poppler tools inside bubblewrap (no
-	// network, no host filesystem beyond /usr and fonts) when bwrap is installed and works,
-	// and with resource limits only otherwise; SandboxBwrap requires bubblewrap (New fails
-	// without it); SandboxOff uses resource limits only.
+	// PDFToTextSandbox: SandboxAuto (default) runs the poppler tools (and the OCR tools)
+	// inside bubblewrap (no network, no host filesystem beyond /usr and fonts) when bwrap is
+	// installed and works, and with resource limits only otherwise; SandboxBwrap requires
+	// bubblewrap (New fails without it); SandboxOff uses resource limits only.
 	PDFToTextSandbox string
+
+	// OCREngine is OCROff (default: images and PDF pages without a text layer fail with
+	// ErrNeedsOCR) or OCRTesseract (New fails when tesseract, pdftoppm or a language's trained
+	// data is missing). OCR runs in the PDFWorkers slots: at most PDFWorkers documents are
+	// recognised at once, one tesseract process each.
+	OCREngine string
+	// OCRLanguages are the tesseract languages, joined by "+" ("eng+deu"). Defaults to "eng".
+	OCRLanguages string
+	// OCRPageTimeout bounds the rendering and recognition of one page; a page past it fails
+	// the document with ErrTooLarge. Each page to recognise adds it to the document's Timeout.
+	// Defaults to 60 s.
+	OCRPageTimeout time.Duration
+	// OCRDPI is the resolution PDF pages are rendered at for OCR. Defaults to 300.
+	OCRDPI int
+	// OCRMaxPixels caps the pixels of one image page (decompression bombs: the dimensions are
+	// read from the header before anything decodes the image; a larger image fails with
+	// ErrTooLarge) or rendered PDF page (a large page is rendered below OCRDPI to fit, down
+	// to 50 dpi). Defaults to 60 million (an A3 page at 600 dpi is 35 million).
+	OCRMaxPixels int
+	// OCRMemoryLimitMB caps the address space (RLIMIT_AS) of a tesseract or pdftoppm process.
+	// Defaults to 1024 MiB.
+	OCRMemoryLimitMB int
+	// TesseractPath and PDFToPPMPath are the binaries (defaults "tesseract" and "pdftoppm"
+	// from PATH). They run under the PDFToTextSandbox setting, like the poppler text tools.
+	TesseractPath, PDFToPPMPath string
 
 	// MaxZipEntries caps the number of entries in a DOCX package. Defaults to 5000.
 	MaxZipEntries int
-	// MaxZipPartBytes caps the uncompressed bytes read from one part of a DOCX package.
-	// Defaults to 64 MiB.
+	// MaxZipPartBytes caps the uncompressed bytes read from one part of a zip package (this
+	// and the other MaxZip limits apply to DOCX, PPTX, XLSX, OpenDocument and EPUB alike;
+	// worksheets and OpenDocument content, which stream, are capped by MaxZipTotalBytes
+	// only). Defaults to 64 MiB.
 	MaxZipPartBytes int64
-	// MaxZipTotalBytes caps the uncompressed bytes read from a whole DOCX package. Defaults
+	// MaxZipTotalBytes caps the uncompressed bytes read from a whole zip package. Defaults
 	// to 256 MiB.
 	MaxZipTotalBytes int64
-	// MaxZipRatio caps the compression ratio of a DOCX part larger than 1 MiB uncompressed
-	// (zip bombs). Defaults to 200.
+	// MaxZipRatio caps the compression ratio of a zip package's part larger than 1 MiB
+	// uncompressed (zip bombs). Defaults to 200.
 	MaxZipRatio int
 
 	// MaxHTMLBytes caps the size of an HTML document (uploaded or fetched); parsing takes about
@@ -178,6 +210,30 @@ func (o Options) WithDefaults() Options {
 	if o.PDFToTextSandbox == "" {
 		o.PDFToTextSandbox = SandboxAuto
 	}
+	if o.OCREngine == "" {
+		o.OCREngine = OCROff
+	}
+	if o.OCRLanguages == "" {
+		o.OCRLanguages = "eng"
+	}
+	if o.OCRPageTimeout <= 0 {
+		o.OCRPageTimeout = 60 * time.Second
+	}
+	if o.OCRDPI <= 0 {
+		o.OCRDPI = 300
+	}
+	if o.OCRMaxPixels <= 0 {
+		o.OCRMaxPixels = 60_000_000
+	}
+	if o.OCRMemoryLimitMB <= 0 {
+		o.OCRMemoryLimitMB = 1024
+	}
+	if o.TesseractPath == "" {
+		o.TesseractPath = "tesseract"
+	}
+	if o.PDFToPPMPath == "" {
+		o.PDFToPPMPath = "pdftoppm"
+	}
 	if o.MaxZipEntries <= 0 {
 		o.MaxZipEntries = 5000
 	}
@@ -207,6 +263,17 @@ func (o Options) validate() error {
 	default:
 		return fmt.Errorf("extract: PDFToTextSandbox %q: want %q, %q or %q", o.PDFToTextSandbox, SandboxAuto, SandboxBwrap, SandboxOff)
 	}
+	switch o.OCREngine {
+	case OCROff, OCRTesseract:
+	default:
+		return fmt.Errorf("extract: OCREngine %q: want %q or %q", o.OCREngine, OCRTesseract, OCROff)
+	}
+	if !ocrLanguages.MatchString(o.OCRLanguages) {
+		return fmt.Errorf("extract: OCRLanguages %q: want tesseract language codes joined by + (eng+deu)", o.OCRLanguages)
+	}
+	if o.OCRDPI < 72 || o.OCRDPI > 1200 {
+		return fmt.Errorf("extract: OCRDPI %d: want 72 to 1200", o.OCRDPI)
+	}
 	// 65536 pages of 64 KiB is the 4 GiB a 32-bit WebAssembly memory can address.
 	if o.PDFEngine == EnginePDFium && o.PDFMemoryLimitMB > 4096 {
 		return fmt.Errorf("extract: PDFMemoryLimitMB %d: at most 4096 for the pdfium engine", o.PDFMemoryLimitMB)
@@ -231,9 +298,12 @@ type Extractor struct {
 	pdfOnce sync.Once
 	pdf     pdfEngine
 	pdfErr  error
-	// pdfSlots admits Options.PDFWorkers PDFs at a time; a document's Timeout starts once it
-	// has a slot, so time spent queueing behind other PDFs does not count against it.
+	// pdfSlots admits Options.PDFWorkers PDFs and images at a time; a document's Timeout
+	// starts once it has a slot, so time spent queueing behind other PDFs does not count
+	// against it.
 	pdfSlots chan struct{}
+	// ocr is the OCR engine, nil when Options.OCREngine is OCROff.
+	ocr *ocrEngine
 
 	closeOnce sync.Once
 	closeErr  error
@@ -242,7 +312,8 @@ type Extractor struct {
 // New returns an Extractor with opts (zero fields take defaults). Close releases it. The PDF
 // engine starts on the first PDF (PDFium compiles its WebAssembly module once, then every
 // extraction reuses it); with EnginePDFToText, New fails if pdftotext cannot be found (or
-// bubblewrap, with SandboxBwrap). ctx is not used after New returns.
+// bubblewrap, with SandboxBwrap); with OCRTesseract, New fails if tesseract, pdftoppm or the
+// trained data of Options.OCRLanguages cannot be found. ctx is not used after New returns.
 func New(ctx context.Context, opts Options) (*Extractor, error) {
 	opts = opts.WithDefaults()
 	if err := opts.validate(); err != nil {
@@ -257,7 +328,27 @@ func New(ctx context.Context, opts Options) (*Extractor, error) {
 		}
 		e.pdfOnce.Do(func() { e.pdf = eng })
 	}
+	if opts.OCREngine == OCRTesseract {
+		ocr, err := newOCREngine(opts)
+		if err != nil {
+			return nil, err
+		}
+		e.ocr = ocr
+	}
 	return e, nil
+}
+
+// OCRAvailable reports why OCR with [OCRTesseract] cannot run with opts (tesseract, pdftoppm
+// or a language's trained data missing, or the sandbox unusable), or nil when it can. A
+// worker uses it to turn OCR on by default where the tools are installed.
+func OCRAvailable(opts Options) error {
+	opts = opts.WithDefaults()
+	opts.OCREngine = OCRTesseract
+	if err := opts.validate(); err != nil {
+		return err
+	}
+	_, err := newOCREngine(opts)
+	return err
 }
 
 // Options returns the options e runs with, defaults filled in.
@@ -302,7 +393,7 @@ func (e *Extractor) Extract(ctx context.Context, r io.ReaderAt, size int64, t do
 	if progress == nil {
 		progress = func(int, int) {}
 	}
-	if t == doctype.PDF && size > 0 {
+	if (t == doctype.PDF || t.IsImage()) && size > 0 {
 		select {
 		case e.pdfSlots <- struct{}{}:
 			defer func() { <-e.pdfSlots }()
@@ -315,6 +406,8 @@ func (e *Extractor) Extract(ctx context.Context, r io.ReaderAt, size int64, t do
 			return nil, fmt.Errorf("%w: zero-byte file", ErrEmpty)
 		}
 		switch t {
+		case doctype.PNG, doctype.JPEG, doctype.TIFF, doctype.WebP:
+			return e.imageDocument(ctx, r, size, t, lim, progress)
 		case doctype.Text, doctype.Markdown:
 			data, err := readAll(r, size, int64(e.opts.MaxTextBytes))
 			if err != nil {
@@ -344,6 +437,14 @@ func (e *Extractor) Extract(ctx context.Context, r io.ReaderAt, size int64, t do
 		case doctype.PDF:
 			return e.pdfDocument(ctx, r, size, lim, progress)
 		}
+		if fn := e.formatReader(t); fn != nil {
+			doc, err := fn(ctx, r, size, lim)
+			if err == nil {
+				doc.Type = t
+				progress(1, 1)
+			}
+			return doc, err
+		}
 		return nil, fmt.Errorf("%w: type %q", ErrUnsupported, t)
 	})
 }
@@ -370,8 +471,10 @@ func (e *Extractor) run(ctx context.Context, fn func(context.Context, *limiter) 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	dctx, cancel := context.WithTimeoutCause(ctx, e.opts.Timeout, errTimeout)
-	defer cancel()
+	dctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	dl := newDeadline(e.opts.Timeout, func() { cancel(errTimeout) })
+	defer dl.stop()
 	defer func() {
 		if p := recover(); p != nil {
 			doc, err = nil, fmt.Errorf("%w: parser panic: %v", ErrCorrupt, p)
@@ -384,7 +487,7 @@ func (e *Extractor) run(ctx context.Context, fn func(context.Context, *limiter) 
 			}
 		}
 	}()
-	lim := &limiter{max: e.opts.MaxTextBytes}
+	lim := &limiter{max: e.opts.MaxTextBytes, extend: dl.extend}
 	doc, err = fn(dctx, lim)
 	if err != nil {
 		return nil, err
@@ -407,7 +510,33 @@ func hasText(d *Document) bool {
 // limiter enforces Options.MaxTextBytes over everything a document yields.
 type limiter struct {
 	max, n int
+	// extend pushes the document's deadline back (each page to recognise by OCR brings its
+	// own Options.OCRPageTimeout).
+	extend func(time.Duration)
 }
+
+// deadline fires once its time has passed; unlike a context deadline it can be extended.
+type deadline struct {
+	mu    sync.Mutex
+	at    time.Time
+	timer *time.Timer
+}
+
+func newDeadline(d time.Duration, fire func()) *deadline {
+	return &deadline{at: time.Now().Add(d), timer: time.AfterFunc(d, fire)}
+}
+
+// extend moves the deadline d later, unless it has already fired.
+func (d *deadline) extend(by time.Duration) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.timer.Stop() {
+		d.at = d.at.Add(by)
+		d.timer.Reset(time.Until(d.at))
+	}
+}
+
+func (d *deadline) stop() { d.timer.Stop() }
 
 func (l *limiter) add(n int) error {
 	l.n += n

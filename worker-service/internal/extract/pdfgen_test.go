@@ -7,6 +7,8 @@ import (
 	"crypto/rc4"
 	"encoding/binary"
 	"fmt"
+	"image/color"
+	"image/jpeg"
 	"strings"
 )
 
@@ -21,6 +23,10 @@ type pdfSpec struct {
 	flate     bool
 	bombBytes int // with flate: this many spaces follow the text of page 1 in its stream
 	junk      int // bytes of junk before %PDF-
+	// scans[i], when not nil, is a JPEG drawn over the whole of page i (a scanned page).
+	scans [][]byte
+	// mediaBox replaces every page's [0 0 612 792] (US Letter).
+	mediaBox string
 }
 
 var pdfPad = []byte{0x28, 0xBF, 0x4E, 0x5E, 0x4E, 0x75, 0x8A, 0x41, 0x64, 0x00, 0x4E, 0x56, 0xFF, 0xFA, 0x01, 0x08,
@@ -48,7 +54,9 @@ func makePDF(s pdfSpec) []byte {
 	type obj struct {
 		dict   string
 		stream []byte
-		str    string // a string value object (encrypted like strings are)
+		// image: the stream is an image XObject with this dictionary (already compressed)
+		image string
+		str   string // a string value object (encrypted like strings are)
 	}
 	var objs []obj // object n is objs[n-1]
 	add := func(o obj) int { objs = append(objs, o); return len(objs) }
@@ -59,9 +67,23 @@ func makePDF(s pdfSpec) []byte {
 	var kids []string
 	for i, lines := range s.pages {
 		var cs bytes.Buffer
-		if lines == nil {
+		xobj := ""
+		if i < len(s.scans) && s.scans[i] != nil {
+			cfg, err := jpeg.DecodeConfig(bytes.NewReader(s.scans[i]))
+			if err != nil {
+				panic(err)
+			}
+			space := "DeviceRGB"
+			if cfg.ColorModel == color.GrayModel {
+				space = "DeviceGray"
+			}
+			im := add(obj{stream: s.scans[i], image: fmt.Sprintf("/Type/XObject/Subtype/Image/Width %d/Height %d/ColorSpace/%s/BitsPerComponent 8/Filter/DCTDecode", cfg.Width, cfg.Height, space)})
+			xobj = fmt.Sprintf("/XObject<</Im0 %d 0 R>>", im)
+			cs.WriteString("q 612 0 0 792 0 0 cm /Im0 Do Q\n")
+		}
+		if lines == nil && xobj == "" {
 			cs.WriteString("0.5 w 72 72 m 300 500 l S 100 100 200 200 re f\n")
-		} else {
+		} else if lines != nil {
 			cs.WriteString("BT /F1 12 Tf 14 TL 72 720 Td\n")
 			for _, l := range lines {
 				fmt.Fprintf(&cs, "(%s) Tj T*\n", pdfEscape(l))
@@ -72,7 +94,11 @@ func makePDF(s pdfSpec) []byte {
 			cs.Write(bytes.Repeat([]byte{' '}, s.bombBytes))
 		}
 		content := add(obj{stream: cs.Bytes()})
-		page := add(obj{dict: fmt.Sprintf("<</Type/Page/Parent %d 0 R/MediaBox[0 0 612 792]/Resources<</Font<</F1 %d 0 R>>>>/Contents %d 0 R>>", pagesObj, font, content)})
+		box := "[0 0 612 792]"
+		if s.mediaBox != "" {
+			box = s.mediaBox
+		}
+		page := add(obj{dict: fmt.Sprintf("<</Type/Page/Parent %d 0 R/MediaBox%s/Resources<</Font<</F1 %d 0 R>>%s>>/Contents %d 0 R>>", pagesObj, box, font, xobj, content)})
 		kids = append(kids, fmt.Sprintf("%d 0 R", page))
 	}
 	objs[catalog-1].dict = fmt.Sprintf("<</Type/Catalog/Pages %d 0 R>>", pagesObj)
@@ -124,6 +150,12 @@ func makePDF(s pdfSpec) []byte {
 	for i, o := range objs {
 		n := i + 1
 		switch {
+		case o.image != "":
+			data := o.stream
+			if s.encrypt {
+				data = rc4Bytes(objKey(n), data)
+			}
+			write(n, fmt.Sprintf("<<%s/Length %d>>", o.image, len(data)), data)
 		case o.stream != nil:
 			data := o.stream
 			filter := ""

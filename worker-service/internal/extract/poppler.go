@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -56,7 +57,7 @@ func newPopplerEngine(opts Options) (*popplerEngine, error) {
 	}
 	p := &popplerEngine{pdftotext: text, pdfinfo: info, sh: sh, opts: opts}
 	if opts.PDFToTextSandbox != SandboxOff {
-		sb, err := bwrapSandbox(p)
+		sb, err := bwrapSandbox(p.pdftotext, p.pdfinfo, p.sh)
 		switch {
 		case err == nil:
 			p.sandbox = sb
@@ -73,9 +74,11 @@ func (p *popplerEngine) sandboxed() bool { return len(p.sandbox) > 0 }
 // bwrapSandbox builds the bubblewrap command line the tools run under: new user, network,
 // IPC, PID, UTS and cgroup namespaces, no capabilities, a read-only /usr (with the usual
 // merged-/usr links), fonts and the loader cache, an empty /tmp, and nothing else of the host
-// filesystem; the sandbox dies with the worker. It runs a probe and fails where bubblewrap is
-// missing or cannot create namespaces (some containers).
-func bwrapSandbox(p *popplerEngine) ([]string, error) {
+// filesystem; the sandbox dies with the worker. bins are the programs that will run in it (the
+// shell last: it runs the probe); their directories are bound read-only when outside /usr. It
+// runs a probe and fails where bubblewrap is missing or cannot create namespaces (some
+// containers).
+func bwrapSandbox(bins ...string) ([]string, error) {
 	bw, err := exec.LookPath("bwrap")
 	if err != nil {
 		return nil, fmt.Errorf("bubblewrap not installed: %v", err)
@@ -95,14 +98,14 @@ func bwrapSandbox(p *popplerEngine) ([]string, error) {
 		}
 	}
 	args = append(args, "--ro-bind-try", "/etc/fonts", "/etc/fonts", "--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache")
-	for _, bin := range []string{p.pdftotext, p.pdfinfo, p.sh} {
+	for _, bin := range bins {
 		if dir := filepath.Dir(bin); !strings.HasPrefix(dir, "/usr/") && !slices.Contains(args, dir) {
 			args = append(args, "--ro-bind", dir, dir)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	probe := exec.CommandContext(ctx, args[0], append(args[1:], "--", p.sh, "-c", "exit 0")...)
+	probe := exec.CommandContext(ctx, args[0], append(args[1:], "--", bins[len(bins)-1], "-c", "exit 0")...)
 	probe.Env = []string{"PATH=/usr/bin:/bin"}
 	if out, err := probe.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("bubblewrap cannot run here: %v: %s", err, lastLine(string(out)))
@@ -187,53 +190,16 @@ func (p *popplerEngine) extract(ctx context.Context, data []byte, pages func(int
 
 // run runs one poppler tool on data under the sandbox limits, streaming its stdout to out.
 func (p *popplerEngine) run(ctx context.Context, bin string, args []string, data []byte, out func(io.Reader) error) error {
-	cpu := int(p.opts.Timeout/time.Second) + 1
-	// Limits are applied by the shell before it execs the tool, so no byte of the document is
-	// read without them; the script is fixed and the tool's argv is passed as "$0" "$@".
-	script := fmt.Sprintf(`ulimit -v %d && ulimit -t %d && ulimit -f 0 && ulimit -c 0 && exec "$0" "$@"`,
-		p.opts.PDFMemoryLimitMB<<10, cpu)
-	argv := append(append(slices.Clone(p.sandbox), p.sh, "-c", script, bin), args...)
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "LANG=C.UTF-8", "HOME=/nonexistent"}
-	cmd.Dir = "/"
-	cmd.Stdin = bytes.NewReader(data)
-	var stderr limitedBuffer
-	stderr.max = 4 << 10
-	cmd.Stderr = &stderr
-	cmd.SysProcAttr = groupAttrs()
-	cmd.Cancel = func() error { return killGroup(cmd.Process) }
-	cmd.WaitDelay = 2 * time.Second
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return fmt.Errorf("%w: %s: %v", ErrEngine, filepath.Base(bin), err)
-	}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("%w: start %s: %v", ErrEngine, filepath.Base(bin), err)
-	}
-	outErr := out(stdout)
-	if outErr != nil {
-		// Stop reading: kill the whole group rather than leave it blocked on a full pipe.
-		_ = killGroup(cmd.Process)
-		_, _ = io.Copy(io.Discard, stdout)
-	}
-	waitErr := cmd.Wait()
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	if outErr != nil {
-		return outErr
-	}
-	if waitErr == nil {
-		return nil
+	t := tool{sh: p.sh, sandbox: p.sandbox, memoryMB: p.opts.PDFMemoryLimitMB, cpu: p.opts.Timeout}
+	stderr, err := t.run(ctx, bin, args, bytes.NewReader(data), out)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return err
 	}
 	tool := filepath.Base(bin)
-	msg := strings.TrimSpace(stderr.String())
-	var ee *exec.ExitError
-	if !errors.As(waitErr, &ee) {
-		return fmt.Errorf("%w: %s: %v", ErrEngine, tool, waitErr)
-	}
+	msg := strings.TrimSpace(stderr)
 	if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return fmt.Errorf("%w: %s killed by %v past its limits (%d MiB, %d s CPU): %s", ErrTooLarge, tool, ws.Signal(), p.opts.PDFMemoryLimitMB, cpu, lastLine(msg))
+		return fmt.Errorf("%w: %s killed by %v past its limits (%d MiB, %d s CPU): %s", ErrTooLarge, tool, ws.Signal(), p.opts.PDFMemoryLimitMB, t.cpuSeconds(), lastLine(msg))
 	}
 	switch code := ee.ExitCode(); {
 	case code == 1 && strings.Contains(msg, "Incorrect password"):
@@ -247,6 +213,74 @@ func (p *popplerEngine) run(ctx context.Context, bin string, args []string, data
 	default:
 		return fmt.Errorf("%w: %s exit %d: %s", ErrCorrupt, tool, code, lastLine(msg))
 	}
+}
+
+// tool runs a helper program (a poppler tool, tesseract) as a sandboxed subprocess: a fixed
+// argv with no shell interpretation of anything from the document, a clean environment,
+// resource limits set before exec (address space memoryMB, CPU time cpu, no file writes, no
+// core dumps), its own process group killed as a whole when ctx ends, SIGKILL if the worker
+// dies, and bubblewrap around it when sandbox is set.
+type tool struct {
+	sh       string
+	sandbox  []string
+	memoryMB int
+	cpu      time.Duration
+	// env is added to the fixed environment (PATH, LANG, HOME).
+	env []string
+}
+
+func (t tool) cpuSeconds() int { return int(t.cpu/time.Second) + 1 }
+
+// run runs bin with args, stdin as its standard input, streaming its stdout to out. It
+// returns the start of the tool's stderr and: nil on success, ctx's error once ctx is done,
+// out's error, an ErrEngine error when the tool cannot be started, or the *exec.ExitError of
+// a failed tool for the caller to interpret.
+func (t tool) run(ctx context.Context, bin string, args []string, stdin io.Reader, out func(io.Reader) error) (string, error) {
+	// Limits are applied by the shell before it execs the tool, so no byte of the document is
+	// read without them; the script is fixed and the tool's argv is passed as "$0" "$@".
+	script := fmt.Sprintf(`ulimit -v %d && ulimit -t %d && ulimit -f 0 && ulimit -c 0 && exec "$0" "$@"`,
+		t.memoryMB<<10, t.cpuSeconds())
+	argv := append(append(slices.Clone(t.sandbox), t.sh, "-c", script, bin), args...)
+	// The parent-death signal fires when the thread that started the tool exits, not the
+	// process: keep this goroutine on that thread until the tool has been waited for.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "LANG=C.UTF-8", "HOME=/nonexistent"}, t.env...)
+	cmd.Dir = "/"
+	cmd.Stdin = stdin
+	var stderr limitedBuffer
+	stderr.max = 4 << 10
+	cmd.Stderr = &stderr
+	cmd.SysProcAttr = groupAttrs()
+	cmd.Cancel = func() error { return killGroup(cmd.Process) }
+	cmd.WaitDelay = 2 * time.Second
+	name := filepath.Base(bin)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", fmt.Errorf("%w: %s: %v", ErrEngine, name, err)
+	}
+	if err := cmd.Start(); err != nil {
+		return "", fmt.Errorf("%w: start %s: %v", ErrEngine, name, err)
+	}
+	outErr := out(stdout)
+	if outErr != nil {
+		// Stop reading: kill the whole group rather than leave it blocked on a full pipe.
+		_ = killGroup(cmd.Process)
+		_, _ = io.Copy(io.Discard, stdout)
+	}
+	waitErr := cmd.Wait()
+	if ctx.Err() != nil {
+		return stderr.String(), ctx.Err()
+	}
+	if outErr != nil {
+		return stderr.String(), outErr
+	}
+	var ee *exec.ExitError
+	if waitErr != nil && !errors.As(waitErr, &ee) {
+		return stderr.String(), fmt.Errorf("%w: %s: %v", ErrEngine, name, waitErr)
+	}
+	return stderr.String(), waitErr
 }
 
 func lastLine(s string) string {

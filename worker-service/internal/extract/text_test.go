@@ -37,7 +37,7 @@ func TestText(t *testing.T) {
 		{name: "whitespace only", data: " \n\t\n", typ: doctype.Text, wantErr: ErrEmpty},
 		{name: "zero bytes", data: "", typ: doctype.Text, wantErr: ErrEmpty},
 		{name: "over cap", data: strings.Repeat("words ", 100), typ: doctype.Text, opts: Options{MaxTextBytes: 100}, wantErr: ErrTooLarge},
-		{name: "unsupported type", data: "x", typ: doctype.Type("rtf"), wantErr: ErrUnsupported},
+		{name: "unsupported type", data: "x", typ: doctype.Type("wordperfect"), wantErr: ErrUnsupported},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -195,7 +195,7 @@ func (p *Indexer) store(ctx context.Context, j *job.Job, doc *extract.Document, 
 	p.stage(metrics.StageEmbed, start)
 	rows := make([]docstore.Chunk, len(chunks))
 	for i, c := range chunks {
-		rows[i] = docstore.Chunk{Ordinal: c.Ordinal, Content: c.Content, TokenCount: c.TokenCount, Page: c.Page, Heading: c.Heading, Embedding: vectors[i]}
+		rows[i] = docstore.Chunk{Ordinal: c.Ordinal, Content: c.Content, TokenCount: c.TokenCount, Page: c.Page, Heading: c.Heading, Location: c.Location.JSON(), Embedding: vectors[i]}
 	}
 	start = time.Now()
 	if err := p.Docs.Complete(ctx, j.DocumentID, docstore.Completion{Title: doc.Title, EmbeddingModel: p.Embedder.Model(), Chunks: rows,

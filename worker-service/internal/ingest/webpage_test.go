@@ -54,6 +54,8 @@ type envOptions struct {
 	// batchedMarks writes the processing marks of first runs in batches and deletes
 	// processed uploads in batches, as the worker does.
 	batchedMarks bool
+	// ocr turns OCR on (tesseract).
+	ocr bool
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -69,7 +71,11 @@ func newEnv(t *testing.T, o envOptions) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(docs.Close)
-	ex, err := extract.New(t.Context(), extract.Options{})
+	exOpts := extract.Options{}
+	if o.ocr {
+		exOpts.OCREngine = extract.OCRTesseract
+	}
+	ex, err := extract.New(t.Context(), exOpts)
 	if err != nil {
 		t.Fatal(err)
 	}

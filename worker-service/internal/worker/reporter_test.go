@@ -19,7 +19,12 @@ type statusRecord struct {
 	mu     sync.Mutex
 	st     job.Status
 	writes []recordedWrite
+	// failures is how many writes fail (the store unreachable) before they succeed.
+	failures int
+	tries    []time.Time
 }
+
+var errUnreachable = errors.New("status store unreachable")
 
 type recordedWrite struct {
 	at      time.Time
@@ -30,6 +35,11 @@ type recordedWrite struct {
 func (r *statusRecord) Update(_ context.Context, fn func(st *job.Status) error) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.tries = append(r.tries, time.Now())
+	if r.failures > 0 {
+		r.failures--
+		return errUnreachable
+	}
 	next := r.st
 	if err := fn(&next); err != nil {
 		return err
@@ -135,6 +145,48 @@ func TestReporterCancelsTheJobWhenItFindsTheTaskRevoked(t *testing.T) {
 		}
 		if n := len(rec.written()); n != 0 {
 			t.Fatalf("%d writes over a revoked status, want 0", n)
+		}
+	})
+}
+
+func TestSuccessIsRetriedEveryQuarterSecondWhileTheDeliveryIsKeptAlive(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &statusRecord{st: job.Status{State: job.StateProgress}, failures: 3}
+		r := newReporter(context.Background(), rec, func(error) {}, 2, 0, slog.New(slog.DiscardHandler))
+		r.Result(func(st *job.Status) { st.ChunkCount = 7 })
+		start := time.Now()
+		var kept int
+		if err := recordSuccess(t.Context(), rec, r, func() { kept++ }); err != nil {
+			t.Fatal(err)
+		}
+		if len(rec.tries) != 4 || kept != 3 || time.Since(start) != 3*successRetryEvery {
+			t.Fatalf("%d tries, %d keep-alives, %v; want 4, 3 and %v", len(rec.tries), kept, time.Since(start), 3*successRetryEvery)
+		}
+		for i, at := range rec.tries {
+			if want := start.Add(time.Duration(i) * successRetryEvery); !at.Equal(want) {
+				t.Fatalf("try %d at +%v, want +%v", i+1, at.Sub(start), want.Sub(start))
+			}
+		}
+		if rec.st.State != job.StateSuccess || rec.st.Attempts != 2 || rec.st.ChunkCount != 7 || rec.st.Current != 100 {
+			t.Fatalf("status %+v; want SUCCESS of attempt 2 with its results", rec.st)
+		}
+	})
+}
+
+func TestSuccessIsGivenUpAfterSuccessRetryFor(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &statusRecord{st: job.Status{State: job.StateProgress}, failures: 1 << 30}
+		r := newReporter(context.Background(), rec, func(error) {}, 1, 0, slog.New(slog.DiscardHandler))
+		start := time.Now()
+		err := recordSuccess(t.Context(), rec, r, func() {})
+		if !errors.Is(err, errUnreachable) {
+			t.Fatalf("recordSuccess = %v, want the store's error", err)
+		}
+		if d := time.Since(start); d <= successRetryFor || d > successRetryFor+successRetryEvery {
+			t.Fatalf("gave up after %v, want just past %v", d, successRetryFor)
+		}
+		if want := int(successRetryFor/successRetryEvery) + 2; len(rec.tries) != want {
+			t.Fatalf("%d tries, want %d", len(rec.tries), want)
 		}
 	})
 }

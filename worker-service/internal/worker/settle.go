@@ -16,6 +16,9 @@ import (
 // is handed back.
 const successRetryFor = 30 * time.Second
 
+// successRetryEvery spaces the attempts at writing a SUCCESS status.
+const successRetryEvery = 250 * time.Millisecond
+
 // settlement is what applying the outcome of a run needs.
 type settlement struct {
 	msg      jetstream.Msg
@@ -35,7 +38,7 @@ func (w *Worker) settle(ctx context.Context, s settlement, v verdict) {
 	run := v.runs
 	switch v.action {
 	case actSucceed:
-		if err := w.recordSuccess(ctx, s.msg, s.tr, s.rep); err != nil {
+		if err := recordSuccess(ctx, s.tr, s.rep, func() { _ = s.msg.InProgress() }); err != nil {
 			// The results are committed; a redelivery re-runs the idempotent job.
 			s.log.Warn("could not record success; job will be redelivered", "err", err)
 			_ = s.msg.NakWithDelay(time.Second)
@@ -90,8 +93,9 @@ func (w *Worker) settle(ctx context.Context, s settlement, v verdict) {
 // recordSuccess writes the SUCCESS status of a job whose results are committed. A write that
 // fails (NATS reconnecting, the TASKS stream electing a leader after a node loss, which takes
 // seconds) is retried for up to successRetryFor, each attempt bounded by statusTimeout, while
-// in-progress acks keep the delivery: handing the job back would run it again for nothing.
-func (w *Worker) recordSuccess(ctx context.Context, msg jetstream.Msg, tr *taskstatus.Tracker, rep *reporter) error {
+// in-progress acks (keepAlive) keep the delivery: handing the job back would run it again for
+// nothing. Attempts are 250ms apart.
+func recordSuccess(ctx context.Context, tr statusUpdater, rep *reporter, keepAlive func()) error {
 	deadline := time.Now().Add(successRetryFor)
 	for {
 		uctx, cancel := context.WithTimeout(ctx, statusTimeout)
@@ -106,11 +110,11 @@ func (w *Worker) recordSuccess(ctx context.Context, msg jetstream.Msg, tr *tasks
 		if err == nil || time.Now().After(deadline) {
 			return err
 		}
-		_ = msg.InProgress()
+		keepAlive()
 		select {
 		case <-ctx.Done():
 			return err
-		case <-time.After(250 * time.Millisecond):
+		case <-time.After(successRetryEvery):
 		}
 	}
 }

@@ -245,9 +245,16 @@ func TestQuotaRefusesBeforeAnythingIsStored(t *testing.T) {
 			t.Errorf("PUT quota %s = %d %v, want 400", bad, resp.StatusCode, body)
 		}
 	}
+	// A refusal is not kept for its Idempotency-Key: the same request passes once the quota allows.
+	if resp, body := e.uploadWithKey(t, tokenAcme, "7", "keyed.txt", []byte("keyed upload\n"), nil, "key-1"); resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("keyed upload over the quota = %d %v", resp.StatusCode, body)
+	}
 	// Unlimited again.
 	if resp, body := e.send(t, http.MethodPut, tokenAdmin, "/api/v1/admin/tenants/acme/quota", `{}`); resp.StatusCode != http.StatusOK {
 		t.Fatalf("PUT quota {} = %d %v", resp.StatusCode, body)
+	}
+	if resp, body := e.uploadWithKey(t, tokenAcme, "7", "keyed.txt", []byte("keyed upload\n"), nil, "key-1"); resp.StatusCode != http.StatusAccepted || resp.Header.Get("Idempotent-Replayed") != "" {
+		t.Fatalf("keyed upload once unlimited = %d %v, want a fresh 202", resp.StatusCode, body)
 	}
 	if resp, body := e.upload(t, tokenAcme, "7", "third.txt", []byte("unlimited again\n"), nil); resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("upload without a quota = %d %v", resp.StatusCode, body)

@@ -202,6 +202,20 @@ func (s *Store) GetTask(ctx context.Context, tenantID, taskID string) (*Task, *D
 	return t, d, nil
 }
 
+// FindTaskTenant returns the tenant of task taskID, whatever it is, for the operator's views
+// (the admin token sees every tenant); job.ErrNotFound if the task is not recorded.
+func (s *Store) FindTaskTenant(ctx context.Context, taskID string) (string, error) {
+	var tenant string
+	err := s.pool.QueryRow(ctx, `SELECT tenant_id FROM tasks WHERE task_id = $1`, taskID).Scan(&tenant)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", fmt.Errorf("docstore: find task %s: %w", taskID, job.ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("docstore: find task %s: %w", taskID, err)
+	}
+	return tenant, nil
+}
+
 // CancelTask revokes task taskID of tenant unless it has finished: the task becomes REVOKED
 // and, when it is its document's current task, the document cancelled, in one transaction
 // (the worker's commit checks the document, so a cancelled document never gets results). It

@@ -3,6 +3,7 @@ package api_test
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/nats-io/nats.go"
@@ -130,5 +131,24 @@ func TestRetryDeadLetterWithoutDocument(t *testing.T) {
 	task, _, err := e.docs.GetTask(t.Context(), "acme", "free-d")
 	if err != nil || task.State != job.StatePending || task.Attempts != 0 || task.Error != "" || task.PublishedAt == nil || task.StreamSeq != 1 {
 		t.Fatalf("record after retry = %+v, %v", task, err)
+	}
+}
+
+// The operator's task page shows a task without a document after its live status expired,
+// from its record.
+func TestUITaskPageOfATaskWithoutDocument(t *testing.T) {
+	e := newEnv(t, 0)
+	e.freeTask(t, "free-ui")
+	if err := e.docs.FinishTask(t.Context(), "free-ui", job.StateFailure, 3, "gone for good"); err != nil {
+		t.Fatal(err)
+	}
+	b := e.browser(t)
+	b.signIn()
+	resp, body := b.get("/ui/tasks/free-ui")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "FAILURE") || !strings.Contains(body, "gone for good") {
+		t.Fatalf("task page = %d:\n%s", resp.StatusCode, body)
+	}
+	if resp, _ := b.get("/ui/tasks/no-such-task"); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("page of an unknown task = %d, want 404", resp.StatusCode)
 	}
 }

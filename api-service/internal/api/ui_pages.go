@@ -157,10 +157,19 @@ func (u *ui) findTask(c *gin.Context, taskID string) (*job.Status, *docstore.Doc
 	doc, err := u.s.docs.FindTask(ctx, taskID)
 	switch {
 	case errors.Is(err, job.ErrNotFound):
-		// No record (yet): the live status alone, if any.
+		// No document: the live status, else the task's own record (a task of another kind).
 		st, _, err := u.s.statuses.Get(ctx, taskID)
 		if errors.Is(err, job.ErrNotFound) {
-			return nil, nil, errNotFound("task not found")
+			tenant, terr := u.s.docs.FindTaskTenant(ctx, taskID)
+			if errors.Is(terr, job.ErrNotFound) {
+				return nil, nil, errNotFound("task not found")
+			}
+			if terr != nil {
+				u.s.log.Error("ui: task record", "task_id", taskID, "err", terr)
+				return nil, nil, errUnavailable
+			}
+			st, err := u.s.lookupTask(ctx, tenant, taskID)
+			return st, nil, err
 		}
 		if err != nil {
 			u.s.log.Error("ui: task status", "task_id", taskID, "err", err)

@@ -14,6 +14,7 @@ require (
 	github.com/prometheus/client_model v0.6.3
 	github.com/prometheus/common v0.72.0
 	github.com/quirehq/quire/shared v0.0.0
+	github.com/shopspring/decimal v1.6.0
 	golang.org/x/time v0.16.0
 )
 

@@ -356,6 +356,8 @@ type Completion struct {
 	Title          string
 	EmbeddingModel string
 	Chunks         []Chunk
+	// Usage is metered in the same transaction (see [Usage]).
+	Usage Usage
 }
 
 // Complete replaces the chunks of document id with c.Chunks and marks it completed, in one
@@ -428,6 +430,9 @@ func (s *Store) Complete(ctx context.Context, id int64, c Completion) error {
 	b.Queue(`UPDATE documents SET status = 'completed', chunk_count = $2, title = $3, embedding_model = $4,
 		error = '', updated_at = now(), completed_at = now() WHERE id = $1 AND status <> 'cancelled'`, id, n, c.Title, c.EmbeddingModel)
 	b.Queue(finishDocumentTask, id)
+	if c.Usage != (Usage{}) {
+		b.Queue(recordCompletionUsage, id, c.Usage.Pages, c.Usage.Bytes, n, c.Usage.EmbeddingTokens)
+	}
 	err := s.pool.SendBatch(ctx, b).Close()
 	switch {
 	case err != nil:
@@ -638,6 +643,9 @@ func (s *Store) ReplaceEmbeddings(ctx context.Context, id int64, model string, o
 			return fmt.Errorf("%d chunks, %d embeddings: %w", n, len(vectors), job.ErrConflict)
 		}
 		if _, err = tx.Exec(ctx, `UPDATE documents SET status = 'completed', embedding_model = $2, error = '', updated_at = now(), completed_at = now() WHERE id = $1`, id, model); err != nil {
+			return err
+		}
+		if _, err = tx.Exec(ctx, recordReembeddingUsage, id); err != nil {
 			return err
 		}
 		_, err = tx.Exec(ctx, finishDocumentTask, id)

@@ -27,7 +27,13 @@ const (
 	// KindReindex re-embeds a completed document's stored chunks with the current embeddings
 	// model, without extracting it again (POST /api/v1/documents/{id}/reindex).
 	KindReindex Kind = "reindex"
+	// KindUsageRollup rolls usage events up into hourly totals (DESIGN §12); a system task,
+	// of tenant [SystemTenant], on the medium queue.
+	KindUsageRollup Kind = "usage_rollup"
 )
+
+// SystemTenant is the tenant of the tasks Quire runs for itself, such as usage roll-ups.
+const SystemTenant = "_system"
 
 // MaxKindLen is the longest valid kind.
 const MaxKindLen = 64

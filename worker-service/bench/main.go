@@ -34,6 +34,9 @@ import (
 
 var corpusDir string
 
+// metering is the -metering flag: USAGE_METERING of the binaries, or compare.
+var metering string
+
 type sizes struct {
 	w1Jobs, w1Paced, w1Rounds int
 	uploads, floorOps         int
@@ -56,6 +59,7 @@ func main() {
 	w1Jobs := flag.Int("w1jobs", 0, "override the number of W1 jobs")
 	w1Paced := flag.Int("w1paced", 0, "override the number of paced W1 jobs")
 	backlog := flag.Int("backlog", -1, "override the number of queued jobs of the backlog figure (0 skips it)")
+	flag.StringVar(&metering, "metering", "", "USAGE_METERING of the binaries (on, off); compare runs the api and drain figures with metering off and on, alternately, twice each, and adds a row comparing the best of each")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -159,7 +163,14 @@ func run(ctx context.Context, sz sizes, mode, binDir, out string, only []string)
 			Ratio: fmt.Sprintf("%.1f× (p50)", lr), Goal: "p50 ≤ 3× raw", Met: met(lr <= 3),
 		})
 	}
-	if slices.Contains(only, "api") {
+	if slices.Contains(only, "api") && metering == "compare" {
+		meterRows, err := compareMetering(ctx, e, sz, slices.Contains(only, "drain"), logf)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, meterRows...)
+	} else if slices.Contains(only, "api") {
+		e.metering = metering
 		apiRows, err := runAPI(ctx, e, sz, slices.Contains(only, "drain"), logf)
 		if err != nil {
 			return err

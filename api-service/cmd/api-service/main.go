@@ -43,6 +43,10 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	billing, err := cfg.billing()
+	if err != nil {
+		return err
+	}
 	nc, js, top, err := jobqueue.Open(ctx, cfg.NATSURL, cfg.NATSCreds, "quire-api",
 		jobqueue.Config{Replicas: cfg.StreamReplicas, AckWait: cfg.AckWait, DLQMaxAge: cfg.DLQMaxAge}, log)
 	if err != nil {
@@ -67,7 +71,7 @@ func run(ctx context.Context) error {
 
 	srv := api.New(api.Config{
 		Tokens: tokens, AdminToken: cfg.AdminToken, MaxUploadBytes: cfg.MaxUploadBytes,
-		RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst,
+		RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst, Billing: billing, NoUsage: cfg.UsageMetering == "off",
 	}, api.Deps{
 		NATS: nc, JetStream: js, Uploads: top.Uploads, Statuses: taskstatus.New(top.Tasks, js, cfg.ResultTTL),
 		Docs: docs, Idempotency: top.Idempotency, Embedder: emb, Logger: log,
@@ -95,6 +99,8 @@ func run(ctx context.Context) error {
 			log.Error("schedules: materializer stopped", "err", err)
 		}
 	})
+	// This timer enqueues the hourly usage_rollup job until a schedule fires it.
+	bg.Go(func() { srv.RunUsageRollup(sweepCtx) })
 	defer func() { stopSweep(); bg.Wait() }()
 
 	errc := make(chan error, 1)

@@ -37,6 +37,7 @@ func (s *Server) initMetrics(js metrics.StreamLookup) {
 		sm, _ = metrics.NewSchedules(nil)
 	}
 	s.scheduleMetrics = sm
+	logErr(metrics.RegisterUsage(reg, s.rollupLag))
 	if js == nil {
 		return
 	}

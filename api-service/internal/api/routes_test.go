@@ -62,6 +62,15 @@ type authRoute struct {
 	admin     bool
 }
 
+// noTenant fails when an answer names tenant.
+func noTenant(tenant string) func(t *testing.T, raw []byte) {
+	return func(t *testing.T, raw []byte) {
+		if strings.Contains(string(raw), `"`+tenant+`"`) {
+			t.Errorf("another tenant's answer names %s: %s", tenant, raw)
+		}
+	}
+}
+
 func jsonBody(s string) func() (io.Reader, string) {
 	return func() (io.Reader, string) { return strings.NewReader(s), "application/json" }
 }
@@ -136,6 +145,11 @@ func TestEveryRouteAuthTable(t *testing.T) {
 		{method: "POST", template: "/api/v1/schedules/:id/trigger", path: "/api/v1/schedules/" + sched + "/trigger", want: 202, owned: true},
 		{method: "GET", template: "/api/v1/schedules/:id/runs", path: "/api/v1/schedules/" + sched + "/runs", want: 200, owned: true},
 		{method: "DELETE", template: "/api/v1/schedules/:id", path: "/api/v1/schedules/" + schedDelete, want: 200, owned: true},
+		{method: "GET", template: "/api/v1/usage", path: "/api/v1/usage?granularity=day", want: 200, ownerSees: `"tenant_id":"acme"`, notLeaked: noTenant("acme")},
+		{method: "GET", template: "/api/v1/usage/invoice", path: "/api/v1/usage/invoice?month=2026-03", want: 200, ownerSees: `"tenant_id":"acme"`, notLeaked: noTenant("acme")},
+		{method: "GET", template: "/api/v1/admin/usage", path: "/api/v1/admin/usage?tenant=acme", want: 200, admin: true},
+		{method: "GET", template: "/api/v1/admin/tenants/:tenant/quota", path: "/api/v1/admin/tenants/acme/quota", want: 200, admin: true},
+		{method: "PUT", template: "/api/v1/admin/tenants/:tenant/quota", path: "/api/v1/admin/tenants/acme/quota", body: jsonBody(`{"documents_per_month":null}`), want: 200, admin: true},
 		{method: "GET", template: "/api/v1/queues", path: "/api/v1/queues", want: 200, admin: true},
 		{method: "POST", template: "/api/v1/queues/:priority/pause", path: "/api/v1/queues/low/pause", want: 200, admin: true},
 		{method: "POST", template: "/api/v1/queues/:priority/resume", path: "/api/v1/queues/low/resume", want: 200, admin: true},

@@ -85,6 +85,13 @@ func (s *Server) search(c *gin.Context) {
 		}
 		return // on a context error, the client went away
 	}
+	if !s.cfg.NoUsage {
+		if err := s.docs.RecordSearch(ctx, tenantOf(c), agent); err != nil {
+			s.log.Error("search: count the search", "err", err)
+			s.fail(c, errUnavailable)
+			return
+		}
+	}
 	results := make([]searchResult, len(hits))
 	for i, h := range hits {
 		results[i] = searchResult{

@@ -6,6 +6,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -34,6 +35,11 @@ type Config struct {
 	// RateLimit rounded up, at least 1). Over the limit a request gets 429 with Retry-After.
 	RateLimit float64
 	RateBurst int
+	// Billing prices the usage invoice (BILLING_PRICES, BILLING_CURRENCY).
+	Billing Billing
+	// NoUsage turns usage metering off (USAGE_METERING=off): searches are not counted and
+	// quotas not checked. For benchmarks that price metering.
+	NoUsage bool
 }
 
 // Deps are the API's connections.
@@ -68,6 +74,11 @@ type Server struct {
 	// marks writes the outbox marks of enqueued tasks in batches (outbox.go).
 	marks *batch.Batcher[docstore.PublishMark]
 
+	// rollupWatermark is the usage roll-up's last watermark, in Unix nanoseconds (usage.go).
+	rollupWatermark atomic.Int64
+	// quotas knows which tenants have a quota (usage.go).
+	quotas quotaTenants
+
 	// Metrics (metrics.go): GET /metrics, the HTTP collectors, the queue reading.
 	metricsHandler http.Handler
 	httpMetrics    *metrics.API
@@ -83,6 +94,9 @@ func New(cfg Config, d Deps) *Server {
 	}
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Billing.Currency == "" {
+		cfg.Billing.Currency = "USD"
 	}
 	s := &Server{
 		cfg: cfg, nc: d.NATS, js: d.JetStream, statuses: d.Statuses, docs: d.Docs,
@@ -121,6 +135,11 @@ func New(cfg Config, d Deps) *Server {
 	admin.GET("", s.listQueues)
 	admin.POST("/:priority/pause", s.pauseQueue)
 	admin.POST("/:priority/resume", s.resumeQueue)
+	// Usage and quotas of any tenant (usage.go).
+	adminV1 := e.Group("/api/v1/admin", s.authenticateAdmin())
+	adminV1.GET("/usage", s.adminUsage)
+	adminV1.GET("/tenants/:tenant/quota", s.getQuota)
+	adminV1.PUT("/tenants/:tenant/quota", s.putQuota)
 
 	v1 := e.Group("/api/v1", s.authenticate(), s.rateLimit(), s.checkParams())
 	v1.POST("/documents/agent/:agent_id/upload", s.idempotent(), s.upload)
@@ -147,6 +166,8 @@ func New(cfg Config, d Deps) *Server {
 	v1.POST("/schedules/:id/resume", s.resumeSchedule)
 	v1.POST("/schedules/:id/trigger", s.triggerSchedule)
 	v1.GET("/schedules/:id/runs", s.listScheduleRuns)
+	v1.GET("/usage", s.getUsage)
+	v1.GET("/usage/invoice", s.getInvoice)
 	// The operator dashboard at /ui/ (ui.go).
 	s.mountUI(e)
 	s.engine = e

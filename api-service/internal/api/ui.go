@@ -120,6 +120,7 @@ func (s *Server) mountUI(e *gin.Engine) {
 	a.GET("/documents", u.documentsPage)
 	a.GET("/schedules", u.schedulesPage)
 	a.GET("/search", u.searchPage)
+	a.GET("/usage", u.usagePage)
 }
 
 func newUI(s *Server) (*ui, error) {
@@ -472,6 +473,7 @@ func noticeText(c *gin.Context) string {
 }
 
 var uiFuncs = template.FuncMap{
+	"usageTitle": usageTitle,
 	"since": func(t time.Time) string {
 		if t.IsZero() {
 			return "—"

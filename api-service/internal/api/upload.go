@@ -69,6 +69,10 @@ func (s *Server) upload(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	// A tenant over its quota is refused before a byte of the file is read or stored.
+	if !s.checkQuota(c, tenant, 1) {
+		return
+	}
 	// The whole request is bounded; the file part is bounded separately below.
 	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxUploadBytes+1<<20)
 	if !s.nc.IsConnected() {

@@ -81,6 +81,9 @@ func (s *Server) webpage(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	if !s.checkQuota(c, tenant, 1) {
+		return
+	}
 	if !s.nc.IsConnected() {
 		s.fail(c, errUnavailable)
 		return
@@ -138,6 +141,9 @@ func (s *Server) crawl(c *gin.Context) {
 	runAt, err := s.parseRunAt(req.RunAt)
 	if err != nil {
 		s.fail(c, err)
+		return
+	}
+	if !s.checkQuota(c, tenant, 1) {
 		return
 	}
 	if !s.nc.IsConnected() {

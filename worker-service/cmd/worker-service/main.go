@@ -23,6 +23,7 @@ import (
 	"github.com/quirehq/quire/worker-service/internal/chunk"
 	"github.com/quirehq/quire/worker-service/internal/extract"
 	"github.com/quirehq/quire/worker-service/internal/ingest"
+	"github.com/quirehq/quire/worker-service/internal/rollup"
 	"github.com/quirehq/quire/worker-service/internal/webfetch"
 	"github.com/quirehq/quire/worker-service/internal/worker"
 )
@@ -121,6 +122,7 @@ func run(ctx context.Context) error {
 	indexer := &ingest.Indexer{
 		Records: records, Chunking: chunking, BatchSize: cfg.EmbeddingsBatchSize, Stages: stageObserver{wm},
 		Embedder: meterEmbedder(emb, cfg.EmbeddingsProvider, chunking.WithDefaults().Counter, wm),
+		NoUsage:  cfg.UsageMetering == "off",
 	}
 	uploads := upload.New(upload.Config{}, upload.Deps{Objects: top.Uploads, JetStream: js, Logger: log})
 	documents := &ingest.DocumentHandler{Indexer: indexer, Uploads: uploads, Extractor: ex}
@@ -139,6 +141,7 @@ func run(ctx context.Context) error {
 			Enqueuer: jobqueue.NewEnqueuer(jobqueue.EnqueuerDeps{Tasks: docs, Statuses: statuses, JetStream: js, Logger: log}),
 			Crawler:  webfetch.NewCrawler(fetcher, webfetch.CrawlConfig{Limiter: hosts})}),
 		mux.Register(job.KindReindex, &ingest.ReindexHandler{Indexer: indexer}),
+		mux.Register(job.KindUsageRollup, &rollup.Handler{Store: docs, Logger: log}),
 	); err != nil {
 		return err
 	}

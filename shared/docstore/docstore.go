@@ -6,6 +6,7 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -137,16 +138,18 @@ type Document struct {
 	CreatedAt   time.Time  `json:"created_at"`
 	UpdatedAt   time.Time  `json:"updated_at"`
 	CompletedAt *time.Time `json:"completed_at,omitempty"`
+	// Metadata is the caller's JSON object (see [ParseMetadata]); {} when none was given.
+	Metadata json.RawMessage `json:"metadata"`
 }
 
 const documentColumns = `id, tenant_id, agent_id, kind, filename, url, title, content_type, size_bytes, sha256,
-	status, task_id, priority, chunk_count, error, embedding_model, job, published_at, created_at, updated_at, completed_at`
+	status, task_id, priority, chunk_count, error, embedding_model, job, published_at, created_at, updated_at, completed_at, metadata`
 
 func scanDocument(row pgx.Row) (*Document, error) {
 	var d Document
 	err := row.Scan(&d.ID, &d.TenantID, &d.AgentID, &d.Kind, &d.Filename, &d.URL, &d.Title, &d.ContentType,
 		&d.SizeBytes, &d.SHA256, &d.Status, &d.TaskID, &d.Priority, &d.ChunkCount, &d.Error, &d.EmbeddingModel,
-		&d.Job, &d.PublishedAt, &d.CreatedAt, &d.UpdatedAt, &d.CompletedAt)
+		&d.Job, &d.PublishedAt, &d.CreatedAt, &d.UpdatedAt, &d.CompletedAt, &d.Metadata)
 	if err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil, job.ErrNotFound
@@ -162,10 +165,11 @@ func (s *Store) InsertDocument(ctx context.Context, d *Document) error {
 		d.Status = job.DocQueued
 	}
 	err := s.pool.QueryRow(ctx, `
-		INSERT INTO documents (tenant_id, agent_id, kind, filename, url, content_type, size_bytes, sha256, status, task_id, priority, job)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+		INSERT INTO documents (tenant_id, agent_id, kind, filename, url, content_type, size_bytes, sha256, status, task_id, priority, job, metadata)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 		RETURNING id, created_at, updated_at`,
 		d.TenantID, d.AgentID, d.Kind, d.Filename, d.URL, d.ContentType, d.SizeBytes, d.SHA256, d.Status, d.TaskID, d.Priority, jsonOrNull(d.Job),
+		metadataOrEmpty(d.Metadata),
 	).Scan(&d.ID, &d.CreatedAt, &d.UpdatedAt)
 	if err != nil {
 		return fmt.Errorf("docstore: insert document: %w", err)

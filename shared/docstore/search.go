@@ -3,6 +3,7 @@ package docstore
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -40,6 +41,8 @@ type SearchQuery struct {
 	Model     string
 	// K is the number of hits (1..50, default 10).
 	K int
+	// Filter keeps only chunks of the documents it selects, inside both rankings; nil keeps all.
+	Filter *Filter
 }
 
 // SearchHit is one chunk found by [Store.Search].
@@ -53,6 +56,8 @@ type SearchHit struct {
 	Heading    string `json:"heading"`
 	Ordinal    int    `json:"ordinal"`
 	Content    string `json:"content"`
+	// Metadata is the document's metadata object.
+	Metadata json.RawMessage `json:"metadata"`
 	// Score is the reciprocal rank fusion score: the sum over the two rankings of
 	// 1/(60+rank), at most 2/61.
 	Score float64 `json:"score"`
@@ -159,17 +164,23 @@ func (s *Store) textRanking(ctx context.Context, q SearchQuery, n int) ([]int64,
 	}
 	// Chunks holding every word rank first, so when there are n of them the any-word matches
 	// (possibly most of the agent's chunks, each to be ranked) need not be read at all.
+	args := sqlArgs{q.TenantID, q.AgentID, q.Text, n}
+	docFilter := ""
+	if !q.Filter.IsZero() {
+		docFilter = ` AND c.document_id IN (SELECT d.id FROM documents d WHERE d.tenant_id = $1 AND d.agent_id = $2 AND ` +
+			q.Filter.where(&args) + `)`
+	}
 	query := func(where string) string {
 		return `WITH tq AS (SELECT websearch_to_tsquery('simple', $3) AS q_all, ` + anyExpr + ` AS q_any)
 		SELECT c.id FROM chunks c, tq
-		WHERE c.tenant_id = $1 AND c.agent_id = $2 AND tq.q_any IS NOT NULL AND ` + where + `
+		WHERE c.tenant_id = $1 AND c.agent_id = $2 AND tq.q_any IS NOT NULL AND ` + where + docFilter + `
 		ORDER BY c.tsv @@ tq.q_all DESC, ts_rank(c.tsv, tq.q_any, 1) DESC, c.id
 		LIMIT $4`
 	}
 	var ids []int64
 	err := readNoJIT(ctx, s.pool, func(tx pgx.Tx) error {
 		for _, where := range []string{"c.tsv @@ tq.q_all", "c.tsv @@ tq.q_any"} {
-			rows, err := tx.Query(ctx, query(where), q.TenantID, q.AgentID, q.Text, n)
+			rows, err := tx.Query(ctx, query(where), args...)
 			if err != nil {
 				return err
 			}
@@ -223,15 +234,18 @@ func (x sketchIndex) nearest(ctx context.Context, q SearchQuery, n int) ([]int64
 		sim float64
 	}
 	var out []scored
+	args := sqlArgs{q.TenantID, q.AgentID, q.Model, len(q.Embedding), pos, neg, x.candidates}
+	filter := q.Filter.where(&args)
 	err := readNoJIT(ctx, x.pool, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `
 			SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id
 			WHERE c.tenant_id = $1 AND c.agent_id = $2 AND d.tenant_id = $1 AND d.agent_id = $2 AND d.embedding_model = $3
+				AND `+filter+`
 			ORDER BY CASE WHEN length(c.embedding_pos) = $4 THEN
 				(bit_count(c.embedding_pos & $5::bit varying) + bit_count(c.embedding_neg & $6::bit varying)
 				- bit_count(c.embedding_pos & $6::bit varying) - bit_count(c.embedding_neg & $5::bit varying))::float8
 				/ sqrt(greatest(bit_count(c.embedding_pos) + bit_count(c.embedding_neg), 1)) END DESC NULLS LAST, c.id
-			LIMIT $7`, q.TenantID, q.AgentID, q.Model, len(q.Embedding), pos, neg, x.candidates)
+			LIMIT $7`, args...)
 		if err != nil {
 			return err
 		}
@@ -299,7 +313,7 @@ func (s *Store) hitDetails(ctx context.Context, tenantID string, hits []SearchHi
 		ids[i] = h.ChunkID
 	}
 	rows, err := s.pool.Query(ctx, `
-		SELECT c.id, c.document_id, d.filename, d.url, d.title, c.page, c.heading, c.ordinal, c.content
+		SELECT c.id, c.document_id, d.filename, d.url, d.title, c.page, c.heading, c.ordinal, c.content, d.metadata
 		FROM chunks c JOIN documents d ON d.id = c.document_id
 		WHERE c.id = ANY($1) AND c.tenant_id = $2 AND d.tenant_id = $2`, ids, tenantID)
 	if err != nil {
@@ -314,12 +328,13 @@ func (s *Store) hitDetails(ctx context.Context, tenantID string, hits []SearchHi
 	for rows.Next() {
 		var id int64
 		var h SearchHit
-		if err := rows.Scan(&id, &h.DocumentID, &h.Filename, &h.URL, &h.Title, &h.Page, &h.Heading, &h.Ordinal, &h.Content); err != nil {
+		if err := rows.Scan(&id, &h.DocumentID, &h.Filename, &h.URL, &h.Title, &h.Page, &h.Heading, &h.Ordinal, &h.Content, &h.Metadata); err != nil {
 			return nil, fmt.Errorf("docstore: search hits: %w", err)
 		}
 		i := at[id]
 		hits[i].DocumentID, hits[i].Filename, hits[i].URL, hits[i].Title = h.DocumentID, h.Filename, h.URL, h.Title
 		hits[i].Page, hits[i].Heading, hits[i].Ordinal, hits[i].Content = h.Page, h.Heading, h.Ordinal, h.Content
+		hits[i].Metadata = h.Metadata
 		found[i] = true
 	}
 	if err := rows.Err(); err != nil {

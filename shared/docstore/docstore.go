@@ -30,11 +30,11 @@ var migrations embed.FS
 // Store is the PostgreSQL store of documents and chunks.
 type Store struct {
 	pool *pgxpool.Pool
-	// tsvInGo: Complete computes the tsvector of plain-text chunks itself (plainTSVector)
-	// instead of having PostgreSQL parse them; tsvTypographic: typographic punctuation counts
-	// as plain. Open sets them when the database's text search agrees with plainTSVector; a
-	// Store without them leaves every chunk to PostgreSQL.
-	tsvInGo, tsvTypographic bool
+	// tsvInGo: Complete computes the tsvector of plain-text chunks itself (plainTSVector
+	// with tsv) instead of having PostgreSQL parse them. Open sets it when the database's text
+	// search agrees with plainTSVector; a Store without it leaves every chunk to PostgreSQL.
+	tsvInGo bool
+	tsv     tsvParser
 }
 
 // CheckURL validates DATABASE_URL: a postgres:// or postgresql:// URL.
@@ -61,7 +61,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{pool: pool}
-	if s.tsvInGo, s.tsvTypographic, err = checkTSVector(ctx, pool); err != nil {
+	if s.tsv, s.tsvInGo, err = checkTSVector(ctx, pool); err != nil {
 		pool.Close()
 		return nil, err
 	}
@@ -368,7 +368,7 @@ func (s *Store) Complete(ctx context.Context, id int64, c Completion) error {
 		pos[i], neg[i] = sketch(ch.Embedding)
 		// The tsvector of plain text, computed here; NULL has PostgreSQL compute it.
 		if s.tsvInGo {
-			if v, ok := plainTSVector(ch.Content, s.tsvTypographic); ok {
+			if v, ok := plainTSVector(ch.Content, s.tsv); ok {
 				tsvs[i] = &v
 			}
 		}

@@ -15,8 +15,9 @@ import (
 
 // The limits of to_tsvector, compiled into PostgreSQL (tsearch/ts_type.h, ts_utils.h).
 const (
-	// tsvMaxWord is the longest token to_tsvector keeps, in bytes (MAXSTRLEN - 1): a longer
-	// one is dropped with a notice, and takes no position.
+	// tsvMaxWord is the longest token to_tsvector keeps, in bytes, in older minor releases
+	// (MAXSTRLEN - 1): a longer one is dropped with a notice, and takes no position. Later
+	// minor releases keep tokens of one byte more (MAXSTRLEN); [Open] asks the database which.
 	tsvMaxWord = 2046
 	// tsvMaxPos is the largest position (MAXENTRYPOS - 1): later tokens all take it.
 	tsvMaxPos = 16383
@@ -59,6 +60,15 @@ var tsvClass = func() (t [256]byte) {
 
 func isAlnum(c byte) bool { k := tsvClass[c]; return k == tcLetter || k == tcDigit }
 
+// tsvParser is how the database's to_tsvector('simple', ...) reads plain text.
+type tsvParser struct {
+	// typographic: the punctuation of typographicSeparator separates words (glibc's UTF-8
+	// locales); in the C locale every non-ASCII character is a letter.
+	typographic bool
+	// maxWord is the longest token kept, in bytes: tsvMaxWord or tsvMaxWord+1.
+	maxWord int
+}
+
 // tsvToken is a token of the text: its lexeme, lower[start:end], and its position.
 type tsvToken struct {
 	start, end, pos int32
@@ -67,9 +77,9 @@ type tsvToken struct {
 // plainTSVector returns the text form of to_tsvector('simple', content) as PostgreSQL's
 // default parser and simple dictionary produce it where ASCII is classified and lower-cased as
 // in the C locale, or ok = false when content is not plain text, which it leaves to
-// PostgreSQL. With typographic, the punctuation of typographicSeparator counts as a separator
-// too, as in the UTF-8 locales of glibc (in the C locale every non-ASCII character is a
-// letter).
+// PostgreSQL. With p.typographic, the punctuation of typographicSeparator counts as a
+// separator too, as in the UTF-8 locales of glibc (in the C locale every non-ASCII character
+// is a letter).
 //
 // Plain text is ASCII letters and digits, white space, the punctuation of tcPunct, '.', '-',
 // '+', '~' and '_', where none of these stands where the parser reads more than words:
@@ -87,9 +97,10 @@ type tsvToken struct {
 //     letter, digit or '_' (a path "~x"), and every byte outside the classes above: '/', '@',
 //     '<', '&', '\', control characters, other non-ASCII.
 //
-// It mirrors to_tsvector's limits: tokens of 2047 bytes or more are dropped without taking a
-// position, positions stop at 16383 and a lexeme keeps its first 255 distinct positions.
-func plainTSVector(content string, typographic bool) (string, bool) {
+// It mirrors to_tsvector's limits: tokens longer than p.maxWord bytes are dropped without
+// taking a position, positions stop at 16383 and a lexeme keeps its first 255 distinct
+// positions.
+func plainTSVector(content string, p tsvParser) (string, bool) {
 	n := len(content)
 	if n > tsvMaxContent {
 		return "", false
@@ -98,7 +109,7 @@ func plainTSVector(content string, typographic bool) (string, bool) {
 	tokens := make([]tsvToken, 0, n/5+1)
 	pos := int32(0)
 	emit := func(start, end int) {
-		if end-start > tsvMaxWord {
+		if end-start > p.maxWord {
 			return
 		}
 		pos++
@@ -192,7 +203,7 @@ func plainTSVector(content string, typographic bool) (string, bool) {
 				return "", false
 			}
 		default:
-			if !typographic {
+			if !p.typographic {
 				return "", false
 			}
 			r, size := utf8.DecodeRuneInString(content[i:])
@@ -295,7 +306,7 @@ func formatTSVector(text []byte, tokens []tsvToken) string {
 // letter in both cases, digits, every separator plainTSVector accepts, hyphenated words,
 // apostrophes, numbers, abbreviations and the limits (a lexeme's 255 positions, the longest
 // token kept, positions past 16383).
-func tsvProbe() string {
+func tsvProbe(maxWord int) string {
 	var b strings.Builder
 	for c := 'A'; c <= 'Z'; c++ {
 		fmt.Fprintf(&b, "%c %c %c%c ", c, c+'a'-'A', c, c+'a'-'A')
@@ -308,7 +319,7 @@ func tsvProbe() string {
 		fmt.Fprintf(&b, "a%cb ", c)
 	}
 	b.WriteString(strings.Repeat("w ", 300))
-	fmt.Fprintf(&b, "%s %s %s-%s ", strings.Repeat("k", tsvMaxWord), strings.Repeat("m", tsvMaxWord+1),
+	fmt.Fprintf(&b, "%s %s %s-%s ", strings.Repeat("k", maxWord), strings.Repeat("m", maxWord+1),
 		strings.Repeat("h", 1500), strings.Repeat("j", 600))
 	b.WriteString(strings.Repeat("p q ", tsvMaxPos/2+10))
 	b.WriteString("Quick-Brown the w end.")
@@ -329,15 +340,25 @@ func tsvTypographicProbe() string {
 }
 
 // checkTSVector compares plainTSVector with the database's to_tsvector('simple', ...) on
-// tsvProbe and, in a UTF-8 database, tsvTypographicProbe. It also requires the database's
-// 'simple' configuration to be PostgreSQL's, which a probe alone could not show: the default
-// parser and, for the token types of plain text, the built-in simple dictionary without
-// options (no stop words).
-func checkTSVector(ctx context.Context, pool *pgxpool.Pool) (plain, typographic bool, err error) {
-	probe := tsvProbe()
-	want, ok := plainTSVector(probe, false)
+// tsvProbe and, in a UTF-8 database, tsvTypographicProbe, after asking the database for the
+// longest token it keeps. It also requires the database's 'simple' configuration to be
+// PostgreSQL's, which a probe alone could not show: the default parser and, for the token
+// types of plain text, the built-in simple dictionary without options (no stop words). plain
+// reports that plainTSVector with p agrees with the database.
+func checkTSVector(ctx context.Context, pool *pgxpool.Pool) (p tsvParser, plain bool, err error) {
+	var longer bool
+	if err := pool.QueryRow(ctx, `SELECT length(to_tsvector('simple', repeat('k', $1::int))) > 0`,
+		tsvMaxWord+1).Scan(&longer); err != nil {
+		return p, false, fmt.Errorf("docstore: text search probe: %w", err)
+	}
+	p.maxWord = tsvMaxWord
+	if longer {
+		p.maxWord++
+	}
+	probe := tsvProbe(p.maxWord)
+	want, ok := plainTSVector(probe, p)
 	if !ok {
-		return false, false, errors.New("docstore: text search probe: not plain text")
+		return p, false, errors.New("docstore: text search probe: not plain text")
 	}
 	var got, encoding string
 	var standard bool
@@ -351,17 +372,21 @@ func checkTSVector(ctx context.Context, pool *pgxpool.Pool) (plain, typographic 
 			WHERE m.mapcfg = 'simple'::regconfig AND m.maptokentype IN (1, 3, 8, 11, 16, 19, 20, 22)), false)`,
 		probe).Scan(&got, &encoding, &standard)
 	if err != nil {
-		return false, false, fmt.Errorf("docstore: text search probe: %w", err)
+		return p, false, fmt.Errorf("docstore: text search probe: %w", err)
 	}
 	if !standard || got != want || encoding != "UTF8" {
-		return standard && got == want, false, nil
+		return p, standard && got == want, nil
 	}
 	probe = tsvTypographicProbe()
-	if want, ok = plainTSVector(probe, true); !ok {
-		return false, false, errors.New("docstore: typographic text search probe: not plain text")
+	typo := tsvParser{typographic: true, maxWord: p.maxWord}
+	if want, ok = plainTSVector(probe, typo); !ok {
+		return p, false, errors.New("docstore: typographic text search probe: not plain text")
 	}
 	if err := pool.QueryRow(ctx, `SELECT to_tsvector('simple', $1)::text`, probe).Scan(&got); err != nil {
-		return false, false, fmt.Errorf("docstore: typographic text search probe: %w", err)
+		return p, false, fmt.Errorf("docstore: typographic text search probe: %w", err)
 	}
-	return true, got == want, nil
+	if got == want {
+		p = typo
+	}
+	return p, true, nil
 }

@@ -49,8 +49,8 @@ func openUTF8Store(t *testing.T) *Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Close)
-	if !s.tsvInGo || !s.tsvTypographic {
-		t.Fatalf("a UTF-8 locale's text search differs from plainTSVector (plain %v, typographic %v)", s.tsvInGo, s.tsvTypographic)
+	if !s.tsvInGo || !s.tsv.typographic {
+		t.Fatalf("a UTF-8 locale's text search differs from plainTSVector (plain %v, typographic %v)", s.tsvInGo, s.tsv.typographic)
 	}
 	return s
 }
@@ -160,7 +160,9 @@ func plainEdgeTexts(r *rand.Rand, typographic bool) []string {
 		"a " + strings.Repeat("x", 2100) + " b",
 		strings.Repeat("y", tsvMaxWord),
 		strings.Repeat("y", tsvMaxWord+1),
+		strings.Repeat("y", tsvMaxWord+2),
 		"a " + strings.Repeat("y", tsvMaxWord) + " b " + strings.Repeat("z", tsvMaxWord+1) + " c",
+		"a " + strings.Repeat("y", tsvMaxWord+1) + " b " + strings.Repeat("z", tsvMaxWord+2) + " c",
 		"a " + strings.Repeat("h", 1500) + "-" + strings.Repeat("j", 600) + " c",
 		strings.Join(short, " "),
 		strings.Join(short[:16380], " ") + " zz-yy-zz q q q-q",
@@ -179,7 +181,7 @@ func TestPlainTSVectorExamples(t *testing.T) {
 		"":                        "",
 	} {
 		for _, typographic := range []bool{false, true} {
-			if got, ok := plainTSVector(text, typographic); !ok || got != want {
+			if got, ok := plainTSVector(text, tsvParser{typographic, tsvMaxWord}); !ok || got != want {
 				t.Errorf("plainTSVector(%q, %v) = %q, %v; want %q", text, typographic, got, ok, want)
 			}
 		}
@@ -193,7 +195,7 @@ func TestPlainTSVectorExamples(t *testing.T) {
 		strings.Repeat("a ", tsvMaxContent/2+1),
 	} {
 		for _, typographic := range []bool{false, true} {
-			if got, ok := plainTSVector(text, typographic); ok {
+			if got, ok := plainTSVector(text, tsvParser{typographic, tsvMaxWord}); ok {
 				t.Errorf("plainTSVector(%q, %v) = %q, want not plain", text, typographic, got)
 			}
 		}
@@ -201,10 +203,10 @@ func TestPlainTSVectorExamples(t *testing.T) {
 	// Typographic punctuation separates words where the locale says so; in the C locale it is
 	// a letter.
 	text := "Don\u2019t \u201cstop\u201d \u2014 now\u2026"
-	if got, ok := plainTSVector(text, true); !ok || got != "'don':1 'now':4 'stop':3 't':2" {
+	if got, ok := plainTSVector(text, tsvParser{true, tsvMaxWord}); !ok || got != "'don':1 'now':4 'stop':3 't':2" {
 		t.Errorf("plainTSVector(%q, true) = %q, %v", text, got, ok)
 	}
-	if got, ok := plainTSVector(text, false); ok {
+	if got, ok := plainTSVector(text, tsvParser{false, tsvMaxWord}); ok {
 		t.Errorf("plainTSVector(%q, false) = %q, want not plain", text, got)
 	}
 }
@@ -223,7 +225,7 @@ func TestPlainTSVectorMatchesPostgres(t *testing.T) {
 			want := pgTSVectors(t, s.pool, texts)
 			bad := 0
 			for i, text := range texts {
-				got, ok := plainTSVector(text, typographic)
+				got, ok := plainTSVector(text, s.tsv)
 				if !ok {
 					t.Errorf("not plain: %.200q", text)
 					bad++
@@ -264,7 +266,7 @@ func TestPlainTSVectorIsExactWhenOK(t *testing.T) {
 			want := pgTSVectors(t, s.pool, texts)
 			plain, other := 0, 0
 			for i, text := range texts {
-				got, ok := plainTSVector(text, typographic)
+				got, ok := plainTSVector(text, s.tsv)
 				if !ok {
 					other++
 					continue
@@ -310,7 +312,7 @@ func tsvChunks(t *testing.T) []Chunk {
 	plain := 0
 	var out []Chunk
 	for i, c := range contents {
-		if _, ok := plainTSVector(c, false); ok {
+		if _, ok := plainTSVector(c, tsvParser{maxWord: tsvMaxWord}); ok {
 			plain++
 		}
 		out = append(out, Chunk{Ordinal: i, Content: c, TokenCount: 1})
@@ -344,8 +346,8 @@ func TestCompleteStoresPostgresTSVector(t *testing.T) {
 			var s *Store
 			if typographic {
 				s = openUTF8Store(t)
-			} else if s = openStore(t); !s.ComputesTSVectors() || s.tsvTypographic {
-				t.Fatalf("C locale: plain %v, typographic %v; want true, false", s.tsvInGo, s.tsvTypographic)
+			} else if s = openStore(t); !s.ComputesTSVectors() || s.tsv.typographic {
+				t.Fatalf("C locale: plain %v, typographic %v; want true, false", s.tsvInGo, s.tsv.typographic)
 			}
 			chunks := tsvChunks(t)
 			for _, st := range []*Store{s, {pool: s.pool}} {
@@ -433,7 +435,7 @@ func checkDisabled(t *testing.T, url string) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if s.ComputesTSVectors() || s.tsvTypographic {
+	if s.ComputesTSVectors() || s.tsv.typographic {
 		t.Fatal("the Store computes tsvectors though the database's text search differs")
 	}
 	chunks := []Chunk{{Content: "THE lazy dogs of ISTANBUL: well-known, don't stop.", TokenCount: 1}}
@@ -445,7 +447,7 @@ func checkDisabled(t *testing.T, url string) {
 	if err := s.pool.QueryRow(t.Context(), `SELECT tsv::text FROM chunks WHERE document_id = $1`, id).Scan(&got); err != nil {
 		t.Fatal(err)
 	}
-	if want, _ := plainTSVector(chunks[0].Content, false); got == want {
+	if want, _ := plainTSVector(chunks[0].Content, tsvParser{maxWord: tsvMaxWord}); got == want {
 		t.Fatalf("stored %s, the Go result, in a database that computes another", got)
 	}
 }
@@ -546,7 +548,11 @@ func TestTSVMigrationKeepsExistingRows(t *testing.T) {
 	if got := stored(); got != before {
 		t.Fatalf("tsvectors after the migration\n%s\nwant\n%s", got, before)
 	}
-	s := &Store{pool: pool, tsvInGo: true}
+	s := &Store{pool: pool}
+	var err error
+	if s.tsv, s.tsvInGo, err = checkTSVector(ctx, pool); err != nil || !s.tsvInGo {
+		t.Fatalf("checkTSVector: plain %v, %v", s.tsvInGo, err)
+	}
 	id := completeDoc(t, s, "new", chunks)
 	if bad, total := tsvMismatches(t, pool, id); bad != 0 || total != len(chunks) {
 		t.Fatalf("%d of %d new chunks' tsv differ from to_tsvector", bad, total)
@@ -575,12 +581,12 @@ func TestTSVMigrationKeepsExistingRows(t *testing.T) {
 // BenchmarkTSVector computes the tsvector of a chunk of about 3 KB of plain text.
 func BenchmarkTSVector(b *testing.B) {
 	text := plainText(rand.New(rand.NewPCG(7, 8)), 2800, false)
-	if _, ok := plainTSVector(text, false); !ok {
+	if _, ok := plainTSVector(text, tsvParser{false, tsvMaxWord}); !ok {
 		b.Fatal("the benchmark text is not plain")
 	}
 	b.SetBytes(int64(len(text)))
 	b.ReportAllocs()
 	for b.Loop() {
-		plainTSVector(text, false)
+		plainTSVector(text, tsvParser{false, tsvMaxWord})
 	}
 }

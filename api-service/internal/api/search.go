@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -35,6 +36,8 @@ type searchResult struct {
 	Ordinal    int     `json:"ordinal"`
 	Content    string  `json:"content"`
 	Score      float64 `json:"score"`
+	// Metadata is the document's metadata object.
+	Metadata json.RawMessage `json:"metadata"`
 }
 
 // search answers GET /api/v1/agents/{agent_id}/search?q=...&k=10 with the caller's chunks of
@@ -49,18 +52,8 @@ func (s *Server) search(c *gin.Context) {
 		return
 	}
 	q := strings.TrimSpace(c.Query("q"))
-	switch {
-	case q == "":
-		s.fail(c, errBadRequest("q is required"))
-		return
-	case !utf8.ValidString(q):
-		s.fail(c, errBadRequest("q is not valid UTF-8"))
-		return
-	case strings.ContainsRune(q, 0):
-		s.fail(c, errBadRequest("q contains a NUL character"))
-		return
-	case utf8.RuneCountInString(q) > maxSearchQueryChars:
-		s.fail(c, errBadRequest("q is longer than 1000 characters"))
+	if err := checkSearchText(q); err != nil {
+		s.fail(c, err)
 		return
 	}
 	k := defaultSearchK
@@ -72,8 +65,28 @@ func (s *Server) search(c *gin.Context) {
 		}
 		k = n
 	}
+	s.answerSearch(c, docstore.SearchQuery{TenantID: tenantOf(c), AgentID: agent, Text: q, K: k})
+}
+
+// checkSearchText validates a search's q.
+func checkSearchText(q string) error {
+	switch {
+	case q == "":
+		return errBadRequest("q is required")
+	case !utf8.ValidString(q):
+		return errBadRequest("q is not valid UTF-8")
+	case strings.ContainsRune(q, 0):
+		return errBadRequest("q contains a NUL character")
+	case utf8.RuneCountInString(q) > maxSearchQueryChars:
+		return errBadRequest("q is longer than 1000 characters")
+	}
+	return nil
+}
+
+// answerSearch runs query and writes the answer of both search routes.
+func (s *Server) answerSearch(c *gin.Context, query docstore.SearchQuery) {
 	ctx := c.Request.Context()
-	hits, ranking, err := s.searchChunks(ctx, docstore.SearchQuery{TenantID: tenantOf(c), AgentID: agent, Text: q, K: k})
+	hits, ranking, err := s.searchChunks(ctx, query)
 	if err != nil {
 		if ctx.Err() == nil {
 			s.fail(c, err)
@@ -84,10 +97,10 @@ func (s *Server) search(c *gin.Context) {
 	for i, h := range hits {
 		results[i] = searchResult{
 			ChunkID: h.ChunkID, DocumentID: h.DocumentID, Filename: h.Filename, URL: h.URL, Title: h.Title,
-			Page: h.Page, Heading: h.Heading, Ordinal: h.Ordinal, Content: h.Content, Score: h.Score,
+			Page: h.Page, Heading: h.Heading, Ordinal: h.Ordinal, Content: h.Content, Score: h.Score, Metadata: h.Metadata,
 		}
 	}
-	c.JSON(http.StatusOK, gin.H{"query": q, "k": k, "ranking": ranking, "results": results})
+	c.JSON(http.StatusOK, gin.H{"query": query.Text, "k": query.K, "ranking": ranking, "results": results})
 }
 
 // searchChunks embeds query.Text (when an embedder is configured) and runs the search,
@@ -115,6 +128,9 @@ func (s *Server) searchChunks(ctx context.Context, query docstore.SearchQuery) (
 	}
 	hits, err := s.docs.Search(ctx, query)
 	if err != nil {
+		if fe, ok := errors.AsType[*docstore.FilterError](err); ok {
+			return nil, "", errBadRequest(fe.Path + ": " + fe.Msg)
+		}
 		if errors.Is(err, docstore.ErrBadQuery) {
 			return nil, "", errBadRequest(err.Error())
 		}

@@ -85,6 +85,7 @@ func (s *Server) upload(c *gin.Context) {
 		up       *storedUpload
 		priority = job.PriorityHigh
 		force    bool
+		metadata json.RawMessage
 	)
 	cleanup := func() {
 		if up != nil {
@@ -124,6 +125,12 @@ func (s *Server) upload(c *gin.Context) {
 				s.fail(c, errBadRequest("priority must be high, medium or low"))
 				return
 			}
+		case "metadata":
+			if metadata, err = readMetadataField(part); err != nil {
+				cleanup()
+				s.fail(c, err)
+				return
+			}
 		case "force":
 			v, err := readField(part)
 			if err == nil {
@@ -144,6 +151,7 @@ func (s *Server) upload(c *gin.Context) {
 	doc := &docstore.Document{
 		TenantID: tenant, AgentID: agent, Kind: job.KindDocument, Filename: up.filename,
 		ContentType: up.typ.ContentType(), SizeBytes: up.size, SHA256: up.sha256, TaskID: taskID, Priority: string(priority),
+		Metadata: metadata,
 	}
 	j := &job.Job{
 		TaskID: taskID, Kind: job.KindDocument, TenantID: tenant, AgentID: agent, Priority: priority,

@@ -31,14 +31,16 @@ const (
 )
 
 type webpageRequest struct {
-	URL      string `json:"url"`
-	Priority string `json:"priority"`
+	URL      string          `json:"url"`
+	Priority string          `json:"priority"`
+	Metadata json.RawMessage `json:"metadata"`
 }
 
 type crawlRequest struct {
-	URL      string `json:"url"`
-	MaxPages *int   `json:"max_pages"`
-	MaxDepth *int   `json:"max_depth"`
+	URL      string          `json:"url"`
+	MaxPages *int            `json:"max_pages"`
+	MaxDepth *int            `json:"max_depth"`
+	Metadata json.RawMessage `json:"metadata"`
 }
 
 // crawlResponse is the 202 answer to a crawl: the crawl task and the bounds it runs with.
@@ -67,6 +69,11 @@ func (s *Server) webpage(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	metadata, err := parseMetadata(req.Metadata)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
 	priority := job.PriorityHigh
 	if strings.TrimSpace(req.Priority) != "" {
 		if priority, err = job.ParsePriority(req.Priority); err != nil {
@@ -82,6 +89,7 @@ func (s *Server) webpage(c *gin.Context) {
 	c.Set(ctxTaskID, taskID)
 	doc := &docstore.Document{
 		TenantID: tenant, AgentID: agent, Kind: job.KindWebpage, URL: pageURL, TaskID: taskID, Priority: string(priority),
+		Metadata: metadata,
 	}
 	j := &job.Job{TaskID: taskID, Kind: job.KindWebpage, TenantID: tenant, AgentID: agent, Priority: priority, URL: pageURL}
 	if err := s.enqueue(c.Request.Context(), doc, j); err != nil {
@@ -127,6 +135,11 @@ func (s *Server) crawl(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	metadata, err := parseMetadata(req.Metadata)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
 	if !s.nc.IsConnected() {
 		s.fail(c, errUnavailable)
 		return
@@ -135,10 +148,11 @@ func (s *Server) crawl(c *gin.Context) {
 	c.Set(ctxTaskID, taskID)
 	doc := &docstore.Document{
 		TenantID: tenant, AgentID: agent, Kind: job.KindCrawl, URL: pageURL, TaskID: taskID, Priority: string(job.PriorityLow),
+		Metadata: metadata,
 	}
 	j := &job.Job{
 		TaskID: taskID, Kind: job.KindCrawl, TenantID: tenant, AgentID: agent, Priority: job.PriorityLow, URL: pageURL,
-		MaxPages: maxPages, MaxDepth: maxDepth,
+		MaxPages: maxPages, MaxDepth: maxDepth, Metadata: job.Metadata(metadata),
 	}
 	if err := s.enqueue(c.Request.Context(), doc, j); err != nil {
 		s.fail(c, err)

@@ -140,6 +140,11 @@ func (p *Pipeline) fanOut(ctx context.Context, crawl *job.Job, v webfetch.Visit)
 		TaskID: taskID, Kind: job.KindWebpage, TenantID: crawl.TenantID, AgentID: crawl.AgentID,
 		Priority: job.PriorityLow, URL: v.URL, Depth: v.Depth, ParentTaskID: crawl.TaskID, EnqueuedAt: time.Now().UTC(),
 	}
+	// The crawl's metadata becomes its pages'.
+	var metadata json.RawMessage
+	if crawl.Metadata != "" {
+		metadata = json.RawMessage(crawl.Metadata)
+	}
 	undoCtx := context.WithoutCancel(ctx)
 	var undoRow func()
 	ours := false
@@ -148,7 +153,7 @@ func (p *Pipeline) fanOut(ctx context.Context, crawl *job.Job, v webfetch.Visit)
 	case errors.Is(err, job.ErrNotFound):
 		d := &docstore.Document{
 			TenantID: crawl.TenantID, AgentID: crawl.AgentID, Kind: job.KindWebpage, URL: v.URL,
-			TaskID: taskID, Priority: string(job.PriorityLow),
+			TaskID: taskID, Priority: string(job.PriorityLow), Metadata: metadata,
 		}
 		// The row keeps its job for the API's outbox sweeper (parent crawl included).
 		if payload, err := json.Marshal(child); err == nil {
@@ -172,6 +177,11 @@ func (p *Pipeline) fanOut(ctx context.Context, crawl *job.Job, v webfetch.Visit)
 			return true, nil
 		}
 	default:
+		if metadata != nil {
+			if _, err := p.Docs.SetMetadata(ctx, prev.TenantID, prev.ID, metadata); err != nil {
+				return false, fmt.Errorf("ingest: crawl page %s: %w", v.URL, err)
+			}
+		}
 		err := p.Docs.RequeuePage(ctx, prev, taskID, string(job.PriorityLow))
 		if errors.Is(err, job.ErrConflict) {
 			return false, nil // a job is on the page already

@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -35,6 +36,11 @@ type Store struct {
 	// search agrees with plainTSVector; a Store without it leaves every chunk to PostgreSQL.
 	tsvInGo bool
 	tsv     tsvParser
+	// vector: chunks have embedding_vec and search may use pgvector's HNSW indexes (vector.go);
+	// vectorReason says why not. hnsw holds the names of the HNSW indexes known to exist.
+	vector       bool
+	vectorReason string
+	hnsw         sync.Map
 }
 
 // CheckURL validates DATABASE_URL: a postgres:// or postgresql:// URL.
@@ -62,6 +68,10 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	}
 	s := &Store{pool: pool}
 	if s.tsv, s.tsvInGo, err = checkTSVector(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	if s.vector, s.vectorReason, err = enableVector(ctx, pool); err != nil {
 		pool.Close()
 		return nil, err
 	}
@@ -384,14 +394,14 @@ func (s *Store) Complete(ctx context.Context, id int64, c Completion) error {
 	})
 	b.Queue(`DELETE FROM chunks WHERE document_id = $1
 		AND EXISTS (SELECT FROM documents WHERE id = $1 AND status <> 'cancelled')`, id)
-	b.Queue(`INSERT INTO chunks (document_id, tenant_id, agent_id, ordinal, content, token_count, page, heading, embedding, embedding_pos, embedding_neg, tsv)
+	b.Queue(`INSERT INTO chunks (document_id, tenant_id, agent_id, ordinal, content, token_count, page, heading, embedding, embedding_pos, embedding_neg, tsv, embedding_model)
 		SELECT d.id, d.tenant_id, d.agent_id, c.ordinal, c.content, c.token_count, c.page, c.heading,
 			CASE WHEN c.len >= 0 THEN ($9::real[])[c.off + 1 : c.off + c.len] END, c.pos, c.neg,
-			COALESCE(c.tsv::tsvector, to_tsvector('simple', c.content))
+			COALESCE(c.tsv::tsvector, to_tsvector('simple', c.content)), CASE WHEN c.len >= 0 THEN $13::text ELSE '' END
 		FROM documents d, unnest($2::int[], $3::text[], $4::int[], $5::int[], $6::text[], $7::int[], $8::int[], $10::varbit[], $11::varbit[], $12::text[])
 			AS c(ordinal, content, token_count, page, heading, off, len, pos, neg, tsv)
 		WHERE d.id = $1 AND d.status <> 'cancelled'`,
-		id, ordinals, contents, tokens, pages, headings, offsets, lengths, vectors, pos, neg, tsvs)
+		id, ordinals, contents, tokens, pages, headings, offsets, lengths, vectors, pos, neg, tsvs, c.EmbeddingModel)
 	b.Queue(`UPDATE documents SET status = 'completed', chunk_count = $2, title = $3, embedding_model = $4,
 		error = '', updated_at = now(), completed_at = now() WHERE id = $1 AND status <> 'cancelled'`, id, n, c.Title, c.EmbeddingModel)
 	err := s.pool.SendBatch(ctx, b).Close()
@@ -404,6 +414,12 @@ func (s *Store) Complete(ctx context.Context, id int64, c Completion) error {
 	}
 	if err != nil {
 		return fmt.Errorf("docstore: complete document %d: %w", id, err)
+	}
+	for _, ch := range c.Chunks {
+		if len(ch.Embedding) > 0 {
+			s.ensureVectorIndexOf(ctx, c.EmbeddingModel, len(ch.Embedding))
+			break
+		}
 	}
 	return nil
 }
@@ -557,9 +573,10 @@ func (s *Store) ReplaceEmbeddings(ctx context.Context, id int64, model string, o
 		for i, v := range vectors {
 			pos[i], neg[i] = sketch(v)
 		}
-		tag, err := tx.Exec(ctx, `UPDATE chunks AS c SET embedding = v.embedding::real[], embedding_pos = v.pos, embedding_neg = v.neg
+		tag, err := tx.Exec(ctx, `UPDATE chunks AS c SET embedding = v.embedding::real[], embedding_pos = v.pos, embedding_neg = v.neg,
+				embedding_model = $6
 			FROM unnest($2::int[], $3::text[], $4::varbit[], $5::varbit[]) AS v(ordinal, embedding, pos, neg)
-			WHERE c.document_id = $1 AND c.ordinal = v.ordinal`, id, ordinals, vectorLiterals(vectors), pos, neg)
+			WHERE c.document_id = $1 AND c.ordinal = v.ordinal`, id, ordinals, vectorLiterals(vectors), pos, neg, model)
 		if err != nil {
 			return err
 		}
@@ -575,6 +592,9 @@ func (s *Store) ReplaceEmbeddings(ctx context.Context, id int64, model string, o
 	})
 	if err != nil {
 		return fmt.Errorf("docstore: replace embeddings of document %d: %w", id, err)
+	}
+	if len(vectors) > 0 {
+		s.ensureVectorIndexOf(ctx, model, len(vectors[0]))
 	}
 	return nil
 }

@@ -96,7 +96,10 @@ func (s *Store) Search(ctx context.Context, q SearchQuery) ([]SearchHit, error) 
 	}
 	if len(q.Embedding) > 0 {
 		wg.Go(func() {
-			vector, vectorErr = (sketchIndex{pool: s.pool, candidates: vectorCandidates}).nearest(ctx, q, searchDepth)
+			var x vectorIndex
+			if x, vectorErr = s.vectorRanking(ctx, q); vectorErr == nil {
+				vector, vectorErr = x.nearest(ctx, q, searchDepth)
+			}
 		})
 	}
 	wg.Wait()

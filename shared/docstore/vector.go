@@ -290,4 +290,3 @@ func (s *Store) vectorRanking(ctx context.Context, q SearchQuery) (vectorIndex, 
 	}
 	return sketchIndex{pool: s.pool, candidates: vectorCandidates}, nil
 }
-

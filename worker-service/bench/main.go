@@ -49,13 +49,18 @@ func main() {
 	quick := flag.Bool("quick", false, "one-minute subset with smaller N")
 	binDir := flag.String("bin", "bin", "directory of api-service and worker-service (make build)")
 	out := flag.String("out", "", "write the results table (markdown) to this file")
-	only := flag.String("only", "", "figures to run, comma-separated: w1, api, drain (drain needs api), pdf (default all; -quick: all but pdf)")
+	only := flag.String("only", "", "figures to run, comma-separated: w1, api, drain (drain needs api), pdf, search (default all; -quick: all but pdf)")
 	flag.StringVar(&corpusDir, "corpus", "../shared/corpus", "corpus folder for the pdf figure (its pdf/p*.pdf files)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (in-process NATS, W1 consumers, load generators)")
 	flag.StringVar(&w1Only, "w1side", "", "run only this side of W1 (raw, protocol or quire, for profiling; protocol-noread prices the status read)")
 	w1Jobs := flag.Int("w1jobs", 0, "override the number of W1 jobs")
 	w1Paced := flag.Int("w1paced", 0, "override the number of paced W1 jobs")
 	backlog := flag.Int("backlog", -1, "override the number of queued jobs of the backlog figure (0 skips it)")
+	flag.Func("search-chunks", "chunk counts of the search figure, comma-separated (default 100000,1000000; -quick: 100000)", func(v string) error {
+		n, err := parseCounts(v)
+		searchSizes = n
+		return err
+	})
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -84,9 +89,15 @@ func main() {
 	if *w1Paced > 0 {
 		sz.w1Paced = *w1Paced
 	}
-	figures := "w1,api,drain,pdf"
+	if searchSizes == nil {
+		searchSizes = []int{100_000, 1_000_000}
+		if *quick {
+			searchSizes = []int{100_000}
+		}
+	}
+	figures := "w1,api,drain,pdf,search"
 	if *quick {
-		figures = "w1,api,drain"
+		figures = "w1,api,drain,search"
 	}
 	if *only != "" {
 		figures = *only
@@ -165,6 +176,13 @@ func run(ctx context.Context, sz sizes, mode, binDir, out string, only []string)
 			return err
 		}
 		rows = append(rows, apiRows...)
+	}
+	if slices.Contains(only, "search") {
+		searchRows, err := runSearch(ctx, e, searchSizes, logf)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, searchRows...)
 	}
 	if slices.Contains(only, "pdf") {
 		pdfRows, err := runPDF(ctx, e, corpusDir, logf)

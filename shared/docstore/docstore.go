@@ -41,6 +41,15 @@ type Store struct {
 	vector       bool
 	vectorReason string
 	hnsw         sync.Map
+	// common caches commonWords (common.go), read at commonAt.
+	commonMu sync.Mutex
+	common   []string
+	commonAt time.Time
+	// statsAt is when the writer last looked at the table's changes (statistics.go).
+	statsMu sync.Mutex
+	statsAt time.Time
+	// exactFilterChunks overrides the const of the same name when not 0 (tests; -1: never).
+	exactFilterChunks int
 }
 
 // CheckURL validates DATABASE_URL: a postgres:// or postgresql:// URL.
@@ -421,6 +430,7 @@ func (s *Store) Complete(ctx context.Context, id int64, c Completion) error {
 			break
 		}
 	}
+	s.refreshStatisticsAfterWrite(ctx)
 	return nil
 }
 
@@ -596,6 +606,7 @@ func (s *Store) ReplaceEmbeddings(ctx context.Context, id int64, model string, o
 	if len(vectors) > 0 {
 		s.ensureVectorIndexOf(ctx, model, len(vectors[0]))
 	}
+	s.refreshStatisticsAfterWrite(ctx)
 	return nil
 }
 

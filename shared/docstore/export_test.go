@@ -26,3 +26,27 @@ func (s *Store) ExplainVectorRanking(ctx context.Context, q SearchQuery, n int) 
 	})
 	return strings.Join(plan, "\n"), err
 }
+
+// ExplainTextRanking returns the plans of the statements of the full-text ranking of q.
+func (s *Store) ExplainTextRanking(ctx context.Context, q SearchQuery) (string, error) {
+	var out []string
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer tx.Rollback(ctx)
+	_, err = s.textRankingExplain(ctx, q, 100, func(query string, args []any) {
+		rows, err := tx.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+query, args...)
+		if err != nil {
+			out = append(out, err.Error())
+			return
+		}
+		plan, _ := pgx.CollectRows(rows, pgx.RowTo[string])
+		out = append(out, strings.Join(plan, "\n"))
+	})
+	return strings.Join(out, "\n----\n"), err
+}
+
+// SetExactFilterChunks sets how many chunks a filter may select for search to read only
+// its documents' chunks; -1: never.
+func (s *Store) SetExactFilterChunks(n int) { s.exactFilterChunks = n }

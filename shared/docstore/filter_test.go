@@ -106,7 +106,18 @@ func (l *filterSet) found(t *testing.T, filter string) string {
 }
 
 func TestFilterOperatorsOnALabelledSet(t *testing.T) {
-	l := labelledSet(t)
+	for _, selective := range []bool{true, false} {
+		t.Run(fmt.Sprintf("selective=%v", selective), func(t *testing.T) {
+			l := labelledSet(t)
+			if !selective {
+				l.s.SetExactFilterChunks(-1) // the filter as a subquery of each ranking
+			}
+			testFilterOperators(t, l)
+		})
+	}
+}
+
+func testFilterOperators(t *testing.T, l *filterSet) {
 	cases := []struct{ filter, want string }{
 		{``, "a,b,c,d,e,f"},
 		{`{}`, "a,b,c,d,e,f"},

@@ -39,7 +39,7 @@ const maxHNSWDims = 2000
 // ranking contributes to the fusion); maxScanTuples bounds how far an iterative scan goes to
 // find enough chunks that pass the agent's and the filter's conditions.
 const (
-	hnswEfSearch      = 2 * searchDepth
+	hnswEfSearch      = searchDepth
 	hnswMaxScanTuples = 40000
 )
 
@@ -212,11 +212,7 @@ func vectorLiteral(v []float32) string {
 func hnswQuery(q SearchQuery, n int) (settings []string, query string, args sqlArgs) {
 	dims := strconv.Itoa(len(q.Embedding))
 	args = sqlArgs{q.TenantID, q.AgentID, q.Model, vectorLiteral(q.Embedding), n}
-	docFilter := ""
-	if !q.Filter.IsZero() {
-		docFilter = ` AND c.document_id IN (SELECT d.id FROM documents d WHERE d.tenant_id = $1 AND d.agent_id = $2 AND ` +
-			q.Filter.where(&args) + `)`
-	}
+	docFilter := q.chunkFilter(&args)
 	settings = []string{
 		// The partial index's predicate holds only for the query's model as a constant.
 		`SET LOCAL plan_cache_mode = force_custom_plan`,
@@ -231,8 +227,29 @@ func hnswQuery(q SearchQuery, n int) (settings []string, query string, args sqlA
 	return settings, query, args
 }
 
+// exactFilterChunks is the most chunks a filter may select for the vector ranking to compute
+// all their distances instead of walking the HNSW graph.
+const exactFilterChunks = 20000
+
+// exactVectorQuery is hnswQuery's ranking computed exactly over the filter's chunks: the
+// ORDER BY expression is not the index's, so the planner cannot walk the graph.
+func exactVectorQuery(q SearchQuery, n int) (settings []string, query string, args sqlArgs) {
+	dims := strconv.Itoa(len(q.Embedding))
+	args = sqlArgs{q.TenantID, q.AgentID, q.Model, vectorLiteral(q.Embedding), n}
+	query = `SELECT c.id, c.embedding_vec <=> $4::text::vector AS dist FROM chunks c
+		WHERE c.tenant_id = $1 AND c.agent_id = $2 AND c.embedding_model = $3 AND vector_dims(c.embedding_vec) = ` + dims + `
+` + q.chunkFilter(&args) + `
+		ORDER BY dist LIMIT $5`
+	return nil, query, args
+}
+
 func (x hnswIndex) nearest(ctx context.Context, q SearchQuery, n int) ([]int64, error) {
 	settings, query, args := hnswQuery(q, n)
+	if q.selective {
+		// A filter that selects few chunks is answered exactly: their distances, sorted, cost
+		// less than walking the graph past all the chunks it leaves out.
+		settings, query, args = exactVectorQuery(q, n)
+	}
 	type scored struct {
 		id   int64
 		dist float64

@@ -193,12 +193,18 @@ type searchRun struct {
 	hits            float64 // mean hits per query
 }
 
-func (c *searchCorpus) measure(ctx context.Context, docs *docstore.Store, filter *docstore.Filter, queries int) (searchRun, error) {
+// measure runs queries hybrid searches; with common, their words are among the vocabulary's
+// ten most frequent.
+func (c *searchCorpus) measure(ctx context.Context, docs *docstore.Store, filter *docstore.Filter, queries int, common bool) (searchRun, error) {
 	var lat []time.Duration
 	var hits int
 	for i := range queries {
+		text := c.text(2 + i%5)
+		if common {
+			text = c.words[1+c.rng.IntN(10)] + " " + c.words[1+c.rng.IntN(10)]
+		}
 		q := docstore.SearchQuery{TenantID: searchTenant, AgentID: searchAgent, Model: searchModel, K: 10, Filter: filter,
-			Text: c.text(2 + i%5), Embedding: c.point(c.centres[c.rng.IntN(searchClusters)], 0.45)}
+			Text: text, Embedding: c.point(c.centres[c.rng.IntN(searchClusters)], 0.45)}
 		start := time.Now()
 		h, err := docs.Search(ctx, q)
 		if err != nil {
@@ -208,7 +214,7 @@ func (c *searchCorpus) measure(ctx context.Context, docs *docstore.Store, filter
 		hits += len(h)
 	}
 	first := lat[0]
-	return searchRun{p50: percentile(lat, 0.5), p99: percentile(lat, 0.99), first: first, hits: float64(hits) / float64(queries)}, nil
+	return searchRun{p50: percentile(lat, 50), p99: percentile(lat, 99), first: first, hits: float64(hits) / float64(queries)}, nil
 }
 
 func (c *searchCorpus) recall(ctx context.Context, docs *docstore.Store, filter *docstore.Filter) (float64, error) {
@@ -276,13 +282,31 @@ func runSearchAt(ctx context.Context, docs *docstore.Store, pool *pgxpool.Pool, 
 	}
 	built := time.Since(start)
 	logf("search: HNSW index built in %v", built.Round(time.Millisecond))
-	// The first queries after the load, as a client right after a large ingest meets them.
-	cold, err := c.measure(ctx, docs, nil, 3)
+	// A bulk load bypasses the writer, which refreshes the statistics after large writes.
+	start = time.Now()
+	analysed, err := docs.RefreshStatistics(ctx)
 	if err != nil {
 		return nil, err
 	}
-	logf("search: first 3 queries after the load: first %v, p50 %v", cold.first.Round(time.Millisecond), cold.p50.Round(time.Millisecond))
-	plain, err := c.measure(ctx, docs, nil, searchQueries)
+	logf("search: statistics refreshed (%v) in %v", analysed, time.Since(start).Round(time.Millisecond))
+	// The first queries after the load, as a client right after a large ingest meets them.
+	cold, err := c.measure(ctx, docs, nil, 5, false)
+	if err != nil {
+		return nil, err
+	}
+	logf("search: first 5 queries after the load: first %v, p50 %v, max %v", cold.first.Round(time.Millisecond), cold.p50.Round(time.Millisecond), cold.p99.Round(time.Millisecond))
+	// Autovacuum vacuums the table after a large insert (migration 00012 makes it prompt):
+	// the figures below are those of a vacuumed table.
+	start = time.Now()
+	if _, err := pool.Exec(ctx, `VACUUM chunks`); err != nil {
+		return nil, err
+	}
+	logf("search: VACUUM chunks took %v", time.Since(start).Round(time.Millisecond))
+	plain, err := c.measure(ctx, docs, nil, searchQueries, false)
+	if err != nil {
+		return nil, err
+	}
+	commonRun, err := c.measure(ctx, docs, nil, searchQueries/2, true)
 	if err != nil {
 		return nil, err
 	}
@@ -290,7 +314,7 @@ func runSearchAt(ctx context.Context, docs *docstore.Store, pool *pgxpool.Pool, 
 	if err != nil {
 		return nil, err
 	}
-	filtered, err := c.measure(ctx, docs, f, searchQueries)
+	filtered, err := c.measure(ctx, docs, f, searchQueries, false)
 	if err != nil {
 		return nil, err
 	}
@@ -298,8 +322,8 @@ func runSearchAt(ctx context.Context, docs *docstore.Store, pool *pgxpool.Pool, 
 	if err != nil {
 		return nil, err
 	}
-	logf("search: %d chunks: hybrid p50 %v p99 %v; 1%% filter p50 %v p99 %v (%.1f hits); vector recall@10 %.3f",
-		n, plain.p50, plain.p99, filtered.p50, filtered.p99, filtered.hits, recall)
+	logf("search: %d chunks: hybrid p50 %v p99 %v; two common words p50 %v p99 %v; 1%% filter p50 %v p99 %v (%.1f hits); vector recall@10 %.3f",
+		n, plain.p50, plain.p99, commonRun.p50, commonRun.p99, filtered.p50, filtered.p99, filtered.hits, recall)
 	goal := 30.0
 	if n >= 1_000_000 {
 		goal = 50
@@ -316,6 +340,11 @@ func runSearchAt(ctx context.Context, docs *docstore.Store, pool *pgxpool.Pool, 
 			Goal:  fmt.Sprintf("p50 ≤ %.0f ms", goal), Met: met(ms(plain.p50) <= goal),
 		},
 		{
+			Figure: fmt.Sprintf("search, %s chunks: two of the ten most common words + a vector, p50 / p99 (ms)", label),
+			Quire:  fmt.Sprintf("%.1f / %.1f", ms(commonRun.p50), ms(commonRun.p99)),
+			Ratio:  fmt.Sprintf("%.2f× (p50)", ms(commonRun.p50)/ms(plain.p50)),
+		},
+		{
 			Figure: fmt.Sprintf("search, %s chunks: with a filter matching 1%% of them, p50 / p99 (ms)", label),
 			Quire:  fmt.Sprintf("%.1f / %.1f", ms(filtered.p50), ms(filtered.p99)),
 			Ratio:  fmt.Sprintf("%.2f× unfiltered (p50)", ms(filtered.p50)/ms(plain.p50)),
@@ -326,8 +355,8 @@ func runSearchAt(ctx context.Context, docs *docstore.Store, pool *pgxpool.Pool, 
 			Quire:  fmt.Sprintf("%.3f", recall), Goal: "≥ 0.95", Met: met(recall >= 0.95),
 		},
 		{
-			Figure: fmt.Sprintf("search, %s chunks: first query right after the load (ms)", label),
-			Quire:  fmt.Sprintf("%.0f", ms(cold.first)),
+			Figure: fmt.Sprintf("search, %s chunks: the 5 first queries right after the load (statistics refreshed, not vacuumed): p50 / max (ms)", label),
+			Quire:  fmt.Sprintf("%.0f / %.0f", ms(cold.p50), ms(cold.p99)),
 		},
 	}, nil
 }

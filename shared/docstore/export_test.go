@@ -35,6 +35,11 @@ func (s *Store) ExplainTextRanking(ctx context.Context, q SearchQuery) (string, 
 		return "", err
 	}
 	defer tx.Rollback(ctx)
+	if !q.Filter.IsZero() {
+		if q.filterDocs, q.selective, err = s.selectiveFilter(ctx, q); err != nil {
+			return "", err
+		}
+	}
 	_, err = s.textRankingExplain(ctx, q, 100, func(query string, args []any) {
 		rows, err := tx.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+query, args...)
 		if err != nil {

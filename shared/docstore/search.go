@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -23,9 +24,11 @@ const (
 	searchDepth      = 100
 	vectorCandidates = 1000
 	maxSearchK       = 50
-	// textCandidates caps each candidate set of the full-text ranking; commonWordRows is how
+	// textCandidates caps each candidate set of the full-text ranking, anyCandidates the set
+	// of chunks holding any of the query's words (the weakest matches); commonWordRows is how
 	// many chunks hold a common word (textRanking).
 	textCandidates = 1000
+	anyCandidates  = 4 * searchDepth
 	commonWordRows = 5000
 )
 
@@ -171,11 +174,15 @@ func plainQuery(text string) bool {
 	return true
 }
 
+// anyMatch is the candidate condition of the chunks holding any of the query's words.
+const anyMatch = "c.tsv @@ tq.q_any"
+
 // textRanking returns the ids of the agent's n best full-text matches for q.Text.
 //
-// Each ranking reads at most textCandidates chunks per candidate set, so that its cost does
-// not grow with the agent: chunks holding every word of the query first (when there are n of
-// them, the others need not be read), then chunks holding any of them. A word that more than
+// Each ranking reads at most textCandidates chunks per candidate set (anyCandidates of those
+// holding any word), so that its cost does not grow with the agent: chunks holding every word
+// of the query first (when there are n of them, the others need not be read), then chunks
+// holding any of them. A word that more than
 // commonWordRows chunks hold (by the table's statistics, see [Store.commonWords]) is a common
 // word: a plain query that has rarer words too first ranks the chunks holding those, and reads
 // the common words' chunks only when they are fewer than n. Where a candidate set is larger
@@ -198,8 +205,12 @@ func (s *Store) textRankingExplain(ctx context.Context, q SearchQuery, n int, ex
 	args := sqlArgs{q.TenantID, q.AgentID, q.Text, n, textCandidates, common}
 	docFilter := q.chunkFilter(&args)
 	candidates := func(match string) string {
+		limit := "$5"
+		if match == anyMatch {
+			limit = strconv.Itoa(anyCandidates)
+		}
 		return `(SELECT c.id FROM chunks c, tq WHERE c.tenant_id = $1 AND c.agent_id = $2 AND tq.q_any IS NOT NULL AND ` +
-			match + docFilter + ` LIMIT $5)`
+			match + docFilter + ` LIMIT ` + limit + `)`
 	}
 	query := func(matches []string) string {
 		sets := make([]string, len(matches))
@@ -217,7 +228,7 @@ func (s *Store) textRankingExplain(ctx context.Context, q SearchQuery, n int, ex
 	}
 	var ids []int64
 	err := readNoJIT(ctx, s.pool, func(tx pgx.Tx) error {
-		stages := [][]string{{"c.tsv @@ tq.q_all"}, {"c.tsv @@ tq.q_all", "c.tsv @@ tq.q_any"}}
+		stages := [][]string{{"c.tsv @@ tq.q_all"}, {"c.tsv @@ tq.q_all", anyMatch}}
 		if plain && len(common) > 0 {
 			var words, commonHeld int
 			if err := tx.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE lex = ANY ($2::text[]))
@@ -226,7 +237,7 @@ func (s *Store) textRankingExplain(ctx context.Context, q SearchQuery, n int, ex
 			}
 			if commonHeld > 0 && commonHeld < words {
 				rare := "c.tsv @@ tq.q_rare"
-				stages = [][]string{{rare}, {rare, "c.tsv @@ tq.q_all"}, {rare, "c.tsv @@ tq.q_all", "c.tsv @@ tq.q_any"}}
+				stages = [][]string{{rare}, {rare, "c.tsv @@ tq.q_all"}, {rare, "c.tsv @@ tq.q_all", anyMatch}}
 			}
 		}
 		for _, matches := range stages {

@@ -27,7 +27,7 @@ const (
 	// textCandidates caps each candidate set of the full-text ranking, anyCandidates the set
 	// of chunks holding any of the query's words (the weakest matches); commonWordRows is how
 	// many chunks hold a common word (textRanking).
-	textCandidates = 1000
+	textCandidates = 500
 	anyCandidates  = 4 * searchDepth
 	commonWordRows = 5000
 )

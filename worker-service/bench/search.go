@@ -361,7 +361,6 @@ func runSearchAt(ctx context.Context, docs *docstore.Store, pool *pgxpool.Pool, 
 	}, nil
 }
 
-
 // searchSizes are the chunk counts of the search figure (-search-chunks).
 var searchSizes []int
 

@@ -188,6 +188,8 @@ type Job struct {
 	// chunk without looking up its description first. Optional: without it, or when it no
 	// longer matches, the worker reads the object store's description.
 	Upload *UploadRef `json:"upload,omitempty"`
+	// Metadata is the JSON object a crawl's pages inherit as their documents' metadata.
+	Metadata Metadata `json:"metadata,omitempty"`
 }
 
 // UploadRef is where and what an upload is in the UPLOADS object store, as the object store

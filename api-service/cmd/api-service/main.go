@@ -58,6 +58,9 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer docs.Close()
+	if ok, reason := docs.VectorIndex(); !ok {
+		log.Warn("pgvector unavailable: vector search is exact and reads every chunk of an agent", "reason", reason)
+	}
 	emb, err := embed.New(ctx, embed.Config{
 		Provider: cfg.EmbeddingsProvider, APIKey: cfg.OpenAIAPIKey, BaseURL: cfg.OpenAIBaseURL,
 		Model: cfg.EmbeddingsModel, Dimensions: cfg.EmbeddingsDimensions,

@@ -150,6 +150,13 @@ func TestEveryRouteAuthTable(t *testing.T) {
 		{method: "GET", template: "/api/v1/admin/usage", path: "/api/v1/admin/usage?tenant=acme", want: 200, admin: true},
 		{method: "GET", template: "/api/v1/admin/tenants/:tenant/quota", path: "/api/v1/admin/tenants/acme/quota", want: 200, admin: true},
 		{method: "PUT", template: "/api/v1/admin/tenants/:tenant/quota", path: "/api/v1/admin/tenants/acme/quota", body: jsonBody(`{"documents_per_month":null}`), want: 200, admin: true},
+		{method: "POST", template: "/api/v1/agents/:agent_id/search", path: "/api/v1/agents/7/search", body: jsonBody(`{"q":"cooling pump","filter":{"kind":"document"}}`),
+			want: 200, ownerSees: "inspected every week", notLeaked: func(t *testing.T, raw []byte) {
+				if strings.Contains(string(raw), "inspected every week") {
+					t.Errorf("another tenant finds acme's chunks: %s", raw)
+				}
+			}},
+		{method: "PATCH", template: "/api/v1/documents/:id", path: fmt.Sprintf("/api/v1/documents/%d", done.ID), body: jsonBody(`{"metadata":{"team":"ops"}}`), want: 200, owned: true, ownerSees: `"team":"ops"`},
 		{method: "GET", template: "/api/v1/queues", path: "/api/v1/queues", want: 200, admin: true},
 		{method: "POST", template: "/api/v1/queues/:priority/pause", path: "/api/v1/queues/low/pause", want: 200, admin: true},
 		{method: "POST", template: "/api/v1/queues/:priority/resume", path: "/api/v1/queues/low/resume", want: 200, admin: true},

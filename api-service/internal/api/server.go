@@ -148,6 +148,7 @@ func New(cfg Config, d Deps) *Server {
 	v1.GET("/documents/agent/:agent_id", s.listDocuments)
 	v1.GET("/documents/:id", s.getDocument)
 	v1.DELETE("/documents/:id", s.deleteDocument)
+	v1.PATCH("/documents/:id", s.patchDocument)
 	v1.GET("/documents/:id/chunks", s.listChunks)
 	v1.POST("/documents/:id/reindex", s.idempotent(), s.reindexDocument)
 	v1.GET("/tasks/:task_id", s.getTask)
@@ -168,6 +169,7 @@ func New(cfg Config, d Deps) *Server {
 	v1.GET("/schedules/:id/runs", s.listScheduleRuns)
 	v1.GET("/usage", s.getUsage)
 	v1.GET("/usage/invoice", s.getInvoice)
+	v1.POST("/agents/:agent_id/search", s.searchPost)
 	// The operator dashboard at /ui/ (ui.go).
 	s.mountUI(e)
 	s.engine = e

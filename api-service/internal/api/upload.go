@@ -93,6 +93,7 @@ func (s *Server) upload(c *gin.Context) {
 		priority = job.PriorityHigh
 		force    bool
 		runAt    time.Time
+		metadata json.RawMessage
 	)
 	cleanup := func() {
 		if up != nil {
@@ -142,6 +143,12 @@ func (s *Server) upload(c *gin.Context) {
 				s.fail(c, err)
 				return
 			}
+		case "metadata":
+			if metadata, err = readMetadataField(part); err != nil {
+				cleanup()
+				s.fail(c, err)
+				return
+			}
 		case "force":
 			v, err := readField(part)
 			if err == nil {
@@ -162,6 +169,7 @@ func (s *Server) upload(c *gin.Context) {
 	doc := &docstore.Document{
 		TenantID: tenant, AgentID: agent, Kind: job.KindDocument, Filename: up.filename,
 		ContentType: up.typ.ContentType(), SizeBytes: up.size, SHA256: up.sha256, TaskID: taskID, Priority: string(priority),
+		Metadata: metadata,
 	}
 	j := &job.Job{
 		TaskID: taskID, Kind: job.KindDocument, TenantID: tenant, AgentID: agent, Priority: priority,

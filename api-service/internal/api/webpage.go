@@ -31,16 +31,18 @@ const (
 )
 
 type webpageRequest struct {
-	URL      string `json:"url"`
-	Priority string `json:"priority"`
-	RunAt    string `json:"run_at"`
+	URL      string          `json:"url"`
+	Priority string          `json:"priority"`
+	RunAt    string          `json:"run_at"`
+	Metadata json.RawMessage `json:"metadata"`
 }
 
 type crawlRequest struct {
-	URL      string `json:"url"`
-	MaxPages *int   `json:"max_pages"`
-	MaxDepth *int   `json:"max_depth"`
-	RunAt    string `json:"run_at"`
+	URL      string          `json:"url"`
+	MaxPages *int            `json:"max_pages"`
+	MaxDepth *int            `json:"max_depth"`
+	RunAt    string          `json:"run_at"`
+	Metadata json.RawMessage `json:"metadata"`
 }
 
 // crawlResponse is the 202 answer to a crawl: the crawl task and the bounds it runs with.
@@ -69,6 +71,11 @@ func (s *Server) webpage(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	metadata, err := parseMetadata(req.Metadata)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
 	priority := job.PriorityHigh
 	if strings.TrimSpace(req.Priority) != "" {
 		if priority, err = job.ParsePriority(req.Priority); err != nil {
@@ -92,6 +99,7 @@ func (s *Server) webpage(c *gin.Context) {
 	c.Set(ctxTaskID, taskID)
 	doc := &docstore.Document{
 		TenantID: tenant, AgentID: agent, Kind: job.KindWebpage, URL: pageURL, TaskID: taskID, Priority: string(priority),
+		Metadata: metadata,
 	}
 	j := &job.Job{TaskID: taskID, Kind: job.KindWebpage, TenantID: tenant, AgentID: agent, Priority: priority, URL: pageURL}
 	if err := s.enqueueAt(c.Request.Context(), doc, j, runAt); err != nil {
@@ -143,6 +151,11 @@ func (s *Server) crawl(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	metadata, err := parseMetadata(req.Metadata)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
 	if !s.checkQuota(c, tenant, 1) {
 		return
 	}
@@ -154,10 +167,11 @@ func (s *Server) crawl(c *gin.Context) {
 	c.Set(ctxTaskID, taskID)
 	doc := &docstore.Document{
 		TenantID: tenant, AgentID: agent, Kind: job.KindCrawl, URL: pageURL, TaskID: taskID, Priority: string(job.PriorityLow),
+		Metadata: metadata,
 	}
 	j := &job.Job{
 		TaskID: taskID, Kind: job.KindCrawl, TenantID: tenant, AgentID: agent, Priority: job.PriorityLow, URL: pageURL,
-		MaxPages: maxPages, MaxDepth: maxDepth,
+		MaxPages: maxPages, MaxDepth: maxDepth, Metadata: job.Metadata(metadata),
 	}
 	if err := s.enqueueAt(c.Request.Context(), doc, j, runAt); err != nil {
 		s.fail(c, err)

@@ -104,6 +104,12 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if ok, reason := docs.VectorIndex(); !ok {
+		log.Warn("pgvector unavailable: vector search is exact and reads every chunk of an agent", "reason", reason)
+	} else if err := docs.EnsureVectorIndex(ctx, emb.Model(), emb.Dimensions()); err != nil {
+		// The first document stored with the model tries again.
+		log.Warn("vector index not created", "model", emb.Model(), "err", err)
+	}
 	reg, wm, err := newMetrics(js, slots, log)
 	if err != nil {
 		return err

@@ -208,13 +208,18 @@ func (p *CrawlHandler) fanOut(ctx context.Context, crawl *job.Job, v webfetch.Vi
 	// Another crawl that queued this page within the duplicate window leaves this one
 	// nothing to do.
 	q := jobqueue.Enqueue{Job: child, Recorded: true, MsgID: pageMsgID(crawl.TenantID, crawl.AgentID, v.URL), DropDuplicate: true}
+	// The crawl's metadata becomes its pages'.
+	var metadata json.RawMessage
+	if crawl.Metadata != "" {
+		metadata = json.RawMessage(crawl.Metadata)
+	}
 	ours := false
 	prev, err := p.Docs.LatestPage(ctx, crawl.TenantID, crawl.AgentID, v.URL)
 	switch {
 	case errors.Is(err, job.ErrNotFound):
 		d := &docstore.Document{
 			TenantID: crawl.TenantID, AgentID: crawl.AgentID, Kind: job.KindWebpage, URL: v.URL,
-			TaskID: taskID, Priority: string(job.PriorityLow),
+			TaskID: taskID, Priority: string(job.PriorityLow), Metadata: metadata,
 		}
 		// The row and its task keep the job for the API's outbox sweeper (parent crawl included).
 		if payload, err := json.Marshal(child); err == nil {
@@ -239,6 +244,11 @@ func (p *CrawlHandler) fanOut(ctx context.Context, crawl *job.Job, v webfetch.Vi
 		}
 		q.DropDuplicate = false
 	default:
+		if metadata != nil {
+			if _, err := p.Docs.SetMetadata(ctx, prev.TenantID, prev.ID, metadata); err != nil {
+				return false, fmt.Errorf("ingest: crawl page %s: %w", v.URL, err)
+			}
+		}
 		err := p.Docs.RequeuePageJob(ctx, prev, child)
 		if errors.Is(err, job.ErrConflict) {
 			return false, nil // a job is on the page already

@@ -383,8 +383,12 @@ type kindField struct{}
 func (kindField) ops() []string { return []string{"$eq", "$ne", "$in", "$nin"} }
 
 func (kindField) check(_ string, v any) (any, error) {
-	if s, ok := v.(string); ok && job.Kind(s).Valid() {
-		return s, nil
+	// A document's kind: the kinds of job that make documents rows.
+	if s, ok := v.(string); ok {
+		switch job.Kind(s) {
+		case job.KindDocument, job.KindWebpage, job.KindCrawl:
+			return s, nil
+		}
 	}
 	return nil, errors.New("needs a kind: document, webpage or crawl")
 }

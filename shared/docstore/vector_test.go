@@ -186,9 +186,16 @@ func TestHNSWIndexFollowsDeletesAndReprocessing(t *testing.T) {
 	if err := s.Complete(t.Context(), docs[1].ID, docstore.Completion{EmbeddingModel: model, Chunks: chunks}); err != nil {
 		t.Fatal(err)
 	}
+	// The new vectors sit in one tight cluster: the index finds the probe's own chunk among
+	// the nearest (HNSW is approximate inside a cluster), and only chunks of that document.
 	hits = top(fresh[3])
-	if len(hits) != 10 || hits[0].Content != "fresh3" || hits[0].DocumentID != docs[1].ID {
-		t.Fatalf("nearest to a re-processed chunk = %+v", hits[0])
+	if len(hits) != 10 || !slices.ContainsFunc(hits, func(h docstore.SearchHit) bool { return h.Content == "fresh3" }) {
+		t.Fatalf("nearest to a re-processed chunk = %+v, want fresh3 among them", hits)
+	}
+	for _, h := range hits {
+		if h.DocumentID != docs[1].ID {
+			t.Fatalf("nearest to a re-processed chunk include another document's: %+v", h)
+		}
 	}
 	for _, h := range top(old) {
 		if h.DocumentID == docs[1].ID && h.Content == "v600" {

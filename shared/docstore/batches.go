@@ -25,8 +25,8 @@ type Batch struct {
 // insertBatchDocument is InsertDocument's statement: the documents row and its task.
 const insertBatchDocument = `
 	WITH ins AS (
-		INSERT INTO documents (tenant_id, agent_id, kind, filename, url, content_type, size_bytes, sha256, status, task_id, priority, job)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+		INSERT INTO documents (tenant_id, agent_id, kind, filename, url, content_type, size_bytes, sha256, status, task_id, priority, job, metadata)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $14)
 		RETURNING id, created_at, updated_at
 	), task AS (` + insertDocumentTask + `)
 	SELECT id, created_at, updated_at FROM ins`
@@ -53,7 +53,7 @@ func (s *Store) InsertBatch(ctx context.Context, b *Batch, docs []*Document) err
 			}
 			taskIDs[i] = d.TaskID
 			pb.Queue(insertBatchDocument, d.TenantID, d.AgentID, d.Kind, d.Filename, d.URL, d.ContentType, d.SizeBytes, d.SHA256,
-				d.Status, d.TaskID, d.Priority, jsonOrNull(d.Job), documentPayload(d)).QueryRow(func(row pgx.Row) error {
+				d.Status, d.TaskID, d.Priority, jsonOrNull(d.Job), documentPayload(d), metadataOrEmpty(d.Metadata)).QueryRow(func(row pgx.Row) error {
 				return row.Scan(&d.ID, &d.CreatedAt, &d.UpdatedAt)
 			})
 		}

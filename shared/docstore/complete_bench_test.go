@@ -10,8 +10,16 @@ import (
 )
 
 // BenchmarkComplete stores the results of one 10 KB text document (four chunks of about 2.5 KB
-// with 384-dimension local embeddings), a job of the worker's drain.
-func BenchmarkComplete(b *testing.B) {
+// with 384-dimension local embeddings), a job of the worker's drain, without usage metering.
+func BenchmarkComplete(b *testing.B) { benchmarkComplete(b, docstore.Usage{}) }
+
+// BenchmarkCompleteMetered is BenchmarkComplete with the document's usage metered in the
+// transaction, as the worker does unless USAGE_METERING=off.
+func BenchmarkCompleteMetered(b *testing.B) {
+	benchmarkComplete(b, docstore.Usage{Pages: 1, Bytes: 10 << 10, EmbeddingTokens: 2400})
+}
+
+func benchmarkComplete(b *testing.B, usage docstore.Usage) {
 	s, _ := open(b)
 	ctx := b.Context()
 	vec := localVec(b)
@@ -37,7 +45,7 @@ func BenchmarkComplete(b *testing.B) {
 		if err := s.StartProcessing(ctx, ids[i]); err != nil {
 			b.Fatal(err)
 		}
-		if err := s.Complete(ctx, ids[i], docstore.Completion{Title: "t", EmbeddingModel: "m", Chunks: chunks}); err != nil {
+		if err := s.Complete(ctx, ids[i], docstore.Completion{Title: "t", EmbeddingModel: "m", Chunks: chunks, Usage: usage}); err != nil {
 			b.Fatal(err)
 		}
 	}

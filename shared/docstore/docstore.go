@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -35,6 +36,20 @@ type Store struct {
 	// search agrees with plainTSVector; a Store without it leaves every chunk to PostgreSQL.
 	tsvInGo bool
 	tsv     tsvParser
+	// vector: chunks have embedding_vec and search may use pgvector's HNSW indexes (vector.go);
+	// vectorReason says why not. hnsw holds the names of the HNSW indexes known to exist.
+	vector       bool
+	vectorReason string
+	hnsw         sync.Map
+	// common caches commonWords (common.go), read at commonAt.
+	commonMu sync.Mutex
+	common   []string
+	commonAt time.Time
+	// statsAt is when the writer last looked at the table's changes (statistics.go).
+	statsMu sync.Mutex
+	statsAt time.Time
+	// exactFilterChunks overrides the const of the same name when not 0 (tests; -1: never).
+	exactFilterChunks int
 }
 
 // CheckURL validates DATABASE_URL: a postgres:// or postgresql:// URL.
@@ -62,6 +77,10 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	}
 	s := &Store{pool: pool}
 	if s.tsv, s.tsvInGo, err = checkTSVector(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	if s.vector, s.vectorReason, err = enableVector(ctx, pool); err != nil {
 		pool.Close()
 		return nil, err
 	}
@@ -138,19 +157,21 @@ type Document struct {
 	CreatedAt   time.Time  `json:"created_at"`
 	UpdatedAt   time.Time  `json:"updated_at"`
 	CompletedAt *time.Time `json:"completed_at,omitempty"`
+	// Metadata is the caller's JSON object (see [ParseMetadata]); {} when none was given.
+	Metadata json.RawMessage `json:"metadata"`
 }
 
 // documentColumns are the columns of a Document, read FROM documents. PublishedAt is its
 // current task's (tasks.published_at, the outbox mark).
 const documentColumns = `id, tenant_id, agent_id, kind, filename, url, title, content_type, size_bytes, sha256,
 	status, task_id, priority, chunk_count, error, embedding_model, job,
-	(SELECT t.published_at FROM tasks t WHERE t.task_id = documents.task_id), created_at, updated_at, completed_at`
+	(SELECT t.published_at FROM tasks t WHERE t.task_id = documents.task_id), created_at, updated_at, completed_at, metadata`
 
 func scanDocument(row pgx.Row) (*Document, error) {
 	var d Document
 	err := row.Scan(&d.ID, &d.TenantID, &d.AgentID, &d.Kind, &d.Filename, &d.URL, &d.Title, &d.ContentType,
 		&d.SizeBytes, &d.SHA256, &d.Status, &d.TaskID, &d.Priority, &d.ChunkCount, &d.Error, &d.EmbeddingModel,
-		&d.Job, &d.PublishedAt, &d.CreatedAt, &d.UpdatedAt, &d.CompletedAt)
+		&d.Job, &d.PublishedAt, &d.CreatedAt, &d.UpdatedAt, &d.CompletedAt, &d.Metadata)
 	if err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil, job.ErrNotFound
@@ -169,13 +190,13 @@ func (s *Store) InsertDocument(ctx context.Context, d *Document) error {
 	}
 	err := s.pool.QueryRow(ctx, `
 		WITH ins AS (
-			INSERT INTO documents (tenant_id, agent_id, kind, filename, url, content_type, size_bytes, sha256, status, task_id, priority, job)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+			INSERT INTO documents (tenant_id, agent_id, kind, filename, url, content_type, size_bytes, sha256, status, task_id, priority, job, metadata)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $14)
 			RETURNING id, created_at, updated_at
 		), task AS (`+insertDocumentTask+`)
 		SELECT id, created_at, updated_at FROM ins`,
 		d.TenantID, d.AgentID, d.Kind, d.Filename, d.URL, d.ContentType, d.SizeBytes, d.SHA256, d.Status, d.TaskID, d.Priority, jsonOrNull(d.Job),
-		documentPayload(d),
+		documentPayload(d), metadataOrEmpty(d.Metadata),
 	).Scan(&d.ID, &d.CreatedAt, &d.UpdatedAt)
 	if err != nil {
 		return fmt.Errorf("docstore: insert document: %w", err)
@@ -356,6 +377,8 @@ type Completion struct {
 	Title          string
 	EmbeddingModel string
 	Chunks         []Chunk
+	// Usage is metered in the same transaction (see [Usage]).
+	Usage Usage
 }
 
 // Complete replaces the chunks of document id with c.Chunks and marks it completed, in one
@@ -417,17 +440,20 @@ func (s *Store) Complete(ctx context.Context, id int64, c Completion) error {
 	})
 	b.Queue(`DELETE FROM chunks WHERE document_id = $1
 		AND EXISTS (SELECT FROM documents WHERE id = $1 AND status <> 'cancelled')`, id)
-	b.Queue(`INSERT INTO chunks (document_id, tenant_id, agent_id, ordinal, content, token_count, page, heading, embedding, embedding_pos, embedding_neg, tsv, location)
+	b.Queue(`INSERT INTO chunks (document_id, tenant_id, agent_id, ordinal, content, token_count, page, heading, embedding, embedding_pos, embedding_neg, tsv, location, embedding_model)
 		SELECT d.id, d.tenant_id, d.agent_id, c.ordinal, c.content, c.token_count, c.page, c.heading,
 			CASE WHEN c.len >= 0 THEN ($9::real[])[c.off + 1 : c.off + c.len] END, c.pos, c.neg,
-			COALESCE(c.tsv::tsvector, to_tsvector('simple', c.content)), c.loc::jsonb
+			COALESCE(c.tsv::tsvector, to_tsvector('simple', c.content)), c.loc::jsonb, CASE WHEN c.len >= 0 THEN $14::text ELSE '' END
 		FROM documents d, unnest($2::int[], $3::text[], $4::int[], $5::int[], $6::text[], $7::int[], $8::int[], $10::varbit[], $11::varbit[], $12::text[], $13::text[])
 			AS c(ordinal, content, token_count, page, heading, off, len, pos, neg, tsv, loc)
 		WHERE d.id = $1 AND d.status <> 'cancelled'`,
-		id, ordinals, contents, tokens, pages, headings, offsets, lengths, vectors, pos, neg, tsvs, locs)
+		id, ordinals, contents, tokens, pages, headings, offsets, lengths, vectors, pos, neg, tsvs, locs, c.EmbeddingModel)
 	b.Queue(`UPDATE documents SET status = 'completed', chunk_count = $2, title = $3, embedding_model = $4,
 		error = '', updated_at = now(), completed_at = now() WHERE id = $1 AND status <> 'cancelled'`, id, n, c.Title, c.EmbeddingModel)
 	b.Queue(finishDocumentTask, id)
+	if c.Usage != (Usage{}) {
+		b.Queue(recordCompletionUsage, id, c.Usage.Pages, c.Usage.Bytes, n, c.Usage.EmbeddingTokens)
+	}
 	err := s.pool.SendBatch(ctx, b).Close()
 	switch {
 	case err != nil:
@@ -439,6 +465,13 @@ func (s *Store) Complete(ctx context.Context, id int64, c Completion) error {
 	if err != nil {
 		return fmt.Errorf("docstore: complete document %d: %w", id, err)
 	}
+	for _, ch := range c.Chunks {
+		if len(ch.Embedding) > 0 {
+			s.ensureVectorIndexOf(ctx, c.EmbeddingModel, len(ch.Embedding))
+			break
+		}
+	}
+	s.refreshStatisticsAfterWrite(ctx)
 	return nil
 }
 
@@ -624,9 +657,10 @@ func (s *Store) ReplaceEmbeddings(ctx context.Context, id int64, model string, o
 		for i, v := range vectors {
 			pos[i], neg[i] = sketch(v)
 		}
-		tag, err := tx.Exec(ctx, `UPDATE chunks AS c SET embedding = v.embedding::real[], embedding_pos = v.pos, embedding_neg = v.neg
+		tag, err := tx.Exec(ctx, `UPDATE chunks AS c SET embedding = v.embedding::real[], embedding_pos = v.pos, embedding_neg = v.neg,
+				embedding_model = $6
 			FROM unnest($2::int[], $3::text[], $4::varbit[], $5::varbit[]) AS v(ordinal, embedding, pos, neg)
-			WHERE c.document_id = $1 AND c.ordinal = v.ordinal`, id, ordinals, vectorLiterals(vectors), pos, neg)
+			WHERE c.document_id = $1 AND c.ordinal = v.ordinal`, id, ordinals, vectorLiterals(vectors), pos, neg, model)
 		if err != nil {
 			return err
 		}
@@ -640,12 +674,19 @@ func (s *Store) ReplaceEmbeddings(ctx context.Context, id int64, model string, o
 		if _, err = tx.Exec(ctx, `UPDATE documents SET status = 'completed', embedding_model = $2, error = '', updated_at = now(), completed_at = now() WHERE id = $1`, id, model); err != nil {
 			return err
 		}
+		if _, err = tx.Exec(ctx, recordReembeddingUsage, id); err != nil {
+			return err
+		}
 		_, err = tx.Exec(ctx, finishDocumentTask, id)
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("docstore: replace embeddings of document %d: %w", id, err)
 	}
+	if len(vectors) > 0 {
+		s.ensureVectorIndexOf(ctx, model, len(vectors[0]))
+	}
+	s.refreshStatisticsAfterWrite(ctx)
 	return nil
 }
 

@@ -43,8 +43,8 @@ func (s *Store) InsertUnlessDuplicate(ctx context.Context, d *Document, model st
 		), dup AS (
 			SELECT id FROM newest WHERE $13::text = '' OR embedding_model = '' OR embedding_model = $13::text
 		), ins AS (
-			INSERT INTO documents (tenant_id, agent_id, kind, filename, url, content_type, size_bytes, sha256, status, task_id, priority, job)
-			SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::bigint, $8::text, $9::text, $10::text, $11::text, $12::jsonb
+			INSERT INTO documents (tenant_id, agent_id, kind, filename, url, content_type, size_bytes, sha256, status, task_id, priority, job, metadata)
+			SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::bigint, $8::text, $9::text, $10::text, $11::text, $12::jsonb, $15::jsonb
 			WHERE NOT EXISTS (SELECT 1 FROM dup)
 			RETURNING id, created_at, updated_at
 		), task AS (
@@ -54,7 +54,7 @@ func (s *Store) InsertUnlessDuplicate(ctx context.Context, d *Document, model st
 		)
 		SELECT (SELECT id FROM dup), ins.id, ins.created_at, ins.updated_at FROM (VALUES (1)) AS one (x) LEFT JOIN ins ON true`,
 		d.TenantID, d.AgentID, d.Kind, d.Filename, d.URL, d.ContentType, d.SizeBytes, d.SHA256, d.Status, d.TaskID, d.Priority, jsonOrNull(d.Job), model,
-		documentPayload(d),
+		documentPayload(d), metadataOrEmpty(d.Metadata),
 	).Scan(&dupID, &id, &created, &updated)
 	if err != nil {
 		return 0, fmt.Errorf("docstore: insert document unless duplicate: %w", err)

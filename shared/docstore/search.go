@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -23,6 +24,12 @@ const (
 	searchDepth      = 100
 	vectorCandidates = 1000
 	maxSearchK       = 50
+	// textCandidates caps each candidate set of the full-text ranking, anyCandidates the set
+	// of chunks holding any of the query's words (the weakest matches); commonWordRows is how
+	// many chunks hold a common word (textRanking).
+	textCandidates = 500
+	anyCandidates  = 4 * searchDepth
+	commonWordRows = 5000
 )
 
 // ErrBadQuery reports a search query that cannot be run (no text and no vector, K out of range).
@@ -41,6 +48,13 @@ type SearchQuery struct {
 	Model     string
 	// K is the number of hits (1..50, default 10).
 	K int
+	// Filter keeps only chunks of the documents it selects, inside both rankings; nil keeps all.
+	Filter *Filter
+
+	// filterDocs are the documents Filter selects, when they hold at most exactFilterChunks
+	// chunks (Search finds them first): both rankings then read those documents' chunks only.
+	filterDocs []int64
+	selective  bool
 }
 
 // SearchHit is one chunk found by [Store.Search].
@@ -54,6 +68,8 @@ type SearchHit struct {
 	Heading    string `json:"heading"`
 	Ordinal    int    `json:"ordinal"`
 	Content    string `json:"content"`
+	// Metadata is the document's metadata object.
+	Metadata json.RawMessage `json:"metadata"`
 	// Score is the reciprocal rank fusion score: the sum over the two rankings of
 	// 1/(60+rank), at most 2/61.
 	Score float64 `json:"score"`
@@ -86,6 +102,12 @@ func (s *Store) Search(ctx context.Context, q SearchQuery) ([]SearchHit, error) 
 	if q.Text == "" && len(q.Embedding) == 0 {
 		return nil, fmt.Errorf("%w: no text and no embedding", ErrBadQuery)
 	}
+	if !q.Filter.IsZero() {
+		var err error
+		if q.filterDocs, q.selective, err = s.selectiveFilter(ctx, q); err != nil {
+			return nil, err
+		}
+	}
 	// The two rankings run at once, on two connections.
 	var text, vector []int64
 	var textErr, vectorErr error
@@ -95,7 +117,10 @@ func (s *Store) Search(ctx context.Context, q SearchQuery) ([]SearchHit, error) 
 	}
 	if len(q.Embedding) > 0 {
 		wg.Go(func() {
-			vector, vectorErr = (sketchIndex{pool: s.pool, candidates: vectorCandidates}).nearest(ctx, q, searchDepth)
+			var x vectorIndex
+			if x, vectorErr = s.vectorRanking(ctx, q); vectorErr == nil {
+				vector, vectorErr = x.nearest(ctx, q, searchDepth)
+			}
 		})
 	}
 	wg.Wait()
@@ -152,28 +177,77 @@ func plainQuery(text string) bool {
 	return true
 }
 
+// anyMatch is the candidate condition of the chunks holding any of the query's words.
+const anyMatch = "c.tsv @@ tq.q_any"
+
 // textRanking returns the ids of the agent's n best full-text matches for q.Text.
+//
+// Each ranking reads at most textCandidates chunks per candidate set (anyCandidates of those
+// holding any word), so that its cost does not grow with the agent: chunks holding every word
+// of the query first (when there are n of them, the others need not be read), then chunks
+// holding any of them. A word that more than
+// commonWordRows chunks hold (by the table's statistics, see [Store.commonWords]) is a common
+// word: a plain query that has rarer words too first ranks the chunks holding those, and reads
+// the common words' chunks only when they are fewer than n. Where a candidate set is larger
+// than textCandidates, the chunks ranked are the first found, not necessarily the best.
 func (s *Store) textRanking(ctx context.Context, q SearchQuery, n int) ([]int64, error) {
+	return s.textRankingExplain(ctx, q, n, nil)
+}
+
+// textRankingExplain is textRanking; explain, if set, sees each statement before it runs.
+func (s *Store) textRankingExplain(ctx context.Context, q SearchQuery, n int, explain func(query string, args []any)) ([]int64, error) {
 	// all: websearch_to_tsquery (every word, phrases, negations); any: an OR of the query's
-	// words, for plain queries only.
+	// words, for plain queries only; rare: an OR of the query's words that are not common.
+	plain := plainQuery(q.Text)
 	anyExpr := `websearch_to_tsquery('simple', $3)`
-	if plainQuery(q.Text) {
+	if plain {
 		anyExpr = `(SELECT quire_tsquery_or(plainto_tsquery('simple', lex))
 			FROM unnest(tsvector_to_array(to_tsvector('simple', $3))) AS lex)`
 	}
-	// Chunks holding every word rank first, so when there are n of them the any-word matches
-	// (possibly most of the agent's chunks, each to be ranked) need not be read at all.
-	query := func(where string) string {
-		return `WITH tq AS (SELECT websearch_to_tsquery('simple', $3) AS q_all, ` + anyExpr + ` AS q_any)
-		SELECT c.id FROM chunks c, tq
-		WHERE c.tenant_id = $1 AND c.agent_id = $2 AND tq.q_any IS NOT NULL AND ` + where + `
-		ORDER BY c.tsv @@ tq.q_all DESC, ts_rank(c.tsv, tq.q_any, 1) DESC, c.id
+	common := s.commonWords(ctx)
+	args := sqlArgs{q.TenantID, q.AgentID, q.Text, n, textCandidates, common}
+	docFilter := q.chunkFilter(&args)
+	candidates := func(match string) string {
+		limit := "$5"
+		if match == anyMatch {
+			limit = strconv.Itoa(anyCandidates)
+		}
+		return `(SELECT c.id FROM chunks c, tq WHERE c.tenant_id = $1 AND c.agent_id = $2 AND tq.q_any IS NOT NULL AND ` +
+			match + docFilter + ` LIMIT ` + limit + `)`
+	}
+	query := func(matches []string) string {
+		sets := make([]string, len(matches))
+		for i, m := range matches {
+			sets[i] = candidates(m)
+		}
+		// NOT MATERIALIZED: each use of tq is a subquery whose value the planner can give a GIN
+		// index as its search condition.
+		return `WITH tq AS NOT MATERIALIZED (SELECT websearch_to_tsquery('simple', $3) AS q_all, ` + anyExpr + ` AS q_any,
+			(SELECT quire_tsquery_or(plainto_tsquery('simple', lex))
+				FROM unnest(tsvector_to_array(to_tsvector('simple', $3))) AS lex WHERE lex <> ALL ($6::text[])) AS q_rare)
+		SELECT x.id FROM chunks x, tq WHERE x.id IN (` + strings.Join(sets, " UNION ") + `)
+		ORDER BY x.tsv @@ tq.q_all DESC, ts_rank(x.tsv, tq.q_any, 1) DESC, x.id
 		LIMIT $4`
 	}
 	var ids []int64
 	err := readNoJIT(ctx, s.pool, func(tx pgx.Tx) error {
-		for _, where := range []string{"c.tsv @@ tq.q_all", "c.tsv @@ tq.q_any"} {
-			rows, err := tx.Query(ctx, query(where), q.TenantID, q.AgentID, q.Text, n)
+		stages := [][]string{{"c.tsv @@ tq.q_all"}, {"c.tsv @@ tq.q_all", anyMatch}}
+		if plain && len(common) > 0 {
+			var words, commonHeld int
+			if err := tx.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE lex = ANY ($2::text[]))
+				FROM unnest(tsvector_to_array(to_tsvector('simple', $1))) AS lex`, q.Text, common).Scan(&words, &commonHeld); err != nil {
+				return err
+			}
+			if commonHeld > 0 && commonHeld < words {
+				rare := "c.tsv @@ tq.q_rare"
+				stages = [][]string{{rare}, {rare, "c.tsv @@ tq.q_all"}, {rare, "c.tsv @@ tq.q_all", anyMatch}}
+			}
+		}
+		for _, matches := range stages {
+			if explain != nil {
+				explain(query(matches), args)
+			}
+			rows, err := tx.Query(ctx, query(matches), args...)
 			if err != nil {
 				return err
 			}
@@ -227,15 +301,18 @@ func (x sketchIndex) nearest(ctx context.Context, q SearchQuery, n int) ([]int64
 		sim float64
 	}
 	var out []scored
+	args := sqlArgs{q.TenantID, q.AgentID, q.Model, len(q.Embedding), pos, neg, x.candidates}
+	filter := q.Filter.where(&args)
 	err := readNoJIT(ctx, x.pool, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `
 			SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id
 			WHERE c.tenant_id = $1 AND c.agent_id = $2 AND d.tenant_id = $1 AND d.agent_id = $2 AND d.embedding_model = $3
+				AND `+filter+`
 			ORDER BY CASE WHEN length(c.embedding_pos) = $4 THEN
 				(bit_count(c.embedding_pos & $5::bit varying) + bit_count(c.embedding_neg & $6::bit varying)
 				- bit_count(c.embedding_pos & $6::bit varying) - bit_count(c.embedding_neg & $5::bit varying))::float8
 				/ sqrt(greatest(bit_count(c.embedding_pos) + bit_count(c.embedding_neg), 1)) END DESC NULLS LAST, c.id
-			LIMIT $7`, q.TenantID, q.AgentID, q.Model, len(q.Embedding), pos, neg, x.candidates)
+			LIMIT $7`, args...)
 		if err != nil {
 			return err
 		}
@@ -303,7 +380,7 @@ func (s *Store) hitDetails(ctx context.Context, tenantID string, hits []SearchHi
 		ids[i] = h.ChunkID
 	}
 	rows, err := s.pool.Query(ctx, `
-		SELECT c.id, c.document_id, d.filename, d.url, d.title, c.page, c.heading, c.location::text, c.ordinal, c.content
+		SELECT c.id, c.document_id, d.filename, d.url, d.title, c.page, c.heading, c.location::text, c.ordinal, c.content, d.metadata
 		FROM chunks c JOIN documents d ON d.id = c.document_id
 		WHERE c.id = ANY($1) AND c.tenant_id = $2 AND d.tenant_id = $2`, ids, tenantID)
 	if err != nil {
@@ -319,12 +396,13 @@ func (s *Store) hitDetails(ctx context.Context, tenantID string, hits []SearchHi
 		var id int64
 		var h SearchHit
 		var loc *string
-		if err := rows.Scan(&id, &h.DocumentID, &h.Filename, &h.URL, &h.Title, &h.Page, &h.Heading, &loc, &h.Ordinal, &h.Content); err != nil {
+		if err := rows.Scan(&id, &h.DocumentID, &h.Filename, &h.URL, &h.Title, &h.Page, &h.Heading, &loc, &h.Ordinal, &h.Content, &h.Metadata); err != nil {
 			return nil, fmt.Errorf("docstore: search hits: %w", err)
 		}
 		i := at[id]
 		hits[i].DocumentID, hits[i].Filename, hits[i].URL, hits[i].Title = h.DocumentID, h.Filename, h.URL, h.Title
 		hits[i].Page, hits[i].Heading, hits[i].Ordinal, hits[i].Content = h.Page, h.Heading, h.Ordinal, h.Content
+		hits[i].Metadata = h.Metadata
 		found[i] = true
 		if loc != nil {
 			hits[i].Location = json.RawMessage(*loc)
@@ -341,4 +419,42 @@ func (s *Store) hitDetails(ctx context.Context, tenantID string, hits []SearchHi
 		}
 	}
 	return out, nil
+}
+
+// selectiveFilter returns the documents q.Filter selects and true when they hold at most
+// exactFilterChunks chunks; otherwise false.
+func (s *Store) selectiveFilter(ctx context.Context, q SearchQuery) ([]int64, bool, error) {
+	limit := exactFilterChunks
+	if s.exactFilterChunks != 0 {
+		limit = s.exactFilterChunks
+	}
+	if limit < 0 {
+		return nil, false, nil
+	}
+	args := sqlArgs{q.TenantID, q.AgentID, limit}
+	var ids []int64
+	var chunks int64
+	err := s.pool.QueryRow(ctx, `SELECT coalesce(array_agg(id), '{}'), coalesce(sum(chunk_count), 0) FROM (
+		SELECT d.id, d.chunk_count FROM documents d WHERE d.tenant_id = $1 AND d.agent_id = $2 AND `+q.Filter.where(&args)+`
+		LIMIT $3 + 1) AS sel`, args...).Scan(&ids, &chunks)
+	if err != nil {
+		return nil, false, fmt.Errorf("docstore: search filter: %w", err)
+	}
+	if len(ids) > limit || chunks > int64(limit) {
+		return nil, false, nil
+	}
+	return ids, true, nil
+}
+
+// chunkFilter is the condition on chunks c that keeps the chunks of q.Filter's documents
+// ("" for no filter), binding its values after args'.
+func (q SearchQuery) chunkFilter(args *sqlArgs) string {
+	switch {
+	case q.Filter.IsZero():
+		return ""
+	case q.selective:
+		return ` AND c.document_id = ANY(` + args.add(q.filterDocs) + `::bigint[])`
+	}
+	return ` AND c.document_id IN (SELECT d.id FROM documents d WHERE d.tenant_id = $1 AND d.agent_id = $2 AND ` +
+		q.Filter.where(args) + `)`
 }

@@ -29,7 +29,13 @@ const (
 	KindReindex Kind = "reindex"
 	// KindWebhook delivers one event to one webhook endpoint (always on medium).
 	KindWebhook Kind = "webhook"
+	// KindUsageRollup rolls usage events up into hourly totals (DESIGN §12); a system task,
+	// of tenant [SystemTenant], on the medium queue.
+	KindUsageRollup Kind = "usage_rollup"
 )
+
+// SystemTenant is the tenant of the tasks Quire runs for itself, such as usage roll-ups.
+const SystemTenant = "_system"
 
 // MaxKindLen is the longest valid kind.
 const MaxKindLen = 64
@@ -108,6 +114,33 @@ const (
 	IdempotencyBucket = "IDEMPOTENCY"
 )
 
+// Schedules (DESIGN §11): the stream SCHEDULES holds each schedule's definition, a message
+// schedule on schedules.def.<schedule id>, and the fires the server makes of it on
+// schedules.fire.<schedule id>; the durable consumer materializer, pulled by every API
+// replica, turns each fire into a task. Definitions never go to a JOBS_* stream, whose
+// consumers have no subject filter.
+const (
+	ScheduleStream       = "SCHEDULES"
+	ScheduleDefPrefix    = "schedules.def."
+	ScheduleFirePrefix   = "schedules.fire."
+	ScheduleDefSubjects  = "schedules.def.*"
+	ScheduleFireSubjects = "schedules.fire.*"
+	MaterializerConsumer = "materializer"
+	// MaterializerFilter is the subject filter of the materializer consumer.
+	MaterializerFilter    = "schedules.fire.>"
+	HeaderScheduleID      = "Quire-Schedule-Id"
+	HeaderScheduleVersion = "Quire-Schedule-Version"
+	// HeaderFireTime, on a fire published by the API (a trigger or a delayed job), is the
+	// fire's time in RFC 3339; a fire made by the server has its stored time instead.
+	HeaderFireTime = "Quire-Fire-Time"
+)
+
+// ScheduleDefSubject is the subject of schedule id's definition.
+func ScheduleDefSubject(id string) string { return ScheduleDefPrefix + id }
+
+// ScheduleFireSubject is the subject schedule id fires on.
+func ScheduleFireSubject(id string) string { return ScheduleFirePrefix + id }
+
 // Headers on job messages and dead letters.
 const (
 	HeaderMsgID           = "Nats-Msg-Id"
@@ -143,6 +176,10 @@ type Job struct {
 	ParentTaskID string `json:"parent_task_id,omitempty"`
 	// Force re-processes a document even when an identical one exists.
 	Force bool `json:"force,omitempty"`
+	// Sync, on a crawl (a scheduled re-crawl), also removes the agent's crawled pages of the
+	// site that are gone: answering 404 or 410, or no longer linked when the crawl covered
+	// the whole site.
+	Sync bool `json:"sync,omitempty"`
 	// Reindex marks a document job written before reindex became its own kind
 	// ([KindReindex]); workers still run such jobs as reindex jobs.
 	Reindex bool `json:"reindex,omitempty"`
@@ -156,6 +193,8 @@ type Job struct {
 	// chunk without looking up its description first. Optional: without it, or when it no
 	// longer matches, the worker reads the object store's description.
 	Upload *UploadRef `json:"upload,omitempty"`
+	// Metadata is the JSON object a crawl's pages inherit as their documents' metadata.
+	Metadata Metadata `json:"metadata,omitempty"`
 }
 
 // UploadRef is where and what an upload is in the UPLOADS object store, as the object store

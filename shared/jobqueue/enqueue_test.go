@@ -12,8 +12,8 @@ import (
 	"github.com/quirehq/quire/shared/docstore"
 	"github.com/quirehq/quire/shared/job"
 	"github.com/quirehq/quire/shared/jobqueue"
-	"github.com/quirehq/quire/shared/natstest"
 	"github.com/quirehq/quire/shared/pgtest"
+	"github.com/quirehq/quire/shared/quiretest"
 	"github.com/quirehq/quire/shared/taskstatus"
 )
 
@@ -29,17 +29,8 @@ type enqueueEnv struct {
 
 func newEnqueueEnv(t *testing.T) *enqueueEnv {
 	t.Helper()
-	nc, js := natstest.Connect(t, natstest.Run(t))
-	top, err := jobqueue.Ensure(t.Context(), js, jobqueue.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	docs, err := docstore.Open(t.Context(), pgtest.NewDB(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(docs.Close)
-	statuses := taskstatus.New(top.Tasks, js, time.Hour)
+	q := quiretest.Queue(t, jobqueue.Config{})
+	nc, js, docs, statuses := q.NC, q.JS, quiretest.Store(t), q.Statuses
 	enq := jobqueue.NewEnqueuer(jobqueue.EnqueuerDeps{Tasks: docs, Statuses: statuses, JetStream: js, Announcer: nc})
 	return &enqueueEnv{nc: nc, js: js, docs: docs, statuses: statuses, enq: enq}
 }
@@ -50,15 +41,7 @@ func freeJob(taskID string, p job.Priority) *job.Job {
 
 func (e *enqueueEnv) streamMsgs(t *testing.T, p job.Priority) uint64 {
 	t.Helper()
-	st, err := e.js.Stream(t.Context(), p.Stream())
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info.State.Msgs
+	return quiretest.StreamMsgs(t, e.js, p.Stream())
 }
 
 // An enqueue records the task, creates its PENDING status, publishes the job with the task id

@@ -59,6 +59,8 @@ const IdempotencyTTL = 24 * time.Hour
 
 // Topology is the set of JetStream handles both services work with.
 type Topology struct {
+	// Schedules is the stream SCHEDULES of schedule definitions and their fires.
+	Schedules   jetstream.Stream
 	Tasks       jetstream.KeyValue
 	Uploads     jetstream.ObjectStore
 	Idempotency jetstream.KeyValue
@@ -75,6 +77,46 @@ func StreamConfig(p job.Priority, c Config) jetstream.StreamConfig {
 		Replicas:    c.Replicas,
 		Duplicates:  c.DuplicateWindow,
 		Discard:     jetstream.DiscardOld,
+	}
+}
+
+// ScheduleFireTTL is how long a fire is kept in SCHEDULES: fires are also rolled up per
+// schedule (a new fire replaces one not yet materialised, so an API down for many fires makes
+// one catch-up run), and the TTL removes the last fire of each schedule once it is handled.
+const ScheduleFireTTL = time.Hour
+
+// SchedulesStreamConfig is the configuration of the stream SCHEDULES: message schedules on,
+// per-message TTLs on (fires expire), Limits retention (a definition stays until it is purged).
+func SchedulesStreamConfig(c Config) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:              job.ScheduleStream,
+		Description:       "Quire schedule definitions and their fires",
+		Subjects:          []string{job.ScheduleDefSubjects, job.ScheduleFireSubjects},
+		Retention:         jetstream.LimitsPolicy,
+		Storage:           jetstream.FileStorage,
+		Replicas:          c.Replicas,
+		Discard:           jetstream.DiscardOld,
+		Duplicates:        2 * time.Minute,
+		AllowMsgSchedules: true,
+		AllowMsgTTL:       true,
+		AllowRollup:       true,
+	}
+}
+
+// MaterializerConfig is the configuration of the durable consumer `materializer` on the
+// fires in SCHEDULES. A fire is handled in milliseconds (a row and a publish), so AckWait is
+// short; MaxDeliver bounds a fire that cannot be handled (its schedule's task template no
+// longer valid) rather than retrying it for ever.
+func MaterializerConfig() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       job.MaterializerConsumer,
+		Description:   "Quire schedule fires, turned into tasks by every API replica",
+		FilterSubject: job.MaterializerFilter,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       10 * time.Second,
+		MaxDeliver:    10,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		MaxAckPending: 1000,
 	}
 }
 
@@ -122,6 +164,17 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c Config) (*Topology, e
 	}
 	var top Topology
 	err := retryRace(ctx, func() error {
+		st, err := js.CreateOrUpdateStream(ctx, SchedulesStreamConfig(c))
+		top.Schedules = st
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("jobqueue: ensure stream %s: %w", job.ScheduleStream, err)
+	}
+	if err := ensureConsumer(ctx, js, job.ScheduleStream, MaterializerConfig(), c.UpdateConsumers); err != nil {
+		return nil, err
+	}
+	err = retryRace(ctx, func() error {
 		kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 			Bucket:         job.TasksBucket,
 			Description:    "Quire task statuses",

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/quirehq/quire/shared/job"
 	"github.com/quirehq/quire/shared/jobqueue"
 	"github.com/quirehq/quire/shared/natstest"
@@ -70,7 +72,7 @@ func TestEnsureIsIdempotentAndConcurrent(t *testing.T) {
 	for n := range names.Name() {
 		got = append(got, n)
 	}
-	want := map[string]bool{"JOBS_HIGH": true, "JOBS_MEDIUM": true, "JOBS_LOW": true, "JOBS_DLQ": true, "KV_TASKS": true, "OBJ_UPLOADS": true}
+	want := map[string]bool{"JOBS_HIGH": true, "JOBS_MEDIUM": true, "JOBS_LOW": true, "JOBS_DLQ": true, "SCHEDULES": true, "KV_TASKS": true, "OBJ_UPLOADS": true}
 	for _, n := range got {
 		delete(want, n)
 	}
@@ -104,5 +106,69 @@ func TestPublishDeduplicatesByMsgID(t *testing.T) {
 	}
 	if info.State.Msgs != 2 {
 		t.Fatalf("JOBS_LOW holds %d messages, want 2 (a duplicate and a deliberate re-publish)", info.State.Msgs)
+	}
+}
+
+func TestSchedulesStreamFiresWithTTLAndRollup(t *testing.T) {
+	_, js := natstest.Connect(t, natstest.Run(t))
+	ctx := t.Context()
+	top, err := jobqueue.Ensure(ctx, js, jobqueue.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := top.Schedules.CachedInfo().Config
+	if !cfg.AllowMsgSchedules || !cfg.AllowMsgTTL || cfg.Retention != jetstream.LimitsPolicy || cfg.Storage != jetstream.FileStorage {
+		t.Fatalf("SCHEDULES config = %+v", cfg)
+	}
+	c, err := js.Consumer(ctx, job.ScheduleStream, job.MaterializerConsumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cc := c.CachedInfo().Config; cc.FilterSubject != "schedules.fire.>" || cc.AckPolicy != jetstream.AckExplicitPolicy || cc.MaxDeliver <= 0 {
+		t.Fatalf("materializer config = %+v", cc)
+	}
+	if _, err := jobqueue.Ensure(ctx, js, jobqueue.Config{}); err != nil {
+		t.Fatalf("second Ensure: %v", err)
+	}
+	_, err = js.Publish(ctx, job.ScheduleDefSubject("s1"), []byte("{}"), jetstream.WithScheduleEvery(time.Second),
+		jetstream.WithScheduleTarget(job.ScheduleFireSubject("s1")), jetstream.WithScheduleTTL(jobqueue.ScheduleFireTTL),
+		jetstream.WithScheduleRollup())
+	if err != nil {
+		t.Fatalf("publish definition: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, err := top.Schedules.Info(ctx, jetstream.WithSubjectFilter("schedules.>"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.LastSeq >= 4 {
+			// Three fires or more so far: the definition and the latest fire remain, earlier
+			// fires rolled up.
+			if info.State.Subjects[job.ScheduleFireSubject("s1")] != 1 || info.State.Msgs != 2 {
+				t.Fatalf("SCHEDULES holds %d messages on %v, want a definition and one fire", info.State.Msgs, info.State.Subjects)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("SCHEDULES subjects = %v after 10s, want three fires", info.State.Subjects)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	msg, err := top.Schedules.GetLastMsgForSubject(ctx, job.ScheduleFireSubject("s1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := msg.Header.Get("Nats-TTL"); got != jobqueue.ScheduleFireTTL.String() {
+		t.Errorf("fire Nats-TTL = %q, want %s", got, jobqueue.ScheduleFireTTL)
+	}
+	for _, p := range job.Priorities {
+		info, err := js.Stream(ctx, p.Stream())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := info.CachedInfo().State.Msgs; n != 0 {
+			t.Errorf("%s holds %d messages; schedules must stay out of the job streams", p.Stream(), n)
+		}
 	}
 }

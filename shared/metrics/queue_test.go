@@ -3,7 +3,6 @@ package metrics_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"maps"
 	"strings"
 	"sync/atomic"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/quirehq/quire/shared/job"
 	"github.com/quirehq/quire/shared/metrics"
+	"github.com/quirehq/quire/shared/quiretest"
 )
 
 // createQueues creates the job streams of ps with their durable pull consumer `workers`, and
@@ -219,26 +219,12 @@ func TestQueueCollectorCountsBackoffAsAckPending(t *testing.T) {
 	}
 }
 
-// waitPending waits until the consumer of p counts n pending jobs: a consumer's pending count
-// trails the stream by a moment after a publish.
-func waitPending(t *testing.T, js jetstream.JetStream, p job.Priority, n uint64) {
-	t.Helper()
-	cons, err := js.Consumer(t.Context(), p.Stream(), job.ConsumerName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, fmt.Sprintf("%d pending on %s", n, p), func() bool {
-		info, err := cons.Info(t.Context())
-		return err == nil && info.NumPending == n
-	})
-}
-
 func TestQueueCollectorCachesReadings(t *testing.T) {
 	t.Parallel()
 	_, js := runJetStream(t)
 	createQueues(t, js, job.Priorities...)
 	publish(t, js, job.Subject(job.PriorityMedium, job.KindDocument), 3)
-	waitPending(t, js, job.PriorityMedium, 3)
+	quiretest.WaitPending(t, js, job.PriorityMedium, 3, 5*time.Second)
 
 	clk := newClock(time.Now())
 	_, reg := newQueueCollector(t, js, metrics.QueueCollectorConfig{CacheTTL: 10 * time.Second, Now: clk.now})
@@ -247,7 +233,7 @@ func TestQueueCollectorCachesReadings(t *testing.T) {
 		t.Fatalf("pending = %v, want 3", got)
 	}
 	publish(t, js, job.Subject(job.PriorityMedium, job.KindDocument), 2)
-	waitPending(t, js, job.PriorityMedium, 5)
+	quiretest.WaitPending(t, js, job.PriorityMedium, 5, 5*time.Second)
 	clk.set(clk.now().Add(9 * time.Second))
 	if got := pending(); got != 3 {
 		t.Errorf("pending within the cache TTL = %v, want the cached 3", got)
@@ -264,7 +250,7 @@ func TestQueueCollectorMissingStream(t *testing.T) {
 	// Only JOBS_HIGH (and the DLQ) exist, as before a worker for medium/low ever started.
 	createQueues(t, js, job.PriorityHigh)
 	publish(t, js, job.Subject(job.PriorityHigh, job.KindDocument), 1)
-	waitPending(t, js, job.PriorityHigh, 1)
+	quiretest.WaitPending(t, js, job.PriorityHigh, 1, 5*time.Second)
 
 	qc, reg := newQueueCollector(t, js, metrics.QueueCollectorConfig{})
 	r := qc.Read(t.Context())

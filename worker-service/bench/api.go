@@ -194,23 +194,32 @@ func newUploadBody(seed int) uploadBody {
 // runAPI measures the floor, then bin/api-service alone (no worker) taking uploads, then (if
 // drain) one bin/worker-service with default settings draining what the API queued.
 func runAPI(ctx context.Context, e *env, sz sizes, drain bool, logf func(string, ...any)) ([]row, error) {
+	rows, _, err := runAPIRates(ctx, e, sz, drain, logf)
+	return rows, err
+}
+
+// apiRates are the headline figures of runAPI: uploads/s and, with the drain, documents/s.
+type apiRates struct{ upload, drain float64 }
+
+// runAPIRates is runAPI, with its headline figures as numbers.
+func runAPIRates(ctx context.Context, e *env, sz sizes, drain bool, logf func(string, ...any)) ([]row, apiRates, error) {
 	logf("floor: %d × (Object Store put + INSERT + KV create + acked publish), %d goroutines, no HTTP", sz.floorOps, uploadClients)
 	var steps stepTimes
 	floor, err := runFloor(ctx, e, sz.floorOps, &steps)
 	if err != nil {
-		return nil, fmt.Errorf("floor: %w", err)
+		return nil, apiRates{}, fmt.Errorf("floor: %w", err)
 	}
 	logf("floor: %.0f ops/s, p50 %.2f ms, p99 %.2f ms; mean per step: object put %.2f ms, INSERT %.2f ms, KV create %.2f ms, acked publish %.2f ms",
 		floor.rate, ms(floor.p50), ms(floor.p99), ms(steps.mean(0, floor.ops)), ms(steps.mean(1, floor.ops)), ms(steps.mean(2, floor.ops)), ms(steps.mean(3, floor.ops)))
 
 	srv, err := e.startNATS("api")
 	if err != nil {
-		return nil, err
+		return nil, apiRates{}, err
 	}
 	defer srv.stop()
 	dbURL, err := e.newDB(ctx)
 	if err != nil {
-		return nil, err
+		return nil, apiRates{}, err
 	}
 	httpAddr, _ := freeAddr()
 	metricsAddr, _ := freeAddr()
@@ -219,12 +228,12 @@ func runAPI(ctx context.Context, e *env, sz sizes, drain bool, logf func(string,
 		"HTTP_ADDR": httpAddr, "METRICS_ADDR": metricsAddr,
 	})
 	if err != nil {
-		return nil, err
+		return nil, apiRates{}, err
 	}
 	defer api.stop()
 	base := "http://" + httpAddr
 	if err := api.waitReady(base+"/readyz", 60*time.Second); err != nil {
-		return nil, err
+		return nil, apiRates{}, err
 	}
 	_, apiIdle := api.rssMB()
 
@@ -257,13 +266,13 @@ func runAPI(ctx context.Context, e *env, sz sizes, drain bool, logf func(string,
 	}
 	// Warm-up: one upload per client connection, not measured.
 	if _, err := closedLoop(warm, uploadClients, func(i int) error { return upload(bodies[i]) }); err != nil {
-		return nil, fmt.Errorf("api warm-up: %w", err)
+		return nil, apiRates{}, fmt.Errorf("api warm-up: %w", err)
 	}
 	logf("api: %d uploads of 10 KB text, %d clients, no worker running", sz.uploads, uploadClients)
 	cpu0, pg0, self0 := api.cpu(), e.pgCPU(), cpuTime()
 	res, err := closedLoop(sz.uploads, uploadClients, func(i int) error { return upload(bodies[warm+i]) })
 	if err != nil {
-		return nil, fmt.Errorf("api: %w", err)
+		return nil, apiRates{}, fmt.Errorf("api: %w", err)
 	}
 	apiCPU, pgCPU, selfCPU := api.cpu()-cpu0, e.pgCPU()-pg0, cpuTime()-self0
 	_, apiPeak := api.rssMB()
@@ -287,30 +296,32 @@ func runAPI(ctx context.Context, e *env, sz sizes, drain bool, logf func(string,
 		Figure: "api-service RSS idle / peak after the uploads (MB)",
 		Quire:  fmt.Sprintf("%.0f / %.0f", apiIdle, apiPeak), Raw: "old FastAPI stack ~130", Met: "",
 	}}
+	rates := apiRates{upload: res.rate}
 	if !drain {
-		return rows, nil
+		return rows, rates, nil
 	}
-	drow, err := runDrain(ctx, e, srv, dbURL, warm+sz.uploads, logf)
+	drow, drained, err := runDrain(ctx, e, srv, dbURL, warm+sz.uploads, logf)
 	if err != nil {
-		return nil, fmt.Errorf("drain: %w", err)
+		return nil, apiRates{}, fmt.Errorf("drain: %w", err)
 	}
 	rows = append(rows, drow...)
+	rates.drain = drained
 	if sz.backlog == 0 {
-		return rows, nil
+		return rows, rates, nil
 	}
 	brow, err := runBacklog(ctx, e, srv, dbURL, sz, func(i int) error { return upload(newUploadBody(1_000_000 + i)) }, logf)
 	if err != nil {
-		return nil, fmt.Errorf("backlog: %w", err)
+		return nil, apiRates{}, fmt.Errorf("backlog: %w", err)
 	}
-	return append(rows, brow...), nil
+	return append(rows, brow...), rates, nil
 }
 
 // runDrain starts one bin/worker-service with default settings on the queued documents and
 // measures documents/s from the first to the last acknowledgement.
-func runDrain(ctx context.Context, e *env, srv *natsServer, dbURL string, queued int, logf func(string, ...any)) ([]row, error) {
+func runDrain(ctx context.Context, e *env, srv *natsServer, dbURL string, queued int, logf func(string, ...any)) ([]row, float64, error) {
 	mon, err := newAckMonitor(srv.url(), job.PriorityHigh.Stream(), queued)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer mon.close()
 	metricsAddr, _ := freeAddr()
@@ -319,12 +330,12 @@ func runDrain(ctx context.Context, e *env, srv *natsServer, dbURL string, queued
 		"NATS_URL": srv.url(), "DATABASE_URL": dbURL, "METRICS_ADDR": metricsAddr,
 	})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer w.stop()
 	pg0, self0 := e.pgCPU(), cpuTime()
 	if err := mon.wait(10 * time.Minute); err != nil {
-		return nil, fmt.Errorf("%w\n%s", err, w.output())
+		return nil, 0, fmt.Errorf("%w\n%s", err, w.output())
 	}
 	first, last := mon.span()
 	rate := float64(queued-1) / last.Sub(first).Seconds()
@@ -334,15 +345,15 @@ func runDrain(ctx context.Context, e *env, srv *natsServer, dbURL string, queued
 
 	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer func() { _ = conn.Close(ctx) }()
 	var completed, chunks int
 	if err := conn.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = $1), coalesce(sum(chunk_count), 0) FROM documents`, job.DocCompleted).Scan(&completed, &chunks); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if completed != queued {
-		return nil, fmt.Errorf("%d of %d documents completed after every job was acknowledged", completed, queued)
+		return nil, 0, fmt.Errorf("%d of %d documents completed after every job was acknowledged", completed, queued)
 	}
 	perDoc := func(d time.Duration) float64 { return ms(d) / float64(queued) }
 	logf("drain: %.0f documents/s (%d chunks); CPU per document: worker %.2f ms (start-up included), PostgreSQL %.2f ms, NATS server %.2f ms; worker peak RSS %.0f MB",
@@ -357,7 +368,7 @@ func runDrain(ctx context.Context, e *env, srv *natsServer, dbURL string, queued
 	}, {
 		Figure: "worker-service peak RSS during the drain (MB)",
 		Quire:  fmt.Sprintf("%.0f", peak), Raw: "old Celery worker ~210",
-	}}, nil
+	}}, rate, nil
 }
 
 func jetstreamMeta(name string) jetstream.ObjectMeta { return jetstream.ObjectMeta{Name: name} }

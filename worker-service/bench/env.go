@@ -30,6 +30,8 @@ type env struct {
 	binDir string
 	pg     *pgcluster.Cluster
 	dbs    int
+	// metering, if set, is the USAGE_METERING of every binary started (on or off).
+	metering string
 }
 
 func newEnv(ctx context.Context, binDir string) (*env, error) {
@@ -151,6 +153,9 @@ func (e *env) startBinary(name string, vars map[string]string) (*proc, error) {
 	p := &proc{name: name, done: make(chan struct{})}
 	p.cmd = exec.Command(filepath.Join(e.binDir, name))
 	p.cmd.Env = os.Environ()
+	if e.metering != "" {
+		p.cmd.Env = append(p.cmd.Env, "USAGE_METERING="+e.metering)
+	}
 	for k, v := range vars {
 		p.cmd.Env = append(p.cmd.Env, k+"="+v)
 	}

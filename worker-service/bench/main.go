@@ -6,7 +6,9 @@
 //   - API upload: POST of 10 KB text files through bin/api-service at 16 clients vs the
 //     "durable parts" floor (Object Store put + INSERT + KV create + acked publish, no HTTP);
 //   - drain: one bin/worker-service with default settings turning the queued documents into
-//     SUCCESS.
+//     SUCCESS;
+//   - search (search.go): hybrid search latency, with and without a 1%-selective filter, and
+//     the vector ranking's recall@10, over one agent of 100k and 1M chunks loaded with COPY.
 //
 // It starts its own in-process NATS servers (file storage in a temporary directory) and a
 // throwaway PostgreSQL cluster, and runs the binaries built by `make build`. Figures are
@@ -34,6 +36,9 @@ import (
 
 var corpusDir string
 
+// metering is the -metering flag: USAGE_METERING of the binaries, or compare.
+var metering string
+
 type sizes struct {
 	w1Jobs, w1Paced, w1Rounds int
 	uploads, floorOps         int
@@ -49,13 +54,19 @@ func main() {
 	quick := flag.Bool("quick", false, "one-minute subset with smaller N")
 	binDir := flag.String("bin", "bin", "directory of api-service and worker-service (make build)")
 	out := flag.String("out", "", "write the results table (markdown) to this file")
-	only := flag.String("only", "", "figures to run, comma-separated: w1, api, drain (drain needs api), pdf (default all; -quick: all but pdf)")
+	only := flag.String("only", "", "figures to run, comma-separated: w1, api, drain (drain needs api), pdf, search (default all; -quick: all but pdf and search)")
 	flag.StringVar(&corpusDir, "corpus", "", "corpus folder for the pdf figure (its pdf/p*.pdf files); without it the pdf figure is left out")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (in-process NATS, W1 consumers, load generators)")
 	flag.StringVar(&w1Only, "w1side", "", "run only this side of W1 (raw, protocol or quire, for profiling; protocol-noread prices the status read)")
 	w1Jobs := flag.Int("w1jobs", 0, "override the number of W1 jobs")
 	w1Paced := flag.Int("w1paced", 0, "override the number of paced W1 jobs")
 	backlog := flag.Int("backlog", -1, "override the number of queued jobs of the backlog figure (0 skips it)")
+	flag.StringVar(&metering, "metering", "", "USAGE_METERING of the binaries (on, off); compare runs the api and drain figures with metering off and on, alternately, twice each, and adds a row comparing the best of each")
+	flag.Func("search-chunks", "chunk counts of the search figure, comma-separated (default 100000,1000000; -quick: 100000 when -only has search)", func(v string) error {
+		n, err := parseCounts(v)
+		searchSizes = n
+		return err
+	})
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -84,7 +95,13 @@ func main() {
 	if *w1Paced > 0 {
 		sz.w1Paced = *w1Paced
 	}
-	figures := "w1,api,drain,pdf"
+	if searchSizes == nil {
+		searchSizes = []int{100_000, 1_000_000}
+		if *quick {
+			searchSizes = []int{100_000}
+		}
+	}
+	figures := "w1,api,drain,pdf,search"
 	if *quick {
 		figures = "w1,api,drain"
 	}
@@ -159,12 +176,26 @@ func run(ctx context.Context, sz sizes, mode, binDir, out string, only []string)
 			Ratio: fmt.Sprintf("%.1f× (p50)", lr), Goal: "p50 ≤ 3× raw", Met: met(lr <= 3),
 		})
 	}
-	if slices.Contains(only, "api") {
+	if slices.Contains(only, "api") && metering == "compare" {
+		meterRows, err := compareMetering(ctx, e, sz, slices.Contains(only, "drain"), logf)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, meterRows...)
+	} else if slices.Contains(only, "api") {
+		e.metering = metering
 		apiRows, err := runAPI(ctx, e, sz, slices.Contains(only, "drain"), logf)
 		if err != nil {
 			return err
 		}
 		rows = append(rows, apiRows...)
+	}
+	if slices.Contains(only, "search") {
+		searchRows, err := runSearch(ctx, e, searchSizes, logf)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, searchRows...)
 	}
 	if slices.Contains(only, "pdf") && corpusDir == "" {
 		logf("pdf: no corpus folder (make bench CORPUS=<dir>, or -corpus): the PDF figures are left out")

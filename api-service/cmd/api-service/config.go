@@ -9,6 +9,7 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 
+	"github.com/quirehq/quire/api-service/internal/api"
 	"github.com/quirehq/quire/shared/docstore"
 	"github.com/quirehq/quire/shared/jobqueue"
 
@@ -54,6 +55,13 @@ type config struct {
 	EmbeddingsDimensions   int     `envconfig:"EMBEDDINGS_DIMENSIONS"`
 	EmbeddingsRateLimitRPS float64 `envconfig:"EMBEDDINGS_RATE_LIMIT_RPS" default:"0"`
 	EmbeddingsRateLimitTPM int     `envconfig:"EMBEDDINGS_RATE_LIMIT_TPM" default:"0"`
+
+	// Usage and billing (DESIGN §12): prices per unit of each metric ("metric=price,..."), the
+	// currency they are in, and metering on or off (off: searches not counted, quotas not
+	// checked; for benchmarks).
+	BillingPrices   string `envconfig:"BILLING_PRICES"`
+	BillingCurrency string `envconfig:"BILLING_CURRENCY" default:"USD"`
+	UsageMetering   string `envconfig:"USAGE_METERING" default:"on"`
 }
 
 func loadConfig() (config, error) {
@@ -91,8 +99,19 @@ func (c config) tokens() (map[string]string, error) {
 	return out, nil
 }
 
+// billing parses BILLING_PRICES and BILLING_CURRENCY.
+func (c config) billing() (api.Billing, error) {
+	return api.ParseBilling(c.BillingPrices, c.BillingCurrency)
+}
+
 func (c config) validate() error {
 	var errs []error
+	if _, err := c.billing(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.UsageMetering != "on" && c.UsageMetering != "off" {
+		errs = append(errs, fmt.Errorf("USAGE_METERING: %q is not on or off", c.UsageMetering))
+	}
 	if err := jobqueue.CheckURL(c.NATSURL); err != nil {
 		errs = append(errs, err)
 	}

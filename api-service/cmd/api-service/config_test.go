@@ -39,6 +39,10 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{"negative rate limit", "API_RATE_LIMIT", "-1", "API_RATE_LIMIT"},
 		{"rate limit not a number", "API_RATE_LIMIT", "NaN", "API_RATE_LIMIT"},
 		{"negative burst", "API_RATE_BURST", "-2", "API_RATE_BURST"},
+		{"price of an unknown metric", "BILLING_PRICES", "widgets=1", "BILLING_PRICES"},
+		{"price not a decimal", "BILLING_PRICES", "documents=0,01", "BILLING_PRICES"},
+		{"bad currency", "BILLING_CURRENCY", "dollars", "BILLING_CURRENCY"},
+		{"metering neither on nor off", "USAGE_METERING", "maybe", "USAGE_METERING"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

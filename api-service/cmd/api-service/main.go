@@ -43,6 +43,10 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	billing, err := cfg.billing()
+	if err != nil {
+		return err
+	}
 	nc, js, top, err := jobqueue.Open(ctx, cfg.NATSURL, cfg.NATSCreds, "quire-api",
 		jobqueue.Config{Replicas: cfg.StreamReplicas, AckWait: cfg.AckWait, DLQMaxAge: cfg.DLQMaxAge}, log)
 	if err != nil {
@@ -54,6 +58,9 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer docs.Close()
+	if ok, reason := docs.VectorIndex(); !ok {
+		log.Warn("pgvector unavailable: vector search is exact and reads every chunk of an agent", "reason", reason)
+	}
 	emb, err := embed.New(ctx, embed.Config{
 		Provider: cfg.EmbeddingsProvider, APIKey: cfg.OpenAIAPIKey, BaseURL: cfg.OpenAIBaseURL,
 		Model: cfg.EmbeddingsModel, Dimensions: cfg.EmbeddingsDimensions,
@@ -67,8 +74,8 @@ func run(ctx context.Context) error {
 
 	srv := api.New(api.Config{
 		Tokens: tokens, AdminToken: cfg.AdminToken, MaxUploadBytes: cfg.MaxUploadBytes,
-		RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst, AllowPrivate: cfg.WebpageAllowPrivate,
-		MaxBatchItems: cfg.MaxBatchItems,
+		RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst, Billing: billing, NoUsage: cfg.UsageMetering == "off",
+		AllowPrivate: cfg.WebpageAllowPrivate, MaxBatchItems: cfg.MaxBatchItems,
 	}, api.Deps{
 		NATS: nc, JetStream: js, Uploads: top.Uploads, Statuses: taskstatus.New(top.Tasks, js, cfg.ResultTTL),
 		Docs: docs, Idempotency: top.Idempotency, Embedder: emb, Logger: log,
@@ -88,6 +95,19 @@ func run(ctx context.Context) error {
 	var bg sync.WaitGroup
 	bg.Go(func() { srv.RunSweeper(sweepCtx, cfg.SweepInterval, cfg.OutboxMinAge) })
 	bg.Go(func() { srv.RunDispatcher(sweepCtx, 0) })
+	// Schedules: SCHEDULES holds the definitions PostgreSQL calls for, and this replica
+	// turns fires into tasks alongside every other.
+	if err := srv.Reconcile(ctx); err != nil {
+		log.Error("schedules: reconcile at start-up", "err", err)
+	}
+	bg.Go(func() {
+		// Stops pulling at the shutdown signal, before the HTTP server's last marks are written.
+		if err := srv.RunMaterializer(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			log.Error("schedules: materializer stopped", "err", err)
+		}
+	})
+	// This timer enqueues the hourly usage_rollup job until a schedule fires it.
+	bg.Go(func() { srv.RunUsageRollup(sweepCtx) })
 	defer func() { stopSweep(); bg.Wait() }()
 
 	errc := make(chan error, 1)

@@ -23,6 +23,7 @@ import (
 	"github.com/quirehq/quire/shared/jobqueue"
 	"github.com/quirehq/quire/shared/natstest"
 	"github.com/quirehq/quire/shared/pgtest"
+	"github.com/quirehq/quire/shared/quiretest"
 	"github.com/quirehq/quire/shared/taskstatus"
 )
 
@@ -124,19 +125,6 @@ func do(t *testing.T, req *http.Request) (*http.Response, map[string]any) {
 	return resp, out
 }
 
-func streamMsgs(t *testing.T, js jetstream.JetStream, stream string) uint64 {
-	t.Helper()
-	s, err := js.Stream(context.Background(), stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info.State.Msgs
-}
-
 func TestUploadQueuesAJob(t *testing.T) {
 	e := newEnv(t, 0)
 	resp, body := e.upload(t, tokenAcme, "7", "../../etc/notes.txt", []byte("hello quire\n"), map[string]string{"priority": "medium"})
@@ -152,7 +140,7 @@ func TestUploadQueuesAJob(t *testing.T) {
 		t.Fatalf("upload response = %v", body)
 	}
 	taskID := body["task_id"].(string)
-	if n := streamMsgs(t, e.js, "JOBS_MEDIUM"); n != 1 {
+	if n := quiretest.StreamMsgs(t, e.js, "JOBS_MEDIUM"); n != 1 {
 		t.Fatalf("JOBS_MEDIUM holds %d jobs, want 1", n)
 	}
 	// The job message carries the contract's fields and the task id as Nats-Msg-Id.
@@ -247,7 +235,7 @@ func TestUploadRejectsBadInput(t *testing.T) {
 		})
 	}
 	// Nothing was queued or stored by any of them.
-	if n := streamMsgs(t, e.js, "JOBS_HIGH"); n != 0 {
+	if n := quiretest.StreamMsgs(t, e.js, "JOBS_HIGH"); n != 0 {
 		t.Fatalf("JOBS_HIGH holds %d jobs after rejected uploads", n)
 	}
 	assertNoObjects(t, e.js)
@@ -280,7 +268,7 @@ func TestUploadAnswers503WhenPostgresIsDownAndLeavesNothing(t *testing.T) {
 	if !strings.Contains(body["error"].(map[string]any)["message"].(string), "unavailable") {
 		t.Fatalf("503 body = %v", body)
 	}
-	if n := streamMsgs(t, e.js, "JOBS_HIGH"); n != 0 {
+	if n := quiretest.StreamMsgs(t, e.js, "JOBS_HIGH"); n != 0 {
 		t.Fatalf("JOBS_HIGH holds %d jobs after a failed upload", n)
 	}
 	assertNoObjects(t, e.js)
@@ -313,7 +301,7 @@ func TestSweeperRepublishesOrphans(t *testing.T) {
 	if err != nil || n != 1 {
 		t.Fatalf("Sweep = %d, %v; want 1", n, err)
 	}
-	if got := streamMsgs(t, e.js, "JOBS_LOW"); got != 1 {
+	if got := quiretest.StreamMsgs(t, e.js, "JOBS_LOW"); got != 1 {
 		t.Fatalf("JOBS_LOW holds %d jobs, want 1", got)
 	}
 	// A second pass finds nothing: the row is marked published.
@@ -393,7 +381,7 @@ func TestReuploadOfTheSameBytesIsADuplicate(t *testing.T) {
 	if resp.StatusCode != http.StatusAccepted || again["duplicate_of"] != first["id"] || again["id"] != first["id"] || again["status"] != "completed" {
 		t.Fatalf("re-upload = %d %v, want 202 duplicate_of %v", resp.StatusCode, again, first["id"])
 	}
-	if n := streamMsgs(t, e.js, "JOBS_HIGH"); n != 1 {
+	if n := quiretest.StreamMsgs(t, e.js, "JOBS_HIGH"); n != 1 {
 		t.Fatalf("JOBS_HIGH holds %d jobs after a duplicate, want 1", n)
 	}
 	// Another agent, or force=true, processes it.
@@ -403,7 +391,7 @@ func TestReuploadOfTheSameBytesIsADuplicate(t *testing.T) {
 	if _, forced := e.upload(t, tokenAcme, "7", "b.txt", []byte("the same bytes"), map[string]string{"force": "true"}); forced["duplicate_of"] != nil || forced["status"] != "queued" {
 		t.Fatalf("force=true = %v", forced)
 	}
-	if n := streamMsgs(t, e.js, "JOBS_HIGH"); n != 3 {
+	if n := quiretest.StreamMsgs(t, e.js, "JOBS_HIGH"); n != 3 {
 		t.Fatalf("JOBS_HIGH holds %d jobs, want 3", n)
 	}
 	// The duplicate left no row: agent 7 has the first upload and the forced one.

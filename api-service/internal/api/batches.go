@@ -464,6 +464,8 @@ func (s *Server) recordBatch(c *gin.Context, b *batchBuild) error {
 		CallbackURL: callback, Metadata: metadata}
 	for i, d := range b.docs {
 		d.Priority = string(priority)
+		// Every item's document carries the batch's metadata.
+		d.Metadata = metadata
 		b.jobs[i].Priority = priority
 		if payload, err := json.Marshal(b.jobs[i]); err == nil {
 			d.Job = payload

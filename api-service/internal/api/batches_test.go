@@ -20,6 +20,7 @@ import (
 	"github.com/quirehq/quire/shared/docstore"
 	"github.com/quirehq/quire/shared/job"
 	"github.com/quirehq/quire/shared/natstest"
+	"github.com/quirehq/quire/shared/quiretest"
 )
 
 // batchFile is one file part of a batch.
@@ -97,7 +98,7 @@ func TestBatchOfFilesQueuesTheAcceptableOnesAndListsTheRest(t *testing.T) {
 	if rej := rejectedNames(body); len(rej) != 2 || rej["tool.exe"] != "unsupported_media_type" || rej["empty.txt"] != "bad_request" {
 		t.Fatalf("rejected = %v", rej)
 	}
-	if n := streamMsgs(t, e.js, "JOBS_MEDIUM"); n != 3 {
+	if n := quiretest.StreamMsgs(t, e.js, "JOBS_MEDIUM"); n != 3 {
 		t.Fatalf("JOBS_MEDIUM holds %d jobs, want 3 (a batch defaults to medium)", n)
 	}
 	for _, tk := range tasks {
@@ -180,7 +181,7 @@ func TestBatchOfURLsAndItsItemLimit(t *testing.T) {
 	if rej := rejectedNames(body); rej["ftp://docs.example.com/c"] != "bad_request" {
 		t.Fatalf("rejected = %v", rej)
 	}
-	if n := streamMsgs(t, e.js, "JOBS_LOW"); n != 2 {
+	if n := quiretest.StreamMsgs(t, e.js, "JOBS_LOW"); n != 2 {
 		t.Fatalf("JOBS_LOW holds %d jobs, want 2", n)
 	}
 	// Over MAX_BATCH_ITEMS: refused whole, nothing stored.
@@ -189,7 +190,7 @@ func TestBatchOfURLsAndItsItemLimit(t *testing.T) {
 		t.Fatalf("4 files over a limit of 3 = %d %v", resp.StatusCode, body)
 	}
 	waitNoObjects(t, e)
-	if n := streamMsgs(t, e.js, "JOBS_MEDIUM"); n != 0 {
+	if n := quiretest.StreamMsgs(t, e.js, "JOBS_MEDIUM"); n != 0 {
 		t.Fatalf("JOBS_MEDIUM holds %d jobs of a refused batch", n)
 	}
 }
@@ -300,7 +301,7 @@ func TestBatchWhenNATSStopsDuringTheRequestAnswers503AndLeavesNothing(t *testing
 	natstest.RunAt(t, storeDir, port)
 	waitNoObjects(t, e)
 	for _, s := range []string{"JOBS_HIGH", "JOBS_MEDIUM", "JOBS_LOW"} {
-		if n := streamMsgs(t, e.js, s); n != 0 {
+		if n := quiretest.StreamMsgs(t, e.js, s); n != 0 {
 			t.Fatalf("%s holds %d jobs of a refused batch", s, n)
 		}
 	}
@@ -314,7 +315,7 @@ func TestBatchWhenPostgresIsDownAnswers503AndLeavesNothing(t *testing.T) {
 		t.Fatalf("batch with PostgreSQL down = %d %v, want 503", resp.StatusCode, body)
 	}
 	waitNoObjects(t, e)
-	if n := streamMsgs(t, e.js, "JOBS_MEDIUM"); n != 0 {
+	if n := quiretest.StreamMsgs(t, e.js, "JOBS_MEDIUM"); n != 0 {
 		t.Fatalf("JOBS_MEDIUM holds %d jobs of a refused batch", n)
 	}
 }
@@ -347,12 +348,12 @@ func TestBatchStatusRetryAndCancel(t *testing.T) {
 	if st["state"] != "PARTIAL" || counts["SUCCESS"] != 3.0 || counts["FAILURE"] != 2.0 || st["progress"] != 100.0 || st["finished_at"] == nil {
 		t.Fatalf("ended batch = %v", st)
 	}
-	before := streamMsgs(t, e.js, "JOBS_MEDIUM")
+	before := quiretest.StreamMsgs(t, e.js, "JOBS_MEDIUM")
 	resp, st = e.call(t, http.MethodPost, tokenAcme, "/api/v1/batches/"+batchID+"/retry")
 	if resp.StatusCode != http.StatusAccepted || st["retried"] != 2.0 {
 		t.Fatalf("retry = %d %v, want 2 retried", resp.StatusCode, st)
 	}
-	if n := streamMsgs(t, e.js, "JOBS_MEDIUM"); n != before+2 {
+	if n := quiretest.StreamMsgs(t, e.js, "JOBS_MEDIUM"); n != before+2 {
 		t.Fatalf("JOBS_MEDIUM holds %d jobs after the retry, want %d", n, before+2)
 	}
 	if st["state"] != "PROGRESS" || st["counts"].(map[string]any)["PENDING"] != 2.0 {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/quirehq/quire/shared/docstore"
 	"github.com/quirehq/quire/shared/job"
+	"github.com/quirehq/quire/shared/quiretest"
 )
 
 // deadLetter stores a document and puts its job in JOBS_DLQ the way a worker does.
@@ -82,7 +83,7 @@ func TestDeadLetterListRetryAndDelete(t *testing.T) {
 	if resp.StatusCode != http.StatusAccepted || body["task_id"] != "task-a" {
 		t.Fatalf("retry = %d %v", resp.StatusCode, body)
 	}
-	if n := streamMsgs(t, e.js, "JOBS_HIGH"); n != 1 {
+	if n := quiretest.StreamMsgs(t, e.js, "JOBS_HIGH"); n != 1 {
 		t.Fatalf("JOBS_HIGH holds %d jobs after a retry, want 1", n)
 	}
 	st, _ := e.js.Stream(t.Context(), "JOBS_HIGH")
@@ -125,7 +126,7 @@ func TestIdempotencyKeyReplaysTheFirstResponse(t *testing.T) {
 	if first["task_id"] != second["task_id"] || resp2.Header.Get("Idempotent-Replayed") != "true" {
 		t.Fatalf("repeat was not replayed: %v vs %v", first, second)
 	}
-	if n := streamMsgs(t, e.js, "JOBS_HIGH"); n != 1 {
+	if n := quiretest.StreamMsgs(t, e.js, "JOBS_HIGH"); n != 1 {
 		t.Fatalf("JOBS_HIGH holds %d jobs, want 1", n)
 	}
 	// The same key from another tenant is a different request.
@@ -139,7 +140,7 @@ func TestIdempotencyKeyReplaysTheFirstResponse(t *testing.T) {
 	if r1.StatusCode != 400 || r2.StatusCode != 400 {
 		t.Fatalf("replayed 4xx: %d then %d", r1.StatusCode, r2.StatusCode)
 	}
-	if n := streamMsgs(t, e.js, "JOBS_HIGH"); n != 2 {
+	if n := quiretest.StreamMsgs(t, e.js, "JOBS_HIGH"); n != 2 {
 		t.Fatalf("JOBS_HIGH holds %d jobs, want 2", n)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"net/http"
 
 	"github.com/gin-gonic/gin"
 	"github.com/nats-io/nats.go/jetstream"
@@ -20,10 +21,11 @@ type idempotencyRecord struct {
 }
 
 // idempotent honours the Idempotency-Key header of a POST: the first response (any status
-// below 500) is stored for jobqueue.IdempotencyTTL and replayed for every repeat of the key by
+// below 500 but 429) is stored for jobqueue.IdempotencyTTL and replayed for every repeat of the key by
 // the same tenant on the same route, with header Idempotent-Replayed: true, and nothing is
 // done again. A repeat that arrives while the first is still running gets 409. A 5xx answer is
-// not stored, so the client may retry with the same key.
+// not stored, so the client may retry with the same key; nor is a 429 (a quota reached), which
+// the same request may pass once the quota is raised.
 func (s *Server) idempotent() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		key := c.GetHeader("Idempotency-Key")
@@ -51,7 +53,7 @@ func (s *Server) idempotent() gin.HandlerFunc {
 		rec := &recorder{ResponseWriter: c.Writer}
 		c.Writer = rec
 		c.Next()
-		if rec.Status() >= 500 {
+		if rec.Status() >= 500 || rec.Status() == http.StatusTooManyRequests {
 			_ = s.idem.Delete(ctx, kvKey)
 			return
 		}

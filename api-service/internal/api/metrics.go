@@ -31,6 +31,13 @@ func (s *Server) initMetrics(js metrics.StreamLookup) {
 		httpm, _ = metrics.NewAPI(nil) // still counted, never nil
 	}
 	s.httpMetrics = httpm
+	sm, err := metrics.NewSchedules(reg)
+	if err != nil {
+		logErr(err)
+		sm, _ = metrics.NewSchedules(nil)
+	}
+	s.scheduleMetrics = sm
+	logErr(metrics.RegisterUsage(reg, s.rollupLag))
 	if js == nil {
 		return
 	}

@@ -9,11 +9,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
 	"github.com/quirehq/quire/shared/job"
+	"github.com/quirehq/quire/shared/quiretest"
 )
 
 const tokenAdmin = "admin-token-0123456789"
@@ -105,8 +105,8 @@ func TestQueuesReportsDepthPerPriority(t *testing.T) {
 	}
 	// A consumer's num_pending follows the stream a moment after a publish; the first reading
 	// (cached afterwards) must see the settled counts.
-	waitPending(t, e.js, job.PriorityHigh, 2)
-	waitPending(t, e.js, job.PriorityLow, 1)
+	quiretest.WaitPending(t, e.js, job.PriorityHigh, 2, 5*time.Second)
+	quiretest.WaitPending(t, e.js, job.PriorityLow, 1, 5*time.Second)
 
 	body := e.queues(t)
 	want := map[job.Priority]float64{job.PriorityHigh: 2, job.PriorityMedium: 0, job.PriorityLow: 1}
@@ -199,22 +199,6 @@ func TestPauseAndResumeAQueue(t *testing.T) {
 	}
 }
 
-// waitPending waits until the consumer `workers` of p reports n pending jobs.
-func waitPending(t *testing.T, js jetstream.JetStream, p job.Priority, n uint64) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c, err := js.Consumer(t.Context(), p.Stream(), job.ConsumerName)
-		if err == nil && c.CachedInfo().NumPending == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: num_pending never reached %d (%v)", p.Stream(), n, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // fetch pulls from cons for up to wait, as a worker with free slots does, acknowledges what it
 // is given and returns how many jobs that was.
 func fetch(t *testing.T, cons jetstream.Consumer, wait time.Duration) int {
@@ -274,35 +258,11 @@ func TestMetricsEndpoint(t *testing.T) {
 		{"quire_queue_stats_up", "", 1},
 	}
 	for _, w := range want {
-		if got, ok := metricValue(mfs, w.name, w.labels); !ok || got != w.value {
+		if got, ok := quiretest.MetricValue(mfs, w.name, w.labels); !ok || got != w.value {
 			t.Errorf("%s{%s} = %v (present %v), want %v", w.name, w.labels, got, ok, w.value)
 		}
 	}
 	if mfs["go_goroutines"] == nil || mfs["process_cpu_seconds_total"] == nil {
 		t.Error("/metrics lacks the Go runtime or process metrics")
 	}
-}
-
-// metricValue returns the value of the counter or gauge series of name with exactly labels
-// ("k=v,..." sorted by name), or the sample count of a histogram series.
-func metricValue(mfs map[string]*dto.MetricFamily, name, labels string) (float64, bool) {
-	for _, m := range mfs[name].GetMetric() {
-		var parts []string
-		for _, l := range m.GetLabel() {
-			parts = append(parts, l.GetName()+"="+l.GetValue())
-		}
-		slices.Sort(parts)
-		if strings.Join(parts, ",") != labels {
-			continue
-		}
-		switch {
-		case m.GetCounter() != nil:
-			return m.GetCounter().GetValue(), true
-		case m.GetGauge() != nil:
-			return m.GetGauge().GetValue(), true
-		case m.GetHistogram() != nil:
-			return float64(m.GetHistogram().GetSampleCount()), true
-		}
-	}
-	return 0, false
 }

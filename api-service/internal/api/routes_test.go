@@ -65,6 +65,15 @@ type authRoute struct {
 	admin     bool
 }
 
+// noTenant fails when an answer names tenant.
+func noTenant(tenant string) func(t *testing.T, raw []byte) {
+	return func(t *testing.T, raw []byte) {
+		if strings.Contains(string(raw), `"`+tenant+`"`) {
+			t.Errorf("another tenant's answer names %s: %s", tenant, raw)
+		}
+	}
+}
+
 func jsonBody(s string) func() (io.Reader, string) {
 	return func() (io.Reader, string) { return strings.NewReader(s), "application/json" }
 }
@@ -107,6 +116,16 @@ func TestEveryRouteAuthTable(t *testing.T) {
 	e.deadLetter(t, "acme", "dead-retry")
 	e.deadLetter(t, "acme", "dead-delete")
 	const retrySeq, deleteSeq = "1", "2"
+	newSchedule := func(name string) string {
+		_, out := e.callJSON(t, http.MethodPost, tokenAcme, "/api/v1/schedules",
+			`{"name":"`+name+`","cron":"0 3 * * *","task":{"kind":"webpage","agent_id":"7","url":"https://docs.example.com/a"}}`)
+		id, _ := out["id"].(string)
+		if id == "" {
+			t.Fatalf("create schedule: %v", out)
+		}
+		return id
+	}
+	sched, schedDelete := newSchedule("nightly-acme-schedule"), newSchedule("to delete")
 
 	uploadBody := func() (io.Reader, string) { return multipartBody(t, "note.txt", []byte("a note\n")) }
 	noDocuments := func(t *testing.T, raw []byte) {
@@ -150,6 +169,31 @@ func TestEveryRouteAuthTable(t *testing.T) {
 				t.Errorf("another tenant finds acme's chunks: %s", raw)
 			}
 		}},
+		{method: "POST", template: "/api/v1/schedules", path: "/api/v1/schedules", body: jsonBody(`{"name":"hourly","every":"1h","task":{"kind":"crawl","agent_id":"7","url":"https://docs.example.com/"}}`), want: 201},
+		{method: "GET", template: "/api/v1/schedules", path: "/api/v1/schedules", want: 200, ownerSees: "nightly-acme-schedule", notLeaked: func(t *testing.T, raw []byte) {
+			if strings.Contains(string(raw), "nightly-acme-schedule") {
+				t.Errorf("another tenant sees acme's schedules: %s", raw)
+			}
+		}},
+		{method: "GET", template: "/api/v1/schedules/:id", path: "/api/v1/schedules/" + sched, want: 200, owned: true},
+		{method: "PATCH", template: "/api/v1/schedules/:id", path: "/api/v1/schedules/" + sched, body: jsonBody(`{"name":"nightly-acme-schedule"}`), want: 200, owned: true},
+		{method: "POST", template: "/api/v1/schedules/:id/pause", path: "/api/v1/schedules/" + sched + "/pause", want: 200, owned: true},
+		{method: "POST", template: "/api/v1/schedules/:id/resume", path: "/api/v1/schedules/" + sched + "/resume", want: 200, owned: true},
+		{method: "POST", template: "/api/v1/schedules/:id/trigger", path: "/api/v1/schedules/" + sched + "/trigger", want: 202, owned: true},
+		{method: "GET", template: "/api/v1/schedules/:id/runs", path: "/api/v1/schedules/" + sched + "/runs", want: 200, owned: true},
+		{method: "DELETE", template: "/api/v1/schedules/:id", path: "/api/v1/schedules/" + schedDelete, want: 200, owned: true},
+		{method: "GET", template: "/api/v1/usage", path: "/api/v1/usage?granularity=day", want: 200, ownerSees: `"tenant_id":"acme"`, notLeaked: noTenant("acme")},
+		{method: "GET", template: "/api/v1/usage/invoice", path: "/api/v1/usage/invoice?month=2026-03", want: 200, ownerSees: `"tenant_id":"acme"`, notLeaked: noTenant("acme")},
+		{method: "GET", template: "/api/v1/admin/usage", path: "/api/v1/admin/usage?tenant=acme", want: 200, admin: true},
+		{method: "GET", template: "/api/v1/admin/tenants/:tenant/quota", path: "/api/v1/admin/tenants/acme/quota", want: 200, admin: true},
+		{method: "PUT", template: "/api/v1/admin/tenants/:tenant/quota", path: "/api/v1/admin/tenants/acme/quota", body: jsonBody(`{"documents_per_month":null}`), want: 200, admin: true},
+		{method: "POST", template: "/api/v1/agents/:agent_id/search", path: "/api/v1/agents/7/search", body: jsonBody(`{"q":"cooling pump","filter":{"kind":"document"}}`),
+			want: 200, ownerSees: "inspected every week", notLeaked: func(t *testing.T, raw []byte) {
+				if strings.Contains(string(raw), "inspected every week") {
+					t.Errorf("another tenant finds acme's chunks: %s", raw)
+				}
+			}},
+		{method: "PATCH", template: "/api/v1/documents/:id", path: fmt.Sprintf("/api/v1/documents/%d", done.ID), body: jsonBody(`{"metadata":{"team":"ops"}}`), want: 200, owned: true, ownerSees: `"team":"ops"`},
 		{method: "GET", template: "/api/v1/queues", path: "/api/v1/queues", want: 200, admin: true},
 		{method: "POST", template: "/api/v1/queues/:priority/pause", path: "/api/v1/queues/low/pause", want: 200, admin: true},
 		{method: "POST", template: "/api/v1/queues/:priority/resume", path: "/api/v1/queues/low/resume", want: 200, admin: true},

@@ -40,6 +40,8 @@ type searchResult struct {
 	// Location is where the chunk sits ({"slide":2}, {"sheet":"Sales","row_start":2,
 	// "row_end":41}, {"page":3}, {"chapter":4}); null when its document has no positions.
 	Location json.RawMessage `json:"location"`
+	// Metadata is the document's metadata object.
+	Metadata json.RawMessage `json:"metadata"`
 }
 
 // search answers GET /api/v1/agents/{agent_id}/search?q=...&k=10 with the caller's chunks of
@@ -54,18 +56,8 @@ func (s *Server) search(c *gin.Context) {
 		return
 	}
 	q := strings.TrimSpace(c.Query("q"))
-	switch {
-	case q == "":
-		s.fail(c, errBadRequest("q is required"))
-		return
-	case !utf8.ValidString(q):
-		s.fail(c, errBadRequest("q is not valid UTF-8"))
-		return
-	case strings.ContainsRune(q, 0):
-		s.fail(c, errBadRequest("q contains a NUL character"))
-		return
-	case utf8.RuneCountInString(q) > maxSearchQueryChars:
-		s.fail(c, errBadRequest("q is longer than 1000 characters"))
+	if err := checkSearchText(q); err != nil {
+		s.fail(c, err)
 		return
 	}
 	k := defaultSearchK
@@ -77,22 +69,50 @@ func (s *Server) search(c *gin.Context) {
 		}
 		k = n
 	}
+	s.answerSearch(c, docstore.SearchQuery{TenantID: tenantOf(c), AgentID: agent, Text: q, K: k})
+}
+
+// checkSearchText validates a search's q.
+func checkSearchText(q string) error {
+	switch {
+	case q == "":
+		return errBadRequest("q is required")
+	case !utf8.ValidString(q):
+		return errBadRequest("q is not valid UTF-8")
+	case strings.ContainsRune(q, 0):
+		return errBadRequest("q contains a NUL character")
+	case utf8.RuneCountInString(q) > maxSearchQueryChars:
+		return errBadRequest("q is longer than 1000 characters")
+	}
+	return nil
+}
+
+// answerSearch runs query and writes the answer of both search routes.
+func (s *Server) answerSearch(c *gin.Context, query docstore.SearchQuery) {
 	ctx := c.Request.Context()
-	hits, ranking, err := s.searchChunks(ctx, docstore.SearchQuery{TenantID: tenantOf(c), AgentID: agent, Text: q, K: k})
+	hits, ranking, err := s.searchChunks(ctx, query)
 	if err != nil {
 		if ctx.Err() == nil {
 			s.fail(c, err)
 		}
 		return // on a context error, the client went away
 	}
+	if !s.cfg.NoUsage {
+		if err := s.docs.RecordSearch(ctx, query.TenantID, query.AgentID); err != nil {
+			s.log.Error("search: count the search", "err", err)
+			s.fail(c, errUnavailable)
+			return
+		}
+	}
 	results := make([]searchResult, len(hits))
 	for i, h := range hits {
 		results[i] = searchResult{
 			ChunkID: h.ChunkID, DocumentID: h.DocumentID, Filename: h.Filename, URL: h.URL, Title: h.Title,
 			Page: h.Page, Heading: h.Heading, Location: h.Location, Ordinal: h.Ordinal, Content: h.Content, Score: h.Score,
+			Metadata: h.Metadata,
 		}
 	}
-	c.JSON(http.StatusOK, gin.H{"query": q, "k": k, "ranking": ranking, "results": results})
+	c.JSON(http.StatusOK, gin.H{"query": query.Text, "k": query.K, "ranking": ranking, "results": results})
 }
 
 // searchChunks embeds query.Text (when an embedder is configured) and runs the search,
@@ -120,6 +140,9 @@ func (s *Server) searchChunks(ctx context.Context, query docstore.SearchQuery) (
 	}
 	hits, err := s.docs.Search(ctx, query)
 	if err != nil {
+		if fe, ok := errors.AsType[*docstore.FilterError](err); ok {
+			return nil, "", errBadRequest(fe.Path + ": " + fe.Msg)
+		}
 		if errors.Is(err, docstore.ErrBadQuery) {
 			return nil, "", errBadRequest(err.Error())
 		}

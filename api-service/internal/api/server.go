@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -43,6 +44,11 @@ type Config struct {
 	// EventKeepAlive is how often an idle event stream sends a keep-alive comment (default
 	// 15s).
 	EventKeepAlive time.Duration
+	// Billing prices the usage invoice (BILLING_PRICES, BILLING_CURRENCY).
+	Billing Billing
+	// NoUsage turns usage metering off (USAGE_METERING=off): searches are not counted and
+	// quotas not checked. For benchmarks that price metering.
+	NoUsage bool
 }
 
 // Deps are the API's connections.
@@ -77,6 +83,11 @@ type Server struct {
 	// marks writes the outbox marks of enqueued tasks in batches (outbox.go).
 	marks *batch.Batcher[docstore.PublishMark]
 
+	// rollupWatermark is the usage roll-up's last watermark, in Unix nanoseconds (usage.go).
+	rollupWatermark atomic.Int64
+	// quotas knows which tenants have a quota (usage.go).
+	quotas quotaTenants
+
 	// Metrics (metrics.go): GET /metrics, the HTTP collectors, the queue reading.
 	metricsHandler http.Handler
 	httpMetrics    *metrics.API
@@ -91,6 +102,8 @@ type Server struct {
 	background sync.WaitGroup
 	bgCtx      context.Context
 	bgCancel   context.CancelFunc
+	// scheduleMetrics counts the materializer's fires and skipped runs (materializer.go).
+	scheduleMetrics *metrics.Schedules
 }
 
 // New returns a Server with every route registered.
@@ -106,6 +119,9 @@ func New(cfg Config, d Deps) *Server {
 	}
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Billing.Currency == "" {
+		cfg.Billing.Currency = "USD"
 	}
 	s := &Server{
 		cfg: cfg, nc: d.NATS, js: d.JetStream, statuses: d.Statuses, docs: d.Docs,
@@ -145,6 +161,11 @@ func New(cfg Config, d Deps) *Server {
 	admin.GET("", s.listQueues)
 	admin.POST("/:priority/pause", s.pauseQueue)
 	admin.POST("/:priority/resume", s.resumeQueue)
+	// Usage and quotas of any tenant (usage.go).
+	adminV1 := e.Group("/api/v1/admin", s.authenticateAdmin())
+	adminV1.GET("/usage", s.adminUsage)
+	adminV1.GET("/tenants/:tenant/quota", s.getQuota)
+	adminV1.PUT("/tenants/:tenant/quota", s.putQuota)
 
 	v1 := e.Group("/api/v1", s.authenticate(), s.rateLimit(), s.checkParams())
 	v1.POST("/documents/agent/:agent_id/upload", s.idempotent(), s.upload)
@@ -158,6 +179,7 @@ func New(cfg Config, d Deps) *Server {
 	v1.GET("/documents/agent/:agent_id", s.listDocuments)
 	v1.GET("/documents/:id", s.getDocument)
 	v1.DELETE("/documents/:id", s.deleteDocument)
+	v1.PATCH("/documents/:id", s.patchDocument)
 	v1.GET("/documents/:id/chunks", s.listChunks)
 	v1.POST("/documents/:id/reindex", s.idempotent(), s.reindexDocument)
 	v1.GET("/tasks/:task_id", s.getTask)
@@ -170,6 +192,19 @@ func New(cfg Config, d Deps) *Server {
 	v1.POST("/dlq/:id/retry", s.idempotent(), s.retryDeadLetter)
 	v1.DELETE("/dlq/:id", s.deleteDeadLetter)
 	v1.GET("/agents/:agent_id/search", s.search)
+	// Schedules (schedules.go); their fires become tasks in materializer.go.
+	v1.POST("/schedules", s.idempotent(), s.createSchedule)
+	v1.GET("/schedules", s.listSchedules)
+	v1.GET("/schedules/:id", s.getSchedule)
+	v1.PATCH("/schedules/:id", s.patchSchedule)
+	v1.DELETE("/schedules/:id", s.deleteSchedule)
+	v1.POST("/schedules/:id/pause", s.pauseSchedule)
+	v1.POST("/schedules/:id/resume", s.resumeSchedule)
+	v1.POST("/schedules/:id/trigger", s.triggerSchedule)
+	v1.GET("/schedules/:id/runs", s.listScheduleRuns)
+	v1.GET("/usage", s.getUsage)
+	v1.GET("/usage/invoice", s.getInvoice)
+	v1.POST("/agents/:agent_id/search", s.searchPost)
 	// The operator dashboard at /ui/ (ui.go).
 	s.mountUI(e)
 	s.engine = e

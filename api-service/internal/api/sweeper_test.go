@@ -8,6 +8,7 @@ import (
 
 	"github.com/quirehq/quire/shared/docstore"
 	"github.com/quirehq/quire/shared/job"
+	"github.com/quirehq/quire/shared/quiretest"
 )
 
 func TestSweeperPublishesTheRecordedJob(t *testing.T) {
@@ -74,7 +75,7 @@ func TestUploadMarksItsOutboxRowPublished(t *testing.T) {
 	if n, err := e.api.Sweep(t.Context(), 0); err != nil || n != 0 {
 		t.Fatalf("Sweep = %d, %v; want 0", n, err)
 	}
-	if got := streamMsgs(t, e.js, "JOBS_HIGH"); got != 4 {
+	if got := quiretest.StreamMsgs(t, e.js, "JOBS_HIGH"); got != 4 {
 		t.Fatalf("JOBS_HIGH holds %d jobs, want 4", got)
 	}
 }

@@ -9,13 +9,18 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/quirehq/quire/shared/job"
+	"github.com/quirehq/quire/shared/quiretest"
 )
 
-// freeTask records a task that has no document (a kind such as a webhook delivery would be),
-// never published.
+// tallyKind is a kind the API knows nothing of: a task of it has no document, as a kind
+// registered only on a worker's mux would.
+const tallyKind job.Kind = "tally"
+
+// freeTask records a task of tallyKind, never published.
 func (e *env) freeTask(t *testing.T, taskID string) *job.Job {
 	t.Helper()
-	j := &job.Job{TaskID: taskID, Kind: job.KindWebpage, TenantID: "acme", AgentID: "7", Priority: job.PriorityMedium, URL: "https://example.com/" + taskID}
+	j := &job.Job{TaskID: taskID, Kind: tallyKind, TenantID: "acme", AgentID: "7", Priority: job.PriorityMedium,
+		URL: "https://example.com/" + taskID, Args: []byte(`{"n":3}`)}
 	if err := e.docs.InsertTask(t.Context(), j); err != nil {
 		t.Fatal(err)
 	}
@@ -42,8 +47,19 @@ func TestTaskWithoutDocumentIsSweptAndAnsweredLate(t *testing.T) {
 	if n, err := e.api.Sweep(t.Context(), 0); err != nil || n != 1 {
 		t.Fatalf("Sweep = %d, %v; want 1", n, err)
 	}
-	if n := streamMsgs(t, e.js, "JOBS_MEDIUM"); n != 1 {
+	if n := quiretest.StreamMsgs(t, e.js, "JOBS_MEDIUM"); n != 1 {
 		t.Fatalf("JOBS_MEDIUM holds %d jobs, want the swept one", n)
+	}
+	stream, err := e.js.Stream(t.Context(), "JOBS_MEDIUM")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := stream.GetLastMsgForSubject(t.Context(), "jobs.medium.tally")
+	if err != nil {
+		t.Fatalf("the swept job is not on jobs.medium.tally: %v", err)
+	}
+	if got, err := job.Decode(msg.Data); err != nil || got.TaskID != "free-1" || string(got.Args) != `{"n":3}` {
+		t.Fatalf("swept job = %+v, %v; want free-1 with its args", got, err)
 	}
 	if resp, st := e.get(t, tokenAcme, "/api/v1/tasks/free-1"); resp.StatusCode != 200 || st["state"] != "PENDING" {
 		t.Fatalf("live status = %d %v", resp.StatusCode, st)
@@ -59,7 +75,7 @@ func TestTaskWithoutDocumentIsSweptAndAnsweredLate(t *testing.T) {
 	e.expireStatus(t, "free-1")
 	resp, st := e.get(t, tokenAcme, "/api/v1/tasks/free-1")
 	if resp.StatusCode != 200 || st["state"] != "SUCCESS" || st["attempts"] != 2.0 || st["current"] != 100.0 ||
-		st["kind"] != "webpage" || st["queue"] != "medium" || st["url"] != "https://example.com/free-1" {
+		st["kind"] != "tally" || st["queue"] != "medium" || st["url"] != "https://example.com/free-1" {
 		t.Fatalf("late status = %d %v", resp.StatusCode, st)
 	}
 	if _, has := st["document_id"]; has {
@@ -106,7 +122,7 @@ func TestRetryDeadLetterWithoutDocument(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &nats.Msg{Subject: "dlq.medium.webpage", Data: body, Header: nats.Header{}}
+	m := &nats.Msg{Subject: "dlq.medium.tally", Data: body, Header: nats.Header{}}
 	m.Header.Set(job.HeaderError, "gone")
 	m.Header.Set(job.HeaderAttempts, "4")
 	m.Header.Set(job.HeaderTaskID, "free-d")

@@ -119,7 +119,9 @@ func (s *Server) mountUI(e *gin.Engine) {
 	a.POST("/dlq/retry-all", u.retryAllDeadLetters)
 	a.POST("/dlq/purge-all", u.purgeAllDeadLetters)
 	a.GET("/documents", u.documentsPage)
+	a.GET("/schedules", u.schedulesPage)
 	a.GET("/search", u.searchPage)
+	a.GET("/usage", u.usagePage)
 }
 
 func newUI(s *Server) (*ui, error) {
@@ -472,6 +474,7 @@ func noticeText(c *gin.Context) string {
 }
 
 var uiFuncs = template.FuncMap{
+	"usageTitle": usageTitle,
 	"since": func(t time.Time) string {
 		if t.IsZero() {
 			return "—"

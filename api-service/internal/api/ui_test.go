@@ -18,6 +18,7 @@ import (
 
 	"github.com/quirehq/quire/api-service/internal/api"
 	"github.com/quirehq/quire/shared/job"
+	"github.com/quirehq/quire/shared/quiretest"
 	"github.com/quirehq/quire/shared/taskstatus"
 )
 
@@ -498,7 +499,7 @@ func TestUIDeadLetters(t *testing.T) {
 	wantStatus(t, resp, body, http.StatusForbidden)
 	resp, _ = b.post("/ui/dlq/"+ids["dl-b"]+"/retry", url.Values{"tenant": {"other"}}, true)
 	wantRedirect(t, resp, "/ui/dlq?notice=retried&tenant=other")
-	if n := streamMsgs(t, e.js, "JOBS_HIGH"); n != 1 {
+	if n := quiretest.StreamMsgs(t, e.js, "JOBS_HIGH"); n != 1 {
 		t.Fatalf("JOBS_HIGH holds %d jobs after a retry, want 1", n)
 	}
 	if _, st := e.get(t, tokenOther, "/api/v1/tasks/dl-b"); st["state"] != "PENDING" {
@@ -518,7 +519,7 @@ func TestUIDeadLetters(t *testing.T) {
 	// Retry all of a filter: acme's three.
 	resp, _ = b.post("/ui/dlq/retry-all", url.Values{"tenant": {"acme"}, "agent": {"7"}}, true)
 	wantRedirect(t, resp, "/ui/dlq?agent=7&n=3&notice=retried-all&tenant=acme")
-	if n := streamMsgs(t, e.js, "JOBS_HIGH"); n != 4 {
+	if n := quiretest.StreamMsgs(t, e.js, "JOBS_HIGH"); n != 4 {
 		t.Fatalf("JOBS_HIGH holds %d jobs after retry-all, want 4", n)
 	}
 	resp, body = b.get("/ui/dlq?n=3&notice=retried-all")
@@ -535,7 +536,7 @@ func TestUIDeadLetters(t *testing.T) {
 	wantStatus(t, resp, body, http.StatusForbidden)
 	resp, _ = b.post("/ui/dlq/purge-all", url.Values{"confirm": {"yes"}, "tenant": {"other"}}, true)
 	wantRedirect(t, resp, "/ui/dlq?n=1&notice=purged-all&tenant=other")
-	if n := streamMsgs(t, e.js, job.DLQStream); n != 1 {
+	if n := quiretest.StreamMsgs(t, e.js, job.DLQStream); n != 1 {
 		t.Fatalf("JOBS_DLQ holds %d dead letters, want acme's dl-f only", n)
 	}
 	resp, body = b.get("/ui/dlq?after=x")
@@ -613,4 +614,30 @@ func otherFirstChar(v string) string {
 		return "b" + v[1:]
 	}
 	return "a" + v[1:]
+}
+
+func TestUISchedulesListsNextAndLastRun(t *testing.T) {
+	e := newEnv(t, 0)
+	b := e.browser(t)
+	b.signIn()
+	resp, out := e.callJSON(t, http.MethodPost, tokenAcme, "/api/v1/schedules",
+		`{"name":"nightly-docs","cron":"30 2 * * *","timezone":"Europe/Berlin","task":{"kind":"crawl","agent_id":"7","url":"https://docs.example.com/"}}`)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create: %d %v", resp.StatusCode, out)
+	}
+	next, _ := time.Parse(time.RFC3339, out["next_run_at"].(string))
+	berlin, _ := time.LoadLocation("Europe/Berlin")
+	resp, body := b.get("/ui/schedules")
+	wantStatus(t, resp, body, http.StatusOK)
+	for _, want := range []string{"nightly-docs", "cron 0 30 2 * * *", "Europe/Berlin", "https://docs.example.com/",
+		`<td data-field="next">` + next.In(berlin).Format("2006-01-02 15:04:05 MST") + `</td>`, `<td data-field="last">—</td>`, `aria-current="page">Schedules`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("schedules page lacks %q:\n%s", want, body)
+		}
+	}
+	resp, body = b.get("/ui/schedules?tenant=other")
+	wantStatus(t, resp, body, http.StatusOK)
+	if strings.Contains(body, "nightly-docs") || !strings.Contains(body, "No schedules.") {
+		t.Fatalf("another tenant's filter shows acme's schedule:\n%s", body)
+	}
 }

@@ -48,6 +48,8 @@ type acceptedResponse struct {
 	ProcessingNote string `json:"processing_note"`
 	// DuplicateOf is the completed document with the same bytes that answered this upload.
 	DuplicateOf int64 `json:"duplicate_of,omitempty"`
+	// RunAt is when a job held by run_at is released to its queue.
+	RunAt *time.Time `json:"run_at,omitempty"`
 }
 
 var (
@@ -65,6 +67,10 @@ func (s *Server) upload(c *gin.Context) {
 	agent, err := agentID(c)
 	if err != nil {
 		s.fail(c, err)
+		return
+	}
+	// A tenant over its quota is refused before a byte of the file is read or stored.
+	if !s.checkQuota(c, tenant, 1) {
 		return
 	}
 	// The whole request is bounded; the file part is bounded separately below.
@@ -86,6 +92,8 @@ func (s *Server) upload(c *gin.Context) {
 		up       *storedUpload
 		priority = job.PriorityHigh
 		force    bool
+		runAt    time.Time
+		metadata json.RawMessage
 	)
 	var callbackRaw string
 	cleanup := func() {
@@ -134,6 +142,22 @@ func (s *Server) upload(c *gin.Context) {
 				return
 			}
 			callbackRaw = string(b)
+		case "run_at":
+			v, err := readField(part)
+			if err == nil {
+				runAt, err = s.parseRunAt(v)
+			}
+			if err != nil {
+				cleanup()
+				s.fail(c, err)
+				return
+			}
+		case "metadata":
+			if metadata, err = readMetadataField(part); err != nil {
+				cleanup()
+				s.fail(c, err)
+				return
+			}
 		case "force":
 			v, err := readField(part)
 			if err == nil {
@@ -160,12 +184,13 @@ func (s *Server) upload(c *gin.Context) {
 	doc := &docstore.Document{
 		TenantID: tenant, AgentID: agent, Kind: job.KindDocument, Filename: up.filename,
 		ContentType: up.typ.ContentType(), SizeBytes: up.size, SHA256: up.sha256, TaskID: taskID, Priority: string(priority),
+		Metadata: metadata,
 	}
 	j := &job.Job{
 		TaskID: taskID, Kind: job.KindDocument, TenantID: tenant, AgentID: agent, Priority: priority,
 		Object: taskID, Filename: up.filename, ContentType: doc.ContentType, Upload: up.ref, CallbackURL: callback,
 	}
-	dupID, err := s.enqueueUpload(ctx, doc, j, !force, up.put)
+	dupID, err := s.enqueueUpload(ctx, doc, j, !force, up.put, runAt)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -183,15 +208,16 @@ func (s *Server) upload(c *gin.Context) {
 			return
 		}
 		// The duplicate went away in between: the upload is processed as new.
-		if _, err := s.enqueueUpload(ctx, doc, j, false, up.put); err != nil {
+		if _, err := s.enqueueUpload(ctx, doc, j, false, up.put, runAt); err != nil {
 			s.fail(c, err)
 			return
 		}
 	}
 	c.JSON(http.StatusAccepted, acceptedResponse{
 		ID: doc.ID, TaskID: taskID, Status: job.DocQueued, Filename: up.filename,
-		Message:        "document accepted for processing",
+		Message:        "document accepted for processing" + heldNote(runAt),
 		ProcessingNote: "poll GET /api/v1/tasks/" + taskID + " for progress",
+		RunAt:          runAtOrNil(runAt),
 	})
 }
 
@@ -201,7 +227,12 @@ func (s *Server) upload(c *gin.Context) {
 // it did and returns errUnavailable (the upload object is removed too); a status that cannot
 // be stored once the job is queued is left to the worker.
 func (s *Server) enqueue(ctx context.Context, doc *docstore.Document, j *job.Job) error {
-	_, err := s.enqueueUpload(ctx, doc, j, false, nil)
+	return s.enqueueAt(ctx, doc, j, time.Time{})
+}
+
+// enqueueAt is enqueue, but with runAt set the job is held until then (delayed.go).
+func (s *Server) enqueueAt(ctx context.Context, doc *docstore.Document, j *job.Job, runAt time.Time) error {
+	_, err := s.enqueueUpload(ctx, doc, j, false, nil, runAt)
 	return err
 }
 
@@ -209,8 +240,9 @@ func (s *Server) enqueue(ctx context.Context, doc *docstore.Document, j *job.Job
 // published if the agent has a completed document with the same bytes embedded with the model
 // search uses now: then it returns that document's id (the row's insert and the look-up are
 // one statement). The upload's object, if stored is not nil, is acknowledged while the row is
-// written; nothing is published before it is.
-func (s *Server) enqueueUpload(ctx context.Context, doc *docstore.Document, j *job.Job, unlessDuplicate bool, stored *upload.Put) (int64, error) {
+// written; nothing is published before it is. With runAt set, the job is held until then
+// instead of published (delayed.go).
+func (s *Server) enqueueUpload(ctx context.Context, doc *docstore.Document, j *job.Job, unlessDuplicate bool, stored *upload.Put, runAt time.Time) (int64, error) {
 	undoCtx := context.WithoutCancel(ctx)
 	objectErr := func() error {
 		if stored == nil {
@@ -263,6 +295,16 @@ func (s *Server) enqueueUpload(ctx context.Context, doc *docstore.Document, j *j
 		return 0, errUnavailable
 	}
 	j.DocumentID = doc.ID
+	if !runAt.IsZero() {
+		if err := s.hold(ctx, j, runAt); err != nil {
+			s.log.Error("enqueue: hold job until run_at", "task_id", doc.TaskID, "err", err)
+			undoRow(undoCtx)
+			s.removeObject(j.Object)
+			return 0, errUnavailable
+		}
+		s.log.Info("job held until run_at", "task_id", j.TaskID, "document_id", doc.ID, "run_at", runAt)
+		return 0, nil
+	}
 	_, err := s.taskQueue.Enqueue(ctx, jobqueue.Enqueue{Job: j, Recorded: true, Undo: func(ctx context.Context) {
 		undoRow(ctx)
 		s.removeObject(j.Object)

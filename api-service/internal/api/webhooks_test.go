@@ -10,6 +10,7 @@ import (
 
 	"github.com/quirehq/quire/api-service/internal/api"
 	"github.com/quirehq/quire/shared/job"
+	"github.com/quirehq/quire/shared/quiretest"
 )
 
 func TestWebhookRegistrationAnswersItsSecretOnceAndIsTenantScoped(t *testing.T) {
@@ -83,7 +84,7 @@ func TestCallbackURLToAPrivateAddressIsRefusedUnlessAllowed(t *testing.T) {
 		}
 		// A refused upload leaves nothing behind.
 		assertNoObjects(t, e.js)
-		if n := streamMsgs(t, e.js, "JOBS_HIGH"); n != 0 {
+		if n := quiretest.StreamMsgs(t, e.js, "JOBS_HIGH"); n != 0 {
 			t.Errorf("%d jobs queued by refused submissions", n)
 		}
 	}

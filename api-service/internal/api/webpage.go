@@ -31,16 +31,20 @@ const (
 )
 
 type webpageRequest struct {
-	URL         string `json:"url"`
-	Priority    string `json:"priority"`
-	CallbackURL string `json:"callback_url"`
+	URL         string          `json:"url"`
+	Priority    string          `json:"priority"`
+	RunAt       string          `json:"run_at"`
+	Metadata    json.RawMessage `json:"metadata"`
+	CallbackURL string          `json:"callback_url"`
 }
 
 type crawlRequest struct {
-	URL         string `json:"url"`
-	MaxPages    *int   `json:"max_pages"`
-	MaxDepth    *int   `json:"max_depth"`
-	CallbackURL string `json:"callback_url"`
+	URL         string          `json:"url"`
+	MaxPages    *int            `json:"max_pages"`
+	MaxDepth    *int            `json:"max_depth"`
+	RunAt       string          `json:"run_at"`
+	Metadata    json.RawMessage `json:"metadata"`
+	CallbackURL string          `json:"callback_url"`
 }
 
 // crawlResponse is the 202 answer to a crawl: the crawl task and the bounds it runs with.
@@ -69,6 +73,11 @@ func (s *Server) webpage(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	metadata, err := parseMetadata(req.Metadata)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
 	priority := job.PriorityHigh
 	if strings.TrimSpace(req.Priority) != "" {
 		if priority, err = job.ParsePriority(req.Priority); err != nil {
@@ -81,6 +90,14 @@ func (s *Server) webpage(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	runAt, err := s.parseRunAt(req.RunAt)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if !s.checkQuota(c, tenant, 1) {
+		return
+	}
 	if !s.nc.IsConnected() {
 		s.fail(c, errUnavailable)
 		return
@@ -89,17 +106,19 @@ func (s *Server) webpage(c *gin.Context) {
 	c.Set(ctxTaskID, taskID)
 	doc := &docstore.Document{
 		TenantID: tenant, AgentID: agent, Kind: job.KindWebpage, URL: pageURL, TaskID: taskID, Priority: string(priority),
+		Metadata: metadata,
 	}
 	j := &job.Job{TaskID: taskID, Kind: job.KindWebpage, TenantID: tenant, AgentID: agent, Priority: priority, URL: pageURL,
 		CallbackURL: callback}
-	if err := s.enqueue(c.Request.Context(), doc, j); err != nil {
+	if err := s.enqueueAt(c.Request.Context(), doc, j, runAt); err != nil {
 		s.fail(c, err)
 		return
 	}
 	c.JSON(http.StatusAccepted, acceptedResponse{
 		ID: doc.ID, TaskID: taskID, Status: job.DocQueued, URL: pageURL,
-		Message:        "web page accepted for processing",
+		Message:        "web page accepted for processing" + heldNote(runAt),
 		ProcessingNote: "poll GET /api/v1/tasks/" + taskID + " for progress",
+		RunAt:          runAtOrNil(runAt),
 	})
 }
 
@@ -140,6 +159,19 @@ func (s *Server) crawl(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	runAt, err := s.parseRunAt(req.RunAt)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	metadata, err := parseMetadata(req.Metadata)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if !s.checkQuota(c, tenant, 1) {
+		return
+	}
 	if !s.nc.IsConnected() {
 		s.fail(c, errUnavailable)
 		return
@@ -148,19 +180,21 @@ func (s *Server) crawl(c *gin.Context) {
 	c.Set(ctxTaskID, taskID)
 	doc := &docstore.Document{
 		TenantID: tenant, AgentID: agent, Kind: job.KindCrawl, URL: pageURL, TaskID: taskID, Priority: string(job.PriorityLow),
+		Metadata: metadata,
 	}
 	j := &job.Job{
 		TaskID: taskID, Kind: job.KindCrawl, TenantID: tenant, AgentID: agent, Priority: job.PriorityLow, URL: pageURL,
-		MaxPages: maxPages, MaxDepth: maxDepth, CallbackURL: callback,
+		MaxPages: maxPages, MaxDepth: maxDepth, Metadata: job.Metadata(metadata), CallbackURL: callback,
 	}
-	if err := s.enqueue(c.Request.Context(), doc, j); err != nil {
+	if err := s.enqueueAt(c.Request.Context(), doc, j, runAt); err != nil {
 		s.fail(c, err)
 		return
 	}
 	c.JSON(http.StatusAccepted, crawlResponse{
 		acceptedResponse: acceptedResponse{
 			ID: doc.ID, TaskID: taskID, Status: job.DocQueued, URL: pageURL,
-			Message: "crawl accepted: its pages are queued as webpage jobs on the low queue",
+			Message: "crawl accepted: its pages are queued as webpage jobs on the low queue" + heldNote(runAt),
+			RunAt:   runAtOrNil(runAt),
 			ProcessingNote: "poll GET /api/v1/tasks/" + taskID + " for the pages discovered, queued, done and failed; " +
 				"the crawl task succeeds once its pages are queued",
 		},

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/quirehq/quire/shared/job"
+	"github.com/quirehq/quire/shared/quiretest"
 )
 
 func (e *env) postJSON(t *testing.T, token, path, body string) (*http.Response, map[string]any) {
@@ -117,7 +118,7 @@ func TestCrawlQueuesACrawlJobOnLow(t *testing.T) {
 			}
 		})
 	}
-	if n := streamMsgs(t, e.js, "JOBS_HIGH"); n != 0 {
+	if n := quiretest.StreamMsgs(t, e.js, "JOBS_HIGH"); n != 0 {
 		t.Fatalf("JOBS_HIGH holds %d jobs; crawls belong on low", n)
 	}
 }
@@ -168,7 +169,7 @@ func TestWebpageAndCrawlRejectBadInput(t *testing.T) {
 		})
 	}
 	for _, stream := range []string{"JOBS_HIGH", "JOBS_MEDIUM", "JOBS_LOW"} {
-		if n := streamMsgs(t, e.js, stream); n != 0 {
+		if n := quiretest.StreamMsgs(t, e.js, stream); n != 0 {
 			t.Fatalf("%s holds %d jobs after rejected requests", stream, n)
 		}
 	}
@@ -216,7 +217,7 @@ func TestWebpageHonoursIdempotencyKey(t *testing.T) {
 	if first["task_id"] != second["task_id"] {
 		t.Fatalf("repeated key gave tasks %v and %v", first["task_id"], second["task_id"])
 	}
-	if n := streamMsgs(t, e.js, "JOBS_LOW"); n != 1 {
+	if n := quiretest.StreamMsgs(t, e.js, "JOBS_LOW"); n != 1 {
 		t.Fatalf("JOBS_LOW holds %d crawl jobs, want 1", n)
 	}
 }

@@ -1,4 +1,4 @@
-// Command corpus measures text extraction over a folder laid out like ../shared/corpus: the
+// Command corpus measures text extraction over a corpus folder (make corpus CORPUS=<dir>): the
 // inputs in <type>/ (pdf, docx, html, txt, and the office, e-book, mail and table formats:
 // pptx, xlsx, csv, tsv, odt, ods, odp, epub, rtf, eml), references in ref/<type>/ (the input's
 // base name with .txt; .raw.txt for PDFs, .main.txt for HTML), and MANIFEST.tsv naming each
@@ -8,7 +8,7 @@
 // tokens), then the process's peak memory. It exits non-zero when a file's outcome contradicts
 // the manifest (a valid file failing, a hostile one failing uncleanly).
 //
-//	go run ./worker-service/cmd/corpus -dir ../shared/corpus [-engine pdftotext] [-v]
+//	go run ./worker-service/cmd/corpus -dir <corpus folder> [-engine pdftotext] [-v]
 package main
 
 import (
@@ -72,7 +72,7 @@ func run() error {
 	)
 	flag.Parse()
 	if *dir == "" {
-		return errors.New("-dir is required (e.g. -dir ../shared/corpus)")
+		return errors.New("-dir is required: a corpus folder with <type>/, ref/<type>/ and MANIFEST.tsv")
 	}
 	entries, err := readManifest(filepath.Join(*dir, "MANIFEST.tsv"))
 	if err != nil {

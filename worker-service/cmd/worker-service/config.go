@@ -50,6 +50,9 @@ type config struct {
 	ChunkOverlap         int    `envconfig:"CHUNK_OVERLAP" default:"64"`
 	WebpageAllowPrivate  bool   `envconfig:"WEBPAGE_ALLOW_PRIVATE" default:"false"`
 	LogLevel             string `envconfig:"LOG_LEVEL" default:"info"`
+	// UsageMetering is on (the default) or off: off records no usage events, for benchmarks
+	// that price metering.
+	UsageMetering string `envconfig:"USAGE_METERING" default:"on"`
 
 	// Extraction (see internal/extract.Options for what each bounds).
 	PDFEngine        string        `envconfig:"PDF_ENGINE" default:"pdfium"`
@@ -116,6 +119,9 @@ func (c config) slots() (map[job.Priority]int, error) {
 
 func (c config) validate() error {
 	var errs []error
+	if c.UsageMetering != "on" && c.UsageMetering != "off" {
+		errs = append(errs, fmt.Errorf("USAGE_METERING: %q is not on or off", c.UsageMetering))
+	}
 	if err := jobqueue.CheckURL(c.NATSURL); err != nil {
 		errs = append(errs, err)
 	}

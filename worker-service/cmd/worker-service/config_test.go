@@ -40,6 +40,7 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 	}{
 		{"missing database", "DATABASE_URL", "", "DATABASE_URL"},
 		{"bad queue", "WORKER_QUEUES", "high,urgent", "WORKER_QUEUES"},
+		{"metering neither on nor off", "USAGE_METERING", "maybe", "USAGE_METERING"},
 		{"bad duration", "ACK_WAIT", "soon", "ACK_WAIT"},
 		{"tiny ack wait", "ACK_WAIT", "10ms", "ACK_WAIT"},
 		{"bad nats url", "NATS_URL", "localhost", "NATS_URL"},

@@ -23,6 +23,7 @@ import (
 	"github.com/quirehq/quire/worker-service/internal/chunk"
 	"github.com/quirehq/quire/worker-service/internal/extract"
 	"github.com/quirehq/quire/worker-service/internal/ingest"
+	"github.com/quirehq/quire/worker-service/internal/rollup"
 	"github.com/quirehq/quire/worker-service/internal/webfetch"
 	"github.com/quirehq/quire/worker-service/internal/webhook"
 	"github.com/quirehq/quire/worker-service/internal/worker"
@@ -104,6 +105,12 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if ok, reason := docs.VectorIndex(); !ok {
+		log.Warn("pgvector unavailable: vector search is exact and reads every chunk of an agent", "reason", reason)
+	} else if err := docs.EnsureVectorIndex(ctx, emb.Model(), emb.Dimensions()); err != nil {
+		// The first document stored with the model tries again.
+		log.Warn("vector index not created", "model", emb.Model(), "err", err)
+	}
 	reg, wm, err := newMetrics(js, slots, log)
 	if err != nil {
 		return err
@@ -122,6 +129,7 @@ func run(ctx context.Context) error {
 	indexer := &ingest.Indexer{
 		Records: records, Chunking: chunking, BatchSize: cfg.EmbeddingsBatchSize, Stages: stageObserver{wm},
 		Embedder: meterEmbedder(emb, cfg.EmbeddingsProvider, chunking.WithDefaults().Counter, wm),
+		NoUsage:  cfg.UsageMetering == "off",
 	}
 	uploads := upload.New(upload.Config{}, upload.Deps{Objects: top.Uploads, JetStream: js, Logger: log})
 	documents := &ingest.DocumentHandler{Indexer: indexer, Uploads: uploads, Extractor: ex}
@@ -144,6 +152,7 @@ func run(ctx context.Context) error {
 		// off like every job (RETRY_BASE_DELAY, RETRY_MAX_DELAY), with more attempts.
 		mux.Register(job.KindWebhook, &webhook.Handler{Secrets: docs, Poster: fetcher, Logger: log,
 			BaseDelay: cfg.RetryBaseDelay, MaxDelay: cfg.RetryMaxDelay}),
+		mux.Register(job.KindUsageRollup, &rollup.Handler{Store: docs, Logger: log}),
 	); err != nil {
 		return err
 	}

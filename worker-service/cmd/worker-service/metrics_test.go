@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,8 +19,8 @@ import (
 	"github.com/quirehq/quire/shared/embed"
 	"github.com/quirehq/quire/shared/job"
 	"github.com/quirehq/quire/shared/jobqueue"
-	"github.com/quirehq/quire/shared/natstest"
 	"github.com/quirehq/quire/shared/pgtest"
+	"github.com/quirehq/quire/shared/quiretest"
 	"github.com/quirehq/quire/shared/taskstatus"
 	"github.com/quirehq/quire/shared/upload"
 	"github.com/quirehq/quire/worker-service/internal/chunk"
@@ -45,18 +44,8 @@ type metricsEnv struct {
 
 func newMetricsEnv(t *testing.T, ackWait time.Duration) *metricsEnv {
 	t.Helper()
-	ns := natstest.Run(t)
-	_, js := natstest.Connect(t, ns)
-	top, err := jobqueue.Ensure(t.Context(), js, jobqueue.Config{AckWait: ackWait, UpdateConsumers: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	docs, err := docstore.Open(t.Context(), pgtest.NewDB(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(docs.Close)
-	return &metricsEnv{js: js, top: top, docs: docs, statuses: taskstatus.New(top.Tasks, js, time.Hour), pub: jobqueue.NewPublisher(js)}
+	q := quiretest.Queue(t, jobqueue.Config{AckWait: ackWait, UpdateConsumers: true})
+	return &metricsEnv{js: q.JS, top: q.Top, docs: quiretest.Store(t), statuses: q.Statuses, pub: q.Pub}
 }
 
 // start runs a worker serving the high queue with the document handler and extra handlers,
@@ -158,17 +147,7 @@ func (e *metricsEnv) enqueue(t *testing.T, j *job.Job, state job.State) {
 
 func (e *metricsEnv) waitState(t *testing.T, taskID string, state job.State) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		st, _, err := e.statuses.Get(t.Context(), taskID)
-		if err == nil && st.State == state {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("task %s: status %+v (err %v), want %s", taskID, st, err, state)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	quiretest.WaitState(t, e.statuses, taskID, state, 20*time.Second)
 }
 
 // scrape fetches /metrics as Prometheus does and parses it.
@@ -190,37 +169,13 @@ func (e *metricsEnv) scrape(t *testing.T) map[string]*dto.MetricFamily {
 	return mfs
 }
 
-// value returns the value of the counter or gauge series of name with exactly labels (as
-// "k=v,..." sorted by name), or of the histogram's sample count; ok is false if there is none.
-func value(mfs map[string]*dto.MetricFamily, name, labels string) (v float64, ok bool) {
-	for _, m := range mfs[name].GetMetric() {
-		var parts []string
-		for _, l := range m.GetLabel() {
-			parts = append(parts, l.GetName()+"="+l.GetValue())
-		}
-		slices.Sort(parts)
-		if strings.Join(parts, ",") != labels {
-			continue
-		}
-		switch {
-		case m.GetCounter() != nil:
-			return m.GetCounter().GetValue(), true
-		case m.GetGauge() != nil:
-			return m.GetGauge().GetValue(), true
-		case m.GetHistogram() != nil:
-			return float64(m.GetHistogram().GetSampleCount()), true
-		}
-	}
-	return 0, false
-}
-
 // waitValue polls /metrics until the series has want, and fails the test if it does not
 // within 10s.
 func (e *metricsEnv) waitValue(t *testing.T, name, labels string, want float64) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		got, ok := value(e.scrape(t), name, labels)
+		got, ok := quiretest.MetricValue(e.scrape(t), name, labels)
 		if ok && got == want {
 			return
 		}
@@ -330,13 +285,13 @@ func TestMetricsScrapeAfterRealJobs(t *testing.T) {
 		{"quire_queue_stats_up", "", 1},
 	}
 	for _, w := range want {
-		got, ok := value(mfs, w.name, w.labels)
+		got, ok := quiretest.MetricValue(mfs, w.name, w.labels)
 		if !ok || got != w.value {
 			t.Errorf("%s{%s} = %v (present %v), want %v", w.name, w.labels, got, ok, w.value)
 		}
 	}
 	// The document was embedded in batches of two chunks: more than one call, with tokens.
-	if n, _ := value(mfs, "quire_embeddings_requests_total", "provider=local"); n < 2 {
+	if n, _ := quiretest.MetricValue(mfs, "quire_embeddings_requests_total", "provider=local"); n < 2 {
 		t.Errorf("quire_embeddings_requests_total{provider=local} = %v, want at least 2", n)
 	}
 	// Its tokens are the stored chunks' exact counts, counted once.
@@ -352,14 +307,14 @@ func TestMetricsScrapeAfterRealJobs(t *testing.T) {
 	for _, r := range rows {
 		stored += r.TokenCount
 	}
-	if n, _ := value(mfs, "quire_embeddings_tokens_total", "provider=local"); stored < 100 || n != float64(stored) {
+	if n, _ := quiretest.MetricValue(mfs, "quire_embeddings_tokens_total", "provider=local"); stored < 100 || n != float64(stored) {
 		t.Errorf("quire_embeddings_tokens_total{provider=local} = %v, want the %d tokens of the %d stored chunks", n, stored, len(rows))
 	}
-	if n, _ := value(mfs, "quire_embeddings_errors_total", "provider=local"); n != 0 {
+	if n, _ := quiretest.MetricValue(mfs, "quire_embeddings_errors_total", "provider=local"); n != 0 {
 		t.Errorf("quire_embeddings_errors_total{provider=local} = %v, want 0", n)
 	}
 	// A worker of the high pool reports no other queue.
-	if _, ok := value(mfs, "quire_queue_pending", "queue=low"); ok {
+	if _, ok := quiretest.MetricValue(mfs, "quire_queue_pending", "queue=low"); ok {
 		t.Error("a worker serving only high reports quire_queue_pending{queue=low}")
 	}
 	for _, name := range []string{"go_goroutines", "process_cpu_seconds_total"} {

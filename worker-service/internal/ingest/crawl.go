@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 
 	"github.com/quirehq/quire/shared/docstore"
 	"github.com/quirehq/quire/shared/job"
@@ -55,6 +56,11 @@ type CrawlHandler struct {
 // every page has finished (a cancelled page counts in neither). A page job that runs again
 // after its success could not be recorded may be counted twice.
 //
+// A crawl with j.Sync (a scheduled re-crawl) also removes the agent's crawled pages of the
+// site that are gone ([Pipeline.removeGonePages]): updated pages are refreshed as above,
+// unchanged ones keep their chunks, and pages answering 404 or 410, or no longer reached,
+// are deleted with their chunks.
+//
 // A redelivered crawl runs again without duplicating pages: a page's task id is derived from
 // the crawl's task id and the page URL, so pages already fanned out are recognised.
 func (p *CrawlHandler) Handle(ctx context.Context, j *job.Job) error {
@@ -72,8 +78,10 @@ func (p *CrawlHandler) Handle(ctx context.Context, j *job.Job) error {
 		return err
 	}
 	var discovered, queued int
+	visited := map[string]bool{}
 	stats, err := p.Crawler.Discover(ctx, j.URL, maxPages, maxDepth, func(ctx context.Context, v webfetch.Visit) error {
 		discovered++
+		visited[v.URL] = true
 		ok, err := p.enqueuePage(ctx, j, v)
 		if err != nil {
 			return err
@@ -87,16 +95,64 @@ func (p *CrawlHandler) Handle(ctx context.Context, j *job.Job) error {
 	if err != nil {
 		return crawlError(ctx, err)
 	}
+	removed := 0
+	if j.Sync {
+		if removed, err = p.removeGonePages(ctx, j, visited, stats); err != nil {
+			return err
+		}
+	}
 	if err := p.Docs.Complete(ctx, j.DocumentID, docstore.Completion{}); err != nil {
 		return mapStoreError(err)
 	}
 	p.Logger.Info("crawl fanned out", "task_id", j.TaskID, "url", j.URL, "discovered", discovered, "queued", queued,
-		"disallowed", stats.Disallowed, "fetch_failed", stats.Failed, "skipped", stats.Skipped)
+		"disallowed", stats.Disallowed, "fetch_failed", stats.Failed, "skipped", stats.Skipped, "removed", removed)
 	rep.Result(func(st *job.Status) {
 		st.DocumentID = j.DocumentID
 		st.Status = fmt.Sprintf("completed: %d pages found, %d queued on %s", discovered, queued, job.PriorityLow)
+		if j.Sync {
+			st.Status += fmt.Sprintf(", %d gone pages removed", removed)
+		}
 	})
 	return nil
+}
+
+// maxSyncPages caps the crawled pages a syncing crawl looks at for removal.
+const maxSyncPages = 10 * MaxCrawlPages
+
+// removeGonePages is the removal step of a crawl that syncs (j.Sync, a scheduled re-crawl):
+// it deletes, with their chunks, the agent's crawled pages on the crawl's site that are gone:
+// pages that answered 404 or 410 to this crawl and, when the crawl covered everything it could
+// reach (not stopped by max_pages or failures), pages it did not reach any more. A page with a
+// job queued or running is left alone. It returns how many pages it removed.
+func (p *CrawlHandler) removeGonePages(ctx context.Context, j *job.Job, visited map[string]bool, stats webfetch.CrawlStats) (int, error) {
+	start, err := url.Parse(j.URL)
+	if err != nil {
+		return 0, nil
+	}
+	gone := map[string]bool{}
+	for _, u := range stats.Gone {
+		gone[u] = true
+	}
+	pages, err := p.Docs.CrawledPages(ctx, j.TenantID, j.AgentID, maxSyncPages)
+	if err != nil {
+		return 0, mapStoreError(err)
+	}
+	removed := 0
+	for _, d := range pages {
+		u, err := url.Parse(d.URL)
+		if err != nil || !webfetch.SameSite(start, u) || visited[d.URL] || d.Status == job.DocQueued || d.Status == job.DocProcessing {
+			continue
+		}
+		if !gone[d.URL] && !stats.Exhausted {
+			continue
+		}
+		if err := p.Docs.DeleteDocument(ctx, d.TenantID, d.ID); err != nil && !errors.Is(err, job.ErrNotFound) {
+			return removed, mapStoreError(err)
+		}
+		removed++
+		p.Logger.Info("crawl removed a page gone from the site", "task_id", j.TaskID, "document_id", d.ID, "url", d.URL, "not_found", gone[d.URL])
+	}
+	return removed, nil
 }
 
 // crawlBounds returns the crawl's page and depth bounds with defaults and caps applied.
@@ -152,13 +208,18 @@ func (p *CrawlHandler) fanOut(ctx context.Context, crawl *job.Job, v webfetch.Vi
 	// Another crawl that queued this page within the duplicate window leaves this one
 	// nothing to do.
 	q := jobqueue.Enqueue{Job: child, Recorded: true, MsgID: pageMsgID(crawl.TenantID, crawl.AgentID, v.URL), DropDuplicate: true}
+	// The crawl's metadata becomes its pages'.
+	var metadata json.RawMessage
+	if crawl.Metadata != "" {
+		metadata = json.RawMessage(crawl.Metadata)
+	}
 	ours := false
 	prev, err := p.Docs.LatestPage(ctx, crawl.TenantID, crawl.AgentID, v.URL)
 	switch {
 	case errors.Is(err, job.ErrNotFound):
 		d := &docstore.Document{
 			TenantID: crawl.TenantID, AgentID: crawl.AgentID, Kind: job.KindWebpage, URL: v.URL,
-			TaskID: taskID, Priority: string(job.PriorityLow),
+			TaskID: taskID, Priority: string(job.PriorityLow), Metadata: metadata,
 		}
 		// The row and its task keep the job for the API's outbox sweeper (parent crawl included).
 		if payload, err := json.Marshal(child); err == nil {
@@ -183,6 +244,11 @@ func (p *CrawlHandler) fanOut(ctx context.Context, crawl *job.Job, v webfetch.Vi
 		}
 		q.DropDuplicate = false
 	default:
+		if metadata != nil {
+			if _, err := p.Docs.SetMetadata(ctx, prev.TenantID, prev.ID, metadata); err != nil {
+				return false, fmt.Errorf("ingest: crawl page %s: %w", v.URL, err)
+			}
+		}
 		err := p.Docs.RequeuePageJob(ctx, prev, child)
 		if errors.Is(err, job.ErrConflict) {
 			return false, nil // a job is on the page already

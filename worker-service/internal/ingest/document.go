@@ -73,6 +73,9 @@ type Indexer struct {
 	// BatchSize is the number of chunks per embeddings request (default 64).
 	BatchSize int
 	Stages    StageObserver
+	// NoUsage turns usage metering off (USAGE_METERING=off): commits record no usage events.
+	// For benchmarks that price metering; usage reports and quotas then miss this worker's work.
+	NoUsage bool
 }
 
 // DocumentHandler handles document jobs: the uploaded bytes are read from the UPLOADS object
@@ -148,7 +151,7 @@ func (p *DocumentHandler) Handle(ctx context.Context, j *job.Job) error {
 		return extractError(ctx, err)
 	}
 	p.stage(metrics.StageExtract, start)
-	if err := p.store(ctx, j, doc); err != nil {
+	if err := p.store(ctx, j, doc, int64(len(data))); err != nil {
 		return err
 	}
 	p.dropUpload(ctx, j, info)
@@ -168,8 +171,9 @@ func (p *DocumentHandler) dropUpload(ctx context.Context, j *job.Job, info *jets
 	}
 }
 
-// store chunks, embeds and stores an extracted document.
-func (p *Indexer) store(ctx context.Context, j *job.Job, doc *extract.Document) error {
+// store chunks, embeds and stores an extracted document; size is the bytes ingested (the
+// upload's, or the fetched page's), metered with the commit.
+func (p *Indexer) store(ctx context.Context, j *job.Job, doc *extract.Document, size int64) error {
 	rep := worker.ReporterFrom(ctx)
 	if err := rep.Progress(ctx, progressChunk, "chunking"); err != nil {
 		return err
@@ -194,7 +198,8 @@ func (p *Indexer) store(ctx context.Context, j *job.Job, doc *extract.Document) 
 		rows[i] = docstore.Chunk{Ordinal: c.Ordinal, Content: c.Content, TokenCount: c.TokenCount, Page: c.Page, Heading: c.Heading, Location: c.Location.JSON(), Embedding: vectors[i]}
 	}
 	start = time.Now()
-	if err := p.Docs.Complete(ctx, j.DocumentID, docstore.Completion{Title: doc.Title, EmbeddingModel: p.Embedder.Model(), Chunks: rows}); err != nil {
+	if err := p.Docs.Complete(ctx, j.DocumentID, docstore.Completion{Title: doc.Title, EmbeddingModel: p.Embedder.Model(), Chunks: rows,
+		Usage: p.usage(j, doc, chunks, size)}); err != nil {
 		return mapStoreError(err)
 	}
 	p.stage(metrics.StageStore, start)
@@ -202,6 +207,23 @@ func (p *Indexer) store(ctx context.Context, j *job.Job, doc *extract.Document) 
 		st.DocumentID, st.ChunkCount = j.DocumentID, len(rows)
 	})
 	return nil
+}
+
+// usage is what storing doc, split into chunks, is metered as: its pages (a web page is one),
+// size bytes ingested and the chunks' tokens, which are what the embeddings requests carry
+// (the provider's tokenizer, cl100k_base, counts them). Nothing with NoUsage.
+func (p *Indexer) usage(j *job.Job, doc *extract.Document, chunks []chunk.Chunk, size int64) docstore.Usage {
+	if p.NoUsage {
+		return docstore.Usage{}
+	}
+	u := docstore.Usage{Pages: doc.Pages, Bytes: size}
+	if j.Kind == job.KindWebpage {
+		u.Pages = 1
+	}
+	for _, c := range chunks {
+		u.EmbeddingTokens += c.TokenCount
+	}
+	return u
 }
 
 // reindex re-embeds the stored chunks of a completed document with the current model.

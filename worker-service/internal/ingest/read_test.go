@@ -11,7 +11,7 @@ import (
 
 	"github.com/quirehq/quire/shared/job"
 	"github.com/quirehq/quire/shared/jobqueue"
-	"github.com/quirehq/quire/shared/natstest"
+	"github.com/quirehq/quire/shared/quiretest"
 	"github.com/quirehq/quire/shared/upload"
 )
 
@@ -59,12 +59,8 @@ func TestPrefetchedUploadIsReadOnce(t *testing.T) {
 // uploadsServer starts a JetStream server with Quire's streams and buckets.
 func uploadsServer(t *testing.T) (jetstream.JetStream, *jobqueue.Topology) {
 	t.Helper()
-	_, js := natstest.Connect(t, natstest.Run(t))
-	top, err := jobqueue.Ensure(t.Context(), js, jobqueue.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js, top
+	q := quiretest.Queue(t, jobqueue.Config{})
+	return q.JS, q.Top
 }
 
 // countingObjects counts the look-ups of object descriptions.

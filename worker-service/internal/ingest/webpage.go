@@ -91,7 +91,7 @@ func (p *WebpageHandler) Handle(ctx context.Context, j *job.Job) error {
 		return err
 	}
 	if !kept {
-		if err := p.store(ctx, j, doc); err != nil {
+		if err := p.store(ctx, j, doc, int64(len(page.Body))); err != nil {
 			return err
 		}
 		if err := p.Docs.RecordPageContent(context.WithoutCancel(ctx), j.DocumentID, sum, page.MediaType, int64(len(page.Body))); err != nil {

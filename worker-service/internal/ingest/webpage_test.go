@@ -21,8 +21,8 @@ import (
 	"github.com/quirehq/quire/shared/embed"
 	"github.com/quirehq/quire/shared/job"
 	"github.com/quirehq/quire/shared/jobqueue"
-	"github.com/quirehq/quire/shared/natstest"
 	"github.com/quirehq/quire/shared/pgtest"
+	"github.com/quirehq/quire/shared/quiretest"
 	"github.com/quirehq/quire/shared/taskstatus"
 	"github.com/quirehq/quire/shared/upload"
 	"github.com/quirehq/quire/worker-service/internal/chunk"
@@ -38,6 +38,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // PostgreSQL database. Every web server the tests fetch from is an httptest server on
 // 127.0.0.1: nothing leaves the machine.
 type env struct {
+	q        *quiretest.Env
 	js       jetstream.JetStream
 	docs     *docstore.Store
 	statuses *taskstatus.Store
@@ -60,17 +61,8 @@ type envOptions struct {
 
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
-	ns := natstest.Run(t)
-	_, js := natstest.Connect(t, ns)
-	top, err := jobqueue.Ensure(t.Context(), js, jobqueue.Config{UpdateConsumers: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	docs, err := docstore.Open(t.Context(), pgtest.NewDB(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(docs.Close)
+	q := quiretest.Queue(t, jobqueue.Config{UpdateConsumers: true})
+	js, top, docs := q.JS, q.Top, quiretest.Store(t)
 	exOpts := extract.Options{}
 	if o.ocr {
 		exOpts.OCREngine = extract.OCRTesseract
@@ -85,7 +77,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	statuses := taskstatus.New(top.Tasks, js, time.Hour)
+	statuses := q.Statuses
 	fetcher := webfetch.New(webfetch.Config{AllowPrivate: o.allowPrivate, Timeout: 5 * time.Second, MaxBytes: 1 << 20})
 	t.Cleanup(fetcher.CloseIdleConnections)
 	hosts := webfetch.NewHostLimiter(2, 0)
@@ -127,7 +119,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 			t.Errorf("worker Run: %v", err)
 		}
 	})
-	return &env{js: js, docs: docs, statuses: statuses, pub: jobqueue.NewPublisher(js),
+	return &env{q: q, js: js, docs: docs, statuses: statuses, pub: q.Pub,
 		indexer: indexer, documents: documents, crawls: crawls}
 }
 
@@ -157,30 +149,13 @@ func (e *env) submit(t *testing.T, j *job.Job) *job.Job {
 // queue creates j's PENDING status and publishes it.
 func (e *env) queue(t *testing.T, j *job.Job) {
 	t.Helper()
-	st := &job.Status{TaskID: j.TaskID, State: job.StatePending, Status: "queued", Total: 100, DocumentID: j.DocumentID,
-		Queue: j.Priority, Kind: j.Kind, TenantID: j.TenantID, AgentID: j.AgentID, URL: j.URL}
-	if err := e.statuses.Create(t.Context(), st); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.pub.Publish(t.Context(), j, j.TaskID); err != nil {
-		t.Fatal(err)
-	}
+	e.q.Publish(t, j)
 }
 
 // wait polls a task's status until cond holds.
 func (e *env) wait(t *testing.T, taskID string, within time.Duration, what string, cond func(st *job.Status) bool) *job.Status {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		st, _, err := e.statuses.Get(t.Context(), taskID)
-		if err == nil && cond(st) {
-			return st
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("task %s: status %+v (err %v), want %s within %v", taskID, st, err, what, within)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
+	return quiretest.WaitStatus(t, e.statuses, taskID, within, what, cond)
 }
 
 func (e *env) waitState(t *testing.T, taskID string, state job.State) *job.Status {

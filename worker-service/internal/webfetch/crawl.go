@@ -94,6 +94,11 @@ type CrawlStats struct {
 	// Skipped is the number of fetched pages not visited because they redirected to another
 	// site or to a page already seen.
 	Skipped int
+	// Gone lists the normalised URLs of the site that answered 404 Not Found or 410 Gone.
+	Gone []string
+	// Exhausted: the crawl ended with nothing left to fetch (neither maxPages nor
+	// MaxFailures stopped it), so a page of the site it did not visit is no longer linked.
+	Exhausted bool
 }
 
 type queued struct {
@@ -222,6 +227,9 @@ func (c *Crawler) Discover(ctx context.Context, start string, maxPages, maxDepth
 			stats.Skipped++
 			continue
 		case err != nil:
+			if he, ok := errors.AsType[*HTTPError](err); ok && (he.StatusCode == http.StatusNotFound || he.StatusCode == http.StatusGone) {
+				stats.Gone = append(stats.Gone, q.url.String())
+			}
 			stats.Failed++
 			continue
 		}
@@ -247,6 +255,7 @@ func (c *Crawler) Discover(ctx context.Context, start string, maxPages, maxDepth
 			}
 		}
 	}
+	stats.Exhausted = len(queue) == 0
 	return stats, nil
 }
 

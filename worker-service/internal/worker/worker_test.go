@@ -16,7 +16,7 @@ import (
 
 	"github.com/quirehq/quire/shared/job"
 	"github.com/quirehq/quire/shared/jobqueue"
-	"github.com/quirehq/quire/shared/natstest"
+	"github.com/quirehq/quire/shared/quiretest"
 	"github.com/quirehq/quire/shared/taskstatus"
 	"github.com/quirehq/quire/worker-service/internal/worker"
 )
@@ -129,13 +129,8 @@ func (r *recorder) reason(id string) string {
 
 func newHarness(t *testing.T, ackWait time.Duration) *harness {
 	t.Helper()
-	s := natstest.Run(t)
-	nc, js := natstest.Connect(t, s)
-	top, err := jobqueue.Ensure(t.Context(), js, jobqueue.Config{AckWait: ackWait, UpdateConsumers: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &harness{nc: nc, js: js, statuses: taskstatus.New(top.Tasks, js, time.Hour), pub: jobqueue.NewPublisher(js),
+	q := quiretest.Queue(t, jobqueue.Config{AckWait: ackWait, UpdateConsumers: true})
+	return &harness{nc: q.NC, js: q.JS, statuses: q.Statuses, pub: q.Pub,
 		failures: &recorder{reasons: map[string]string{}}}
 }
 
@@ -184,17 +179,7 @@ func (h *harness) start(t *testing.T, cfg worker.Config, handler worker.Handler)
 // waitState polls the task status until it reaches state.
 func (h *harness) waitState(t *testing.T, id string, state job.State, within time.Duration) *job.Status {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		st, _, err := h.statuses.Get(t.Context(), id)
-		if err == nil && st.State == state {
-			return st
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("task %s: state %v (err %v), want %s within %v", id, st, err, state, within)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return quiretest.WaitState(t, h.statuses, id, state, within)
 }
 
 func (h *harness) pending(t *testing.T, stream string) uint64 {

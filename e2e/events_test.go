@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,41 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-// pagedPDF returns a PDF of real syntax (an xref table, Helvetica text) with one page per
-// element of pages, each page's text on its lines.
-func pagedPDF(pages [][]string) []byte {
-	var objs []string // object n is objs[n-1]
-	objs = append(objs, "<</Type/Catalog/Pages 2 0 R>>", "", "<</Type/Font/Subtype/Type1/BaseFont/Helvetica>>")
-	var kids []string
-	for _, lines := range pages {
-		var cs strings.Builder
-		cs.WriteString("BT /F1 12 Tf 14 TL 72 720 Td\n")
-		for _, l := range lines {
-			fmt.Fprintf(&cs, "(%s) Tj T*\n", l)
-		}
-		cs.WriteString("ET")
-		objs = append(objs, fmt.Sprintf("<</Length %d>>\nstream\n%s\nendstream", cs.Len(), cs.String()))
-		objs = append(objs, fmt.Sprintf("<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]/Resources<</Font<</F1 3 0 R>>>>/Contents %d 0 R>>", len(objs)))
-		kids = append(kids, fmt.Sprintf("%d 0 R", len(objs)))
-	}
-	objs[1] = fmt.Sprintf("<</Type/Pages/Kids[%s]/Count %d>>", strings.Join(kids, " "), len(kids))
-	var b bytes.Buffer
-	b.WriteString("%PDF-1.4\n")
-	offsets := make([]int, len(objs))
-	for i, o := range objs {
-		offsets[i] = b.Len()
-		fmt.Fprintf(&b, "%d 0 obj\n%s\nendobj\n", i+1, o)
-	}
-	xref := b.Len()
-	fmt.Fprintf(&b, "xref\n0 %d\n0000000000 65535 f \n", len(objs)+1)
-	for _, off := range offsets {
-		fmt.Fprintf(&b, "%010d 00000 n \n", off)
-	}
-	fmt.Fprintf(&b, "trailer\n<</Size %d/Root 1 0 R>>\nstartxref\n%d\n%%%%EOF\n", len(objs)+1, xref)
-	return b.Bytes()
-}
+	"github.com/quirehq/quire/shared/quiretest"
+)
 
 // TestTaskEventsFollowAPDFFromQueuedToStored opens the event stream of a queued multi-page
 // PDF, then starts a worker: the stream shows PENDING, the worker's PROGRESS stages in order,
@@ -57,7 +24,7 @@ func TestTaskEventsFollowAPDFFromQueuedToStored(t *testing.T) {
 	for p := 1; p <= 4; p++ {
 		pages = append(pages, []string{fmt.Sprintf("Page %d of the pump manual.", p), "The cooling pump must be inspected every week."})
 	}
-	code, up := api.uploadFields("7", "manual.pdf", pagedPDF(pages), nil)
+	code, up := api.uploadFields("7", "manual.pdf", quiretest.PDF(pages...), nil)
 	if code != http.StatusAccepted {
 		t.Fatalf("upload = %d %v", code, up)
 	}

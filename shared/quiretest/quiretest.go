@@ -5,6 +5,8 @@
 package quiretest
 
 import (
+	"bytes"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -148,4 +150,38 @@ func MetricValue(mfs map[string]*dto.MetricFamily, name, labels string) (v float
 		}
 	}
 	return 0, false
+}
+
+// PDF returns a PDF of real syntax (objects, an xref table, Helvetica text) with one page per
+// element of pages, each page's text on its lines, as a text layer every PDF engine reads.
+func PDF(pages ...[]string) []byte {
+	var objs []string // object n is objs[n-1]
+	objs = append(objs, "<</Type/Catalog/Pages 2 0 R>>", "", "<</Type/Font/Subtype/Type1/BaseFont/Helvetica>>")
+	var kids []string
+	for _, lines := range pages {
+		var cs strings.Builder
+		cs.WriteString("BT /F1 12 Tf 14 TL 72 720 Td\n")
+		for _, l := range lines {
+			fmt.Fprintf(&cs, "(%s) Tj T*\n", l)
+		}
+		cs.WriteString("ET")
+		objs = append(objs, fmt.Sprintf("<</Length %d>>\nstream\n%s\nendstream", cs.Len(), cs.String()))
+		objs = append(objs, fmt.Sprintf("<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]/Resources<</Font<</F1 3 0 R>>>>/Contents %d 0 R>>", len(objs)))
+		kids = append(kids, fmt.Sprintf("%d 0 R", len(objs)))
+	}
+	objs[1] = fmt.Sprintf("<</Type/Pages/Kids[%s]/Count %d>>", strings.Join(kids, " "), len(kids))
+	var b bytes.Buffer
+	b.WriteString("%PDF-1.4\n")
+	offsets := make([]int, len(objs))
+	for i, o := range objs {
+		offsets[i] = b.Len()
+		fmt.Fprintf(&b, "%d 0 obj\n%s\nendobj\n", i+1, o)
+	}
+	xref := b.Len()
+	fmt.Fprintf(&b, "xref\n0 %d\n0000000000 65535 f \n", len(objs)+1)
+	for _, off := range offsets {
+		fmt.Fprintf(&b, "%010d 00000 n \n", off)
+	}
+	fmt.Fprintf(&b, "trailer\n<</Size %d/Root 1 0 R>>\nstartxref\n%d\n%%%%EOF\n", len(objs)+1, xref)
+	return b.Bytes()
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/quirehq/quire/shared/job"
+	"github.com/quirehq/quire/shared/quiretest"
 	"github.com/quirehq/quire/worker-service/internal/extract"
 )
 
@@ -58,7 +59,7 @@ func pngBomb() []byte {
 func TestImageUploadsAreRecognised(t *testing.T) {
 	needOCR(t)
 	e := newEnv(t, envOptions{ocr: true})
-	scan := pngOf(t, onePagePDF("Harbour dues are payable at the office by the slipway.", "Visiting yachts pay per metre per night."))
+	scan := pngOf(t, quiretest.PDF([]string{"Harbour dues are payable at the office by the slipway.", "Visiting yachts pay per metre per night."}))
 	upload := func(name string, data []byte) *job.Job {
 		t.Helper()
 		j := &job.Job{Kind: job.KindDocument, Filename: name, ContentType: "image/png"}

@@ -1,45 +1,15 @@
 package ingest_test
 
 import (
-	"bytes"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/quirehq/quire/shared/docstore"
 	"github.com/quirehq/quire/shared/job"
+	"github.com/quirehq/quire/shared/quiretest"
 	"github.com/quirehq/quire/worker-service/internal/worker"
 )
-
-// textPDF is a PDF (real syntax: objects, an xref table, Helvetica text) with one page per
-// entry of pages.
-func textPDF(pages []string) []byte {
-	var objs []string // object n is objs[n-1]
-	objs = append(objs, "<</Type/Catalog/Pages 2 0 R>>", "", "<</Type/Font/Subtype/Type1/BaseFont/Helvetica>>")
-	var kids []string
-	for _, text := range pages {
-		stream := fmt.Sprintf("BT /F1 12 Tf 72 720 Td (%s) Tj ET", text)
-		objs = append(objs, fmt.Sprintf("<</Length %d>>\nstream\n%s\nendstream", len(stream), stream))
-		objs = append(objs, fmt.Sprintf("<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]/Resources<</Font<</F1 3 0 R>>>>/Contents %d 0 R>>", len(objs)))
-		kids = append(kids, fmt.Sprintf("%d 0 R", len(objs)))
-	}
-	objs[1] = fmt.Sprintf("<</Type/Pages/Kids[%s]/Count %d>>", strings.Join(kids, " "), len(kids))
-	var b bytes.Buffer
-	b.WriteString("%PDF-1.4\n")
-	offsets := make([]int, len(objs))
-	for i, o := range objs {
-		offsets[i] = b.Len()
-		fmt.Fprintf(&b, "%d 0 obj\n%s\nendobj\n", i+1, o)
-	}
-	xref := b.Len()
-	fmt.Fprintf(&b, "xref\n0 %d\n0000000000 65535 f \n", len(objs)+1)
-	for _, off := range offsets {
-		fmt.Fprintf(&b, "%010d 00000 n \n", off)
-	}
-	fmt.Fprintf(&b, "trailer\n<</Size %d/Root 1 0 R>>\nstartxref\n%d\n%%%%EOF\n", len(objs)+1, xref)
-	return b.Bytes()
-}
 
 // A document job is metered in the transaction that commits it: its pages, the bytes
 // uploaded, its chunks and their tokens, once. Running the handler again for the same task, as
@@ -50,7 +20,7 @@ func TestDocumentUsageCountsOnceAcrossARedelivery(t *testing.T) {
 	for i := range 3 {
 		pages = append(pages, fmt.Sprintf("Page %d of the pump manual explains how the cooling pump is inspected, cleaned and restarted after maintenance.", i+1))
 	}
-	pdf := textPDF(pages)
+	pdf := quiretest.PDF(onePerPage(pages)...)
 	j := &job.Job{Kind: job.KindDocument, Filename: "manual.pdf", ContentType: "application/pdf", TaskID: "metered-1"}
 	j.Object = j.TaskID
 	if _, err := e.documents.Uploads.Objects().PutBytes(t.Context(), j.Object, pdf); err != nil {
@@ -91,4 +61,13 @@ func TestDocumentUsageCountsOnceAcrossARedelivery(t *testing.T) {
 	if got := usage(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("usage after a redelivery = %v, want %v", got, want)
 	}
+}
+
+// onePerPage makes each text a page of its own.
+func onePerPage(texts []string) [][]string {
+	pages := make([][]string, len(texts))
+	for i, t := range texts {
+		pages[i] = []string{t}
+	}
+	return pages
 }

@@ -540,40 +540,9 @@ func TestWebpageTimeoutIsRetried(t *testing.T) {
 	}
 }
 
-// onePagePDF is a minimal one-page PDF (Type1 Helvetica text, xref table) with these lines.
-func onePagePDF(lines ...string) []byte {
-	var content strings.Builder
-	content.WriteString("BT /F1 12 Tf 14 TL 72 720 Td\n")
-	for _, l := range lines {
-		fmt.Fprintf(&content, "(%s) Tj T*\n", l)
-	}
-	content.WriteString("ET\n")
-	objs := []string{
-		"<</Type/Catalog/Pages 2 0 R>>",
-		"<</Type/Pages/Kids[3 0 R]/Count 1>>",
-		"<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]/Resources<</Font<</F1 4 0 R>>>>/Contents 5 0 R>>",
-		"<</Type/Font/Subtype/Type1/BaseFont/Helvetica/Encoding/WinAnsiEncoding>>",
-		fmt.Sprintf("<</Length %d>>\nstream\n%sendstream", content.Len(), content.String()),
-	}
-	var b strings.Builder
-	b.WriteString("%PDF-1.4\n")
-	offsets := make([]int, len(objs))
-	for i, o := range objs {
-		offsets[i] = b.Len()
-		fmt.Fprintf(&b, "%d 0 obj\n%s\nendobj\n", i+1, o)
-	}
-	xref := b.Len()
-	fmt.Fprintf(&b, "xref\n0 %d\n0000000000 65535 f \n", len(objs)+1)
-	for _, off := range offsets {
-		fmt.Fprintf(&b, "%010d 00000 n \n", off)
-	}
-	fmt.Fprintf(&b, "trailer\n<</Size %d/Root 1 0 R>>\nstartxref\n%d\n%%%%EOF\n", len(objs)+1, xref)
-	return []byte(b.String())
-}
-
 func TestWebpagePDFURLIsProcessedAsAPDF(t *testing.T) {
 	e := newEnv(t, envOptions{allowPrivate: true})
-	pdf := onePagePDF("Harbour dues are payable at the office by the slipway.", "Visiting yachts pay per metre per night.")
+	pdf := quiretest.PDF([]string{"Harbour dues are payable at the office by the slipway.", "Visiting yachts pay per metre per night."})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/dues" { // no Content-Type: sniffed from the body
 			w.Header()["Content-Type"] = nil

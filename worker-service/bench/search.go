@@ -113,6 +113,12 @@ func sketchBits(v []float32) (pos, neg pgtype.Bits) {
 // load stores n chunks of the agent: documents first, then the chunks by COPY.
 func (c *searchCorpus) load(ctx context.Context, pool *pgxpool.Pool, n int) error {
 	docs := (n + chunksPerDoc - 1) / chunksPerDoc
+	// Every documents row points at its task.
+	if _, err := pool.Exec(ctx, `INSERT INTO tasks (task_id, tenant_id, kind, priority, payload, state, published_at, finished_at)
+		SELECT 'bench-search-' || i, $1, 'document', 'high', '{}'::jsonb, 'SUCCESS', now(), now()
+		FROM generate_series(0, $2 - 1) AS i`, searchTenant, docs); err != nil {
+		return err
+	}
 	rows, err := pool.Query(ctx, `INSERT INTO documents (tenant_id, agent_id, kind, filename, status, task_id, chunk_count, embedding_model, metadata, completed_at)
 		SELECT $1, $2, 'document', 'doc-' || i || '.txt', 'completed', 'bench-search-' || i, $3, $4,
 			jsonb_build_object('shard', i % $5, 'lang', CASE WHEN i % 3 = 0 THEN 'de' ELSE 'en' END), now()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/quirehq/quire/shared/docstore"
 	"github.com/quirehq/quire/shared/jobqueue"
 )
 
@@ -28,8 +29,7 @@ func (s *Server) RunSweeper(ctx context.Context, interval, minAge time.Duration)
 	}
 }
 
-// Sweep runs one pass of the sweeper and returns how many jobs it re-published. A task whose
-// payload is not a valid job is skipped (and logged): it cannot be published as it is.
+// Sweep runs one pass of the sweeper and returns how many jobs it re-published.
 func (s *Server) Sweep(ctx context.Context, minAge time.Duration) (int, error) {
 	// This API's own enqueues whose mark is still pending are published, not orphans.
 	s.marks.Flush(ctx)
@@ -37,17 +37,24 @@ func (s *Server) Sweep(ctx context.Context, minAge time.Duration) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	return s.publishRecorded(ctx, tasks, "outbox sweep: orphaned job re-published")
+}
+
+// publishRecorded publishes the jobs of recorded, unpublished tasks through the one enqueue
+// path, logging each with msg, and returns how many it published. A task whose payload is not
+// a valid job is skipped and logged: it cannot be published as it is.
+func (s *Server) publishRecorded(ctx context.Context, tasks []*docstore.Task, msg string) (int, error) {
 	n := 0
 	for _, t := range tasks {
 		j, err := t.Job()
 		if err != nil {
-			s.log.Error("outbox sweep: task cannot be re-published", "task_id", t.TaskID, "err", err)
+			s.log.Error("recorded task cannot be published", "task_id", t.TaskID, "kind", t.Kind, "err", err)
 			continue
 		}
 		if _, err := s.taskQueue.Enqueue(ctx, jobqueue.Enqueue{Job: j, Recorded: true, CreatedAt: t.CreatedAt}); err != nil {
 			return n, err
 		}
-		s.log.Info("orphaned job re-published", "task_id", t.TaskID, "kind", t.Kind, "document_id", t.DocumentID)
+		s.log.Info(msg, "task_id", t.TaskID, "kind", t.Kind, "document_id", t.DocumentID)
 		n++
 	}
 	s.marks.Flush(ctx)

@@ -15,7 +15,6 @@ import (
 
 	"github.com/quirehq/quire/shared/docstore"
 	"github.com/quirehq/quire/shared/job"
-	"github.com/quirehq/quire/shared/jobqueue"
 	"github.com/quirehq/quire/shared/netguard"
 )
 
@@ -199,18 +198,5 @@ func (s *Server) Dispatch(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	n := 0
-	for _, t := range tasks {
-		j, err := t.Job()
-		if err != nil {
-			s.log.Error("webhook dispatch: delivery cannot be published", "task_id", t.TaskID, "err", err)
-			continue
-		}
-		if _, err := s.taskQueue.Enqueue(ctx, jobqueue.Enqueue{Job: j, Recorded: true, CreatedAt: t.CreatedAt}); err != nil {
-			return n, err
-		}
-		n++
-	}
-	s.marks.Flush(ctx)
-	return n, nil
+	return s.publishRecorded(ctx, tasks, "webhook delivery published")
 }

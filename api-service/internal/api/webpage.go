@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/gin-gonic/gin"
@@ -30,21 +31,57 @@ const (
 	maxCrawlDepth     = 10
 )
 
-type webpageRequest struct {
+// urlSubmission holds the fields a webpage and a crawl request share.
+type urlSubmission struct {
 	URL         string          `json:"url"`
-	Priority    string          `json:"priority"`
 	RunAt       string          `json:"run_at"`
 	Metadata    json.RawMessage `json:"metadata"`
 	CallbackURL string          `json:"callback_url"`
 }
 
+type webpageRequest struct {
+	urlSubmission
+	Priority string `json:"priority"`
+}
+
 type crawlRequest struct {
-	URL         string          `json:"url"`
-	MaxPages    *int            `json:"max_pages"`
-	MaxDepth    *int            `json:"max_depth"`
-	RunAt       string          `json:"run_at"`
-	Metadata    json.RawMessage `json:"metadata"`
-	CallbackURL string          `json:"callback_url"`
+	urlSubmission
+	MaxPages *int `json:"max_pages"`
+	MaxDepth *int `json:"max_depth"`
+}
+
+// checkedURLSubmission is a urlSubmission that passed checkURLSubmission.
+type checkedURLSubmission struct {
+	url      string
+	metadata json.RawMessage
+	callback string
+	runAt    time.Time
+}
+
+// checkURLSubmission checks the shared fields of a webpage or crawl request, then the
+// tenant's quota and the NATS connection; on false it has answered the request.
+func (s *Server) checkURLSubmission(c *gin.Context, tenant string, req urlSubmission) (checkedURLSubmission, bool) {
+	var out checkedURLSubmission
+	var err error
+	if out.url, err = checkPageURL(req.URL); err == nil {
+		if out.metadata, err = parseMetadata(req.Metadata); err == nil {
+			if out.callback, err = s.checkCallbackURL(c.Request.Context(), tenant, req.CallbackURL); err == nil {
+				out.runAt, err = s.parseRunAt(req.RunAt)
+			}
+		}
+	}
+	if err != nil {
+		s.fail(c, err)
+		return out, false
+	}
+	if !s.checkQuota(c, tenant, 1) {
+		return out, false
+	}
+	if !s.nc.IsConnected() {
+		s.fail(c, errUnavailable)
+		return out, false
+	}
+	return out, true
 }
 
 // crawlResponse is the 202 answer to a crawl: the crawl task and the bounds it runs with.
@@ -68,16 +105,6 @@ func (s *Server) webpage(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	pageURL, err := checkPageURL(req.URL)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	metadata, err := parseMetadata(req.Metadata)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
 	priority := job.PriorityHigh
 	if strings.TrimSpace(req.Priority) != "" {
 		if priority, err = job.ParsePriority(req.Priority); err != nil {
@@ -85,23 +112,11 @@ func (s *Server) webpage(c *gin.Context) {
 			return
 		}
 	}
-	callback, err := s.checkCallbackURL(c.Request.Context(), tenant, req.CallbackURL)
-	if err != nil {
-		s.fail(c, err)
+	sub, ok := s.checkURLSubmission(c, tenant, req.urlSubmission)
+	if !ok {
 		return
 	}
-	runAt, err := s.parseRunAt(req.RunAt)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	if !s.checkQuota(c, tenant, 1) {
-		return
-	}
-	if !s.nc.IsConnected() {
-		s.fail(c, errUnavailable)
-		return
-	}
+	pageURL, metadata, callback, runAt := sub.url, sub.metadata, sub.callback, sub.runAt
 	taskID := uuid.Must(uuid.NewV7()).String()
 	c.Set(ctxTaskID, taskID)
 	doc := &docstore.Document{
@@ -139,11 +154,6 @@ func (s *Server) crawl(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	pageURL, err := checkPageURL(req.URL)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
 	maxPages, err := bound("max_pages", req.MaxPages, defaultCrawlPages, maxCrawlPages)
 	if err != nil {
 		s.fail(c, err)
@@ -154,28 +164,11 @@ func (s *Server) crawl(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	callback, err := s.checkCallbackURL(c.Request.Context(), tenant, req.CallbackURL)
-	if err != nil {
-		s.fail(c, err)
+	sub, ok := s.checkURLSubmission(c, tenant, req.urlSubmission)
+	if !ok {
 		return
 	}
-	runAt, err := s.parseRunAt(req.RunAt)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	metadata, err := parseMetadata(req.Metadata)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	if !s.checkQuota(c, tenant, 1) {
-		return
-	}
-	if !s.nc.IsConnected() {
-		s.fail(c, errUnavailable)
-		return
-	}
+	pageURL, metadata, callback, runAt := sub.url, sub.metadata, sub.callback, sub.runAt
 	taskID := uuid.Must(uuid.NewV7()).String()
 	c.Set(ctxTaskID, taskID)
 	doc := &docstore.Document{
